@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: Apache-2.0
+// Linalg: BLAS-backed kernels (OpenBLAS through the CBLAS shim).
+
+import CBLAS
+
+/// BLAS-backed matrix kernels. Each has a naive twin in `Reference` that tests compare against.
+public enum Linalg {
+    /// `C = A · B` or `A · Bᵀ`.
+    /// - Parameters:
+    ///   - a: `(m, k)`.
+    ///   - b: `(k, n)`, or `(n, k)` when `transposeB`.
+    /// - Returns: `(m, n)`.
+    public static func matmul(_ a: Matrix, _ b: Matrix, transposeB: Bool = false) -> Matrix {
+        let n = transposeB ? b.rows : b.columns
+        let kB = transposeB ? b.columns : b.rows
+        precondition(a.columns == kB, "matmul: inner dimensions \(a.columns) and \(kB) differ")
+        var c = Matrix(rows: a.rows, columns: n)
+        a.storage.withUnsafeBufferPointer { pa in
+            b.storage.withUnsafeBufferPointer { pb in
+                c.storage.withUnsafeMutableBufferPointer { pc in
+                    gemm(
+                        m: a.rows, n: n, k: a.columns, a: pa.baseAddress, lda: a.columns,
+                        b: pb.baseAddress, ldb: b.columns, transposeB: transposeB,
+                        c: pc.baseAddress, ldc: n)
+                }
+            }
+        }
+        return c
+    }
+
+    /// Row-major `C = alpha · A · op(B) + beta · C` on raw pointers (`cblas_sgemm`).
+    /// - Parameters:
+    ///   - a: `(m, k)` with leading dimension `lda`.
+    ///   - b: `(k, n)` with leading dimension `ldb`, or `(n, k)` when `transposeB`.
+    ///   - c: `(m, n)` with leading dimension `ldc`.
+    /// The corresponding C function is `cblas_sgemm`.
+    public static func gemm(
+        m: Int, n: Int, k: Int, alpha: Float = 1,
+        a: UnsafePointer<Float>?, lda: Int, transposeA: Bool = false,
+        b: UnsafePointer<Float>?, ldb: Int, transposeB: Bool = false,
+        beta: Float = 0, c: UnsafeMutablePointer<Float>?, ldc: Int
+    ) {
+        guard m > 0, n > 0 else { return }
+        guard k > 0 else {
+            // BLAS with k = 0 only scales C; do it explicitly so beta = 0 clears garbage.
+            for i in 0..<m { for j in 0..<n { c?[i * ldc + j] = beta == 0 ? 0 : beta * (c?[i * ldc + j] ?? 0) } }
+            return
+        }
+        cblas_sgemm(
+            CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+            blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+
+    /// The number of threads OpenBLAS uses.
+    public static var blasThreads: Int {
+        get { Int(openblas_get_num_threads()) }
+        set { openblas_set_num_threads(Int32(newValue)) }
+    }
+}

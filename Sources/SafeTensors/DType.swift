@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: Apache-2.0
+// DType: the element types a safetensors file may declare, with their byte widths.
+
+/// An element type of a safetensors tensor, spelled as in the file header (`"BF16"`, `"F32"`, …).
+///
+/// ```swift
+/// let dtype = try DType(headerName: "BF16", tensor: "model.embed_tokens.weight")
+/// dtype.byteWidth  // 2
+/// ```
+public enum DType: String, Sendable, CaseIterable, Codable {
+    case f64 = "F64"
+    case f32 = "F32"
+    case f16 = "F16"
+    case bf16 = "BF16"
+    case i64 = "I64"
+    case i32 = "I32"
+    case i16 = "I16"
+    case i8 = "I8"
+    case u8 = "U8"
+    case bool = "BOOL"
+
+    /// Bytes per element.
+    public var byteWidth: Int {
+        switch self {
+        case .f64, .i64: 8
+        case .f32, .i32: 4
+        case .f16, .bf16, .i16: 2
+        case .i8, .u8, .bool: 1
+        }
+    }
+
+    /// Whether values of this type convert to `Float` (F64, F32, F16, BF16).
+    public var isFloatingPoint: Bool {
+        switch self {
+        case .f64, .f32, .f16, .bf16: true
+        default: false
+        }
+    }
+
+    /// The name written in a safetensors header.
+    public var headerName: String { rawValue }
+}

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: Apache-2.0
+// SafeTensorsFile: one safetensors file, validated and memory-mapped read-only.
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+import SystemPackage
+
+/// A validated, memory-mapped, read-only safetensors file.
+///
+/// The whole header is validated when the file is opened (see `Header`), so every tensor's bytes
+/// are in bounds. Raw bytes are zero-copy views into the mapping and stay valid while the
+/// `SafeTensorsFile` is alive.
+///
+/// ```swift
+/// let file = try SafeTensorsFile(path: "model.safetensors")
+/// let info = try file.info(named: "model.norm.weight")
+/// let values: [Float] = try file.floats(named: "model.norm.weight")  // any float dtype → F32
+/// ```
+public final class SafeTensorsFile: @unchecked Sendable {
+    // @unchecked: the mapping is read-only and immutable for the object's lifetime.
+
+    /// The path the file was opened with.
+    public let path: String
+    /// The validated header.
+    public let header: Header
+    private let base: UnsafeRawPointer?
+    private let mappedLength: Int
+    private let byName: [String: Int]
+
+    /// Opens, maps and validates a file.
+    /// - Parameter path: the file's path.
+    /// - Throws: `SafeTensorsError` for an unreadable or invalid file.
+    public init(path: String) throws {
+        self.path = path
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
+        } catch let errno as Errno {
+            throw SafeTensorsError.io(path: path, operation: "open", errno: errno)
+        }
+        defer { try? fd.close() }
+        var status = stat()
+        guard fstat(fd.rawValue, &status) == 0 else {
+            throw SafeTensorsError.io(path: path, operation: "fstat", errno: Errno(rawValue: errno))
+        }
+        guard (status.st_mode & S_IFMT) == S_IFREG else {
+            throw SafeTensorsError.io(path: path, operation: "open (not a regular file)", errno: .invalidArgument)
+        }
+        let size = Int(status.st_size)
+        guard size >= 8 else { throw SafeTensorsError.fileTooSmall(file: path, size: size) }
+        guard let mapping = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd.rawValue, 0), mapping != MAP_FAILED else {
+            throw SafeTensorsError.io(path: path, operation: "mmap", errno: Errno(rawValue: errno))
+        }
+        let bytes = UnsafeRawBufferPointer(start: mapping, count: size)
+        do {
+            let length = try Header.headerLength(prefix: bytes, fileSize: size, file: path)
+            let json = UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + length)])
+            header = try Header.parse(json: json, dataSize: size - 8 - length, file: path)
+        } catch {
+            munmap(mapping, size)
+            throw error
+        }
+        base = UnsafeRawPointer(mapping)
+        mappedLength = size
+        var index: [String: Int] = [:]
+        for (i, tensor) in header.tensors.enumerated() { index[tensor.name] = i }
+        byName = index
+    }
+
+    deinit {
+        if let base { munmap(UnsafeMutableRawPointer(mutating: base), mappedLength) }
+    }
+
+    /// Tensor names in data-offset order.
+    public var tensorNames: [String] { header.tensors.map(\.name) }
+
+    /// The header entry of a tensor, or `nil` when there is none of that name.
+    public func info(ifPresent name: String) -> TensorInfo? {
+        byName[name].map { header.tensors[$0] }
+    }
+
+    /// The header entry of a tensor.
+    /// - Throws: `SafeTensorsError.tensorNotFound`.
+    public func info(named name: String) throws -> TensorInfo {
+        guard let info = info(ifPresent: name) else { throw SafeTensorsError.tensorNotFound(name: name, file: path) }
+        return info
+    }
+
+    /// Calls `body` with a zero-copy view of a tensor's bytes (valid only inside `body`).
+    public func withRawBytes<R>(of info: TensorInfo, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(rawBytes(of: info))
+    }
+
+    /// A zero-copy view of a tensor's bytes. Valid while this object is alive.
+    public func rawBytes(of info: TensorInfo) -> UnsafeRawBufferPointer {
+        let start = header.dataStart + info.dataOffsets.lowerBound
+        return UnsafeRawBufferPointer(start: base.map { $0 + start }, count: info.byteCount)
+    }
+
+    /// A tensor's values converted to `Float` (from F64, F32, F16 or BF16).
+    /// - Throws: `SafeTensorsError.tensorNotFound` or `.typeMismatch` for a non-float dtype.
+    public func floats(named name: String) throws -> [Float] {
+        let info = try info(named: name)
+        guard info.dtype.isFloatingPoint else {
+            throw SafeTensorsError.typeMismatch(file: path, tensor: name, dtype: info.dtype, requested: "Float")
+        }
+        return [Float](unsafeUninitializedCapacity: info.elementCount) { buffer, count in
+            FloatConversion.convert(rawBytes(of: info), dtype: info.dtype, into: buffer)
+            count = info.elementCount
+        }
+    }
+
+    /// A tensor's values as `Int` (from I64, I32, I16, I8, U8 or BOOL).
+    /// - Throws: `SafeTensorsError.tensorNotFound` or `.typeMismatch` for a float dtype.
+    public func integers(named name: String) throws -> [Int] {
+        let info = try info(named: name)
+        let raw = rawBytes(of: info)
+        let n = info.elementCount
+        switch info.dtype {
+        case .i64: return (0..<n).map { Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) }
+        case .i32: return (0..<n).map { Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))) }
+        case .i16: return (0..<n).map { Int(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * $0, as: Int16.self))) }
+        case .i8: return (0..<n).map { Int(Int8(bitPattern: raw[$0])) }
+        case .u8, .bool: return (0..<n).map { Int(raw[$0]) }
+        case .f64, .f32, .f16, .bf16:
+            throw SafeTensorsError.typeMismatch(file: path, tensor: name, dtype: info.dtype, requested: "Int")
+        }
+    }
+}
