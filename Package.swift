@@ -19,6 +19,7 @@ let package = Package(
     products: [
         .library(name: "SafeTensors", targets: ["SafeTensors"]),
         .library(name: "DSnoTCore", targets: ["DSnoTCore"]),
+        .executable(name: "dsnot-bench", targets: ["dsnot-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -42,6 +43,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: numericSettings
+        ),
+        .executableTarget(
+            name: "dsnot-bench",
+            dependencies: ["SafeTensors"],
+            swiftSettings: strictSettings
         ),
 
         .testTarget(
