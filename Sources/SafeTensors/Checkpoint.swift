@@ -140,6 +140,12 @@ public final class Checkpoint: Sendable {
         try file(containing: name).floats(named: name)
     }
 
+    /// Converts a tensor's values to `Float` into a caller-owned buffer of exactly its element count.
+    /// - Throws: `SafeTensorsError.tensorNotFound`, `.typeMismatch` or `.wrongByteCount`.
+    public func floats(named name: String, into destination: UnsafeMutableBufferPointer<Float>) throws {
+        try file(containing: name).floats(named: name, into: destination)
+    }
+
     /// The single file of an unsharded checkpoint: `model.safetensors`, else the only `*.safetensors`.
     private static func singleFile(in directory: String) throws -> String {
         guard let dir = opendir(directory) else {
