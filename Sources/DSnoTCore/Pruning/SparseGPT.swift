@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: Apache-2.0
+// SparseGPT (Frantar & Alistarh, 2023; ALGORITHM.md D6, B§4.3); reference IST-DASLab/sparsegpt sparsegpt.py fasterprune.
+// Shapes: W (out, in), H (in, in), U = chol_upper(H⁻¹) (in, in); blocks of `blockSize` input columns.
+
+import Dispatch
+
+/// SparseGPT: mask selection plus the OBS update of the surviving weights, block by block.
+///
+/// ```swift
+/// let result = try SparseGPT.prune(weights: w, hessian: stats.hessian!, pattern: .unstructured(0.5))
+/// // result.weights: pruned entries exactly 0, the others updated (round back to the checkpoint dtype)
+/// ```
+public enum SparseGPT {
+    /// The knobs of `fasterprune` plus dsnot's dampening retries.
+    public struct Settings: Sendable, Equatable {
+        /// Columns per block (reference 128).
+        public var blockSize: Int = 128
+        /// Relative dampening `percdamp`: `λ = percdamp · mean(diag H)` (reference 0.01).
+        public var dampening: Float = 0.01
+        /// Retries with ten times the dampening each when the Cholesky factorisation fails.
+        public var maxRetries: Int = 3
+        public init(blockSize: Int = 128, dampening: Float = 0.01, maxRetries: Int = 3) {
+            self.blockSize = blockSize
+            self.dampening = dampening
+            self.maxRetries = maxRetries
+        }
+    }
+
+    /// The outcome of one layer.
+    public struct Result: Sendable {
+        /// 1 = pruned (dead input columns included).
+        public var mask: PruneMask
+        /// Updated weights, `(out, in)`: pruned entries 0.
+        public var weights: Matrix
+        /// The relative dampening that succeeded (`settings.dampening · 10^retries`).
+        public var dampeningUsed: Float
+        /// Input columns with `H_jj = 0`, zeroed outright.
+        public var deadColumns: [Int]
+    }
+
+    /// Prunes one layer.
+    /// - Parameters:
+    ///   - weights: `W (out, in)` in fp32.
+    ///   - hessian: `H = (2/N) Σ x xᵀ`, `(in, in)`.
+    ///   - pattern: unstructured (threshold per block over all rows, `≤`, as the reference) or N:M.
+    /// - Throws: `PruningError.choleskyFailed` after `maxRetries` retries; pattern/shape errors.
+    public static func prune(
+        weights: Matrix, hessian: Matrix, pattern: SparsityPattern, settings: Settings = Settings(), layer: String = ""
+    ) throws -> Result {
+        let rows = weights.rows
+        let n = weights.columns
+        guard rows > 0, n > 0 else { throw PruningError.emptyLayer(layer: layer, rows: rows, columns: n) }
+        try pattern.validate(columns: n, layer: layer)
+        guard hessian.rows == n, hessian.columns == n else {
+            throw PruningError.statisticShapeMismatch(layer: layer, statistic: "hessian", expected: n * n, got: hessian.count)
+        }
+        guard settings.blockSize > 0 else {
+            throw PruningError.invalidSetting(name: "block_size", expected: "> 0", got: "\(settings.blockSize)")
+        }
+        var w = weights
+        var h = hessian.storage
+        // Dead inputs: H_jj = 0 → H_jj = 1 and W[:, j] = 0.
+        var dead: [Int] = []
+        for j in 0..<n where h[j * n + j] == 0 {
+            dead.append(j)
+            h[j * n + j] = 1
+            for r in 0..<rows { w[r, j] = 0 }
+        }
+        var diagMean = 0.0
+        for j in 0..<n { diagMean += Double(h[j * n + j]) }
+        diagMean /= Double(n)
+        var relative = settings.dampening
+        var attempt = 0
+        var factor: [Float]? = nil
+        var lastInfo = 0
+        while true {
+            let result = inverseCholeskyUpper(hessian: h, size: n, damp: relative * Float(diagMean))
+            if let f = result.factor {
+                factor = f
+                break
+            }
+            lastInfo = result.info
+            guard attempt < settings.maxRetries else {
+                throw PruningError.choleskyFailed(layer: layer, attempts: attempt + 1, lastDampening: relative, info: lastInfo)
+            }
+            attempt += 1
+            relative *= 10
+        }
+        var mask = PruneMask(rows: rows, columns: n)
+        pruneBlocks(weights: &w, mask: &mask, factor: factor ?? [], pattern: pattern, blockSize: settings.blockSize)
+        for j in dead { for r in 0..<rows { mask[r, j] = true } }
+        return Result(mask: mask, weights: w, dampeningUsed: relative, deadColumns: dead)
+    }
+
+    /// The block loop of `fasterprune`, given `U (in, in)`. Rows are independent inside a block, so
+    /// they run in parallel; the lazy update of later columns is one `sgemm`.
+    static func pruneBlocks(weights w: inout Matrix, mask: inout PruneMask, factor u: [Float], pattern: SparsityPattern, blockSize: Int) {
+        let rows = w.rows
+        let n = w.columns
+        var i1 = 0
+        while i1 < n {
+            let i2 = min(i1 + blockSize, n)
+            let width = i2 - i1
+            // W1 (rows, width): copy of the block; Err (rows, width).
+            var w1 = [Float](repeating: 0, count: rows * width)
+            for r in 0..<rows { for c in 0..<width { w1[r * width + c] = w[r, i1 + c] } }
+            var err = [Float](repeating: 0, count: rows * width)
+            var blockMask = [UInt8](repeating: 0, count: rows * width)
+            var diag = [Float](repeating: 0, count: width)
+            for c in 0..<width { diag[c] = u[(i1 + c) * n + i1 + c] }
+            if pattern.group == nil {
+                // One threshold over the whole block: score = W1² / diag(U1)², prune score ≤ sorted[floor(numel·s)].
+                var score = [Float](repeating: 0, count: rows * width)
+                for r in 0..<rows {
+                    for c in 0..<width {
+                        let x = w1[r * width + c]
+                        score[r * width + c] = (x * x) / (diag[c] * diag[c])
+                    }
+                }
+                let index = Int((Double(score.count) * pattern.ratio).rounded(.down))
+                if index < score.count {
+                    let threshold = score.sorted()[index]
+                    for i in 0..<score.count where score[i] <= threshold { blockMask[i] = 1 }
+                }
+            }
+            let group = pattern.group
+            w1.withUnsafeMutableBufferPointer { w1p in
+                err.withUnsafeMutableBufferPointer { ep in
+                    blockMask.withUnsafeMutableBufferPointer { mp in
+                        u.withUnsafeBufferPointer { up in
+                            let w1b = w1p.baseAddress!
+                            let eb = ep.baseAddress!
+                            let mb = mp.baseAddress!
+                            let ub = up.baseAddress!
+                            RowSelection.forEachRowChunk(rows: rows) { range in
+                                var idx = [Int](repeating: 0, count: group?.m ?? 1)
+                                var groupScore = [Float](repeating: 0, count: group?.m ?? 1)
+                                for r in range {
+                                    let row = w1b + r * width
+                                    for c in 0..<width {
+                                        if let g = group, c % g.m == 0 {
+                                            // N:M: the N smallest W1²/d² of this group, from W1 as updated so far.
+                                            for k in 0..<g.m {
+                                                let x = row[c + k]
+                                                groupScore[k] = (x * x) / (diag[c + k] * diag[c + k])
+                                            }
+                                            for k in 0..<g.m {
+                                                var p = k
+                                                while p > 0 && groupScore[idx[p - 1]] > groupScore[k] {
+                                                    idx[p] = idx[p - 1]
+                                                    p -= 1
+                                                }
+                                                idx[p] = k
+                                            }
+                                            for k in 0..<g.n { mb[r * width + c + idx[k]] = 1 }
+                                        }
+                                        let x = row[c]
+                                        let q: Float = mb[r * width + c] != 0 ? 0 : x
+                                        let e = (x - q) / diag[c]
+                                        let uRow = ub + (i1 + c) * n + i1
+                                        for k in c..<width { row[k] -= e * uRow[k] }
+                                        row[c] = q
+                                        eb[r * width + c] = e
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            // W[:, i1:i2] ← Q (held in w1: each column was overwritten by q when it was visited).
+            for r in 0..<rows {
+                for c in 0..<width {
+                    w[r, i1 + c] = w1[r * width + c]
+                    if blockMask[r * width + c] != 0 { mask[r, i1 + c] = true }
+                }
+            }
+            // W[:, i2:] -= Err (rows, width) · U[i1:i2, i2:] (width, n − i2).
+            if i2 < n {
+                err.withUnsafeBufferPointer { ep in
+                    u.withUnsafeBufferPointer { up in
+                        w.storage.withUnsafeMutableBufferPointer { wp in
+                            Linalg.gemm(
+                                m: rows, n: n - i2, k: width, alpha: -1, a: ep.baseAddress, lda: width,
+                                b: up.baseAddress! + i1 * n + i2, ldb: n, beta: 1, c: wp.baseAddress! + i2, ldc: n)
+                        }
+                    }
+                }
+            }
+            i1 = i2
+        }
+    }
+}
