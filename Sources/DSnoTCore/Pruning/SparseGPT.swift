@@ -12,7 +12,7 @@ import Dispatch
 /// ```
 public enum SparseGPT {
     /// The knobs of `fasterprune` plus dsnot's dampening retries.
-    public struct Settings: Sendable, Equatable {
+    public struct Settings: Sendable, Equatable, Hashable, Codable {
         /// Columns per block (reference 128).
         public var blockSize: Int = 128
         /// Relative dampening `percdamp`: `λ = percdamp · mean(diag H)` (reference 0.01).
@@ -23,6 +23,12 @@ public enum SparseGPT {
             self.blockSize = blockSize
             self.dampening = dampening
             self.maxRetries = maxRetries
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case blockSize = "block_size"
+            case dampening
+            case maxRetries = "max_retries"
         }
     }
 
