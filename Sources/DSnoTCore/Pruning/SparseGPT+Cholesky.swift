@@ -36,3 +36,10 @@ extension SparseGPT {
         return (a, 0)
     }
 }
+
+extension SparseGPT {
+    /// `inverseCholeskyUpper` for tests: the factor or `nil`.
+    public static func inverseCholeskyUpperForTesting(hessian: [Float], size: Int, damp: Float) -> [Float]? {
+        inverseCholeskyUpper(hessian: hessian, size: size, damp: damp).factor
+    }
+}
