@@ -35,7 +35,7 @@ extension Recipe {
             "magnitude_scope": .string(magnitudeScope.rawValue),
             "dsnot": dsnotValue,
             "sparsegpt": .object([
-                "block_size": .int(sparseGPT.blockSize), "dampening": .double(Double(sparseGPT.dampening)),
+                "block_size": .int(sparseGPT.blockSize), "dampening": .float(sparseGPT.dampening),
                 "max_retries": .int(sparseGPT.maxRetries),
             ]),
             "calibration": .object([
@@ -53,6 +53,7 @@ enum CanonicalJSON: Sendable, Equatable {
     case bool(Bool)
     case int(Int)
     case double(Double)
+    case float(Float)
     case string(String)
     case array([CanonicalJSON])
     case object([String: CanonicalJSON])
@@ -65,6 +66,7 @@ enum CanonicalJSON: Sendable, Equatable {
         case .double(let d):
             // Integral values keep a ".0" (Swift's description), so 1 and 1.0 hash differently only by type.
             return d.isFinite ? d.description : "null"
+        case .float(let f): return f.isFinite ? f.description : "null"
         case .string(let s): return Self.quote(s)
         case .array(let a): return "[" + a.map(\.serialized).joined(separator: ",") + "]"
         case .object(let o):
