@@ -46,4 +46,22 @@ import Testing
         let mask = try Magnitude.mask(weights: w, pattern: .unstructured(0.7), scope: .row)
         for r in 0..<7 { #expect(mask.prunedCount(row: r) == 23) }  // floor(33 · 0.7)
     }
+
+    @Test func layerScopeEqualsAStableSortOnHeavilyTiedWeights() throws {
+        // fp16 checkpoints have many equal |W| (DSnoT issue #5: 0.6013 measured for 0.6 under `≤`).
+        var rng = SplitMix64(seed: 21)
+        let w = Matrix(rows: 37, columns: 53, storage: (0..<(37 * 53)).map { _ in Float(Int(rng.uniform(through: 20)) - 10) / 8 })
+        for ratio in [0.1, 0.5, 0.6, 0.93] {
+            let k = Int(Double(w.count) * ratio)
+            let order = w.storage.indices.sorted { (abs(w.storage[$0]), $0) < (abs(w.storage[$1]), $1) }
+            var expected = PruneMask(rows: 37, columns: 53)
+            for i in order.prefix(k) { expected.bytes[i] = 1 }
+            let ours = try Magnitude.mask(weights: w, pattern: .unstructured(ratio), scope: .layer)
+            #expect(ours == expected)
+            let threshold = abs(w.storage[order[k]])
+            let reference = try Magnitude.referenceMask(weights: w, pattern: .unstructured(ratio))
+            #expect(reference.prunedCount == w.storage.filter { abs($0) <= threshold }.count)
+            #expect(reference.prunedCount > k)
+        }
+    }
 }

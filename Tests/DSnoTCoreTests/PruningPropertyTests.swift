@@ -137,4 +137,25 @@ import Testing
         #expect(r.metrics.errorRowsSampled == 12)
         #expect(ReconstructionError.sampledRows(rows: 1000, maxRows: 4) == [0, 250, 500, 750])
     }
+
+    /// Timing on a 4096×4096 layer (opt-in: `DSNOT_PERF=1`; the dsnot-bench target will own this later).
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["DSNOT_PERF"] != nil))
+    func dsnotTimeOnA4096LayerIsAFewTimesWanda() throws {
+        var rng = SplitMix64(seed: 99)
+        let n = 4096
+        let w = Matrix(rows: n, columns: n, storage: (0..<(n * n)).map { _ in 0.02 * rng.normal() })
+        let scaler = (0..<n).map { _ in 0.5 + rng.unitFloat() }
+        let mu = (0..<n).map { _ in rng.normal() }
+        let stats = try LayerStatistics(
+            scalerRow: scaler, sumRow: mu, variance: scaler, hessian: nil, sequenceCount: 128, tokenCount: 128 * 2048)
+        let clock = ContinuousClock()
+        var wanda = PruneMask(rows: 0, columns: 0)
+        let tWanda = clock.measure { wanda = (try? Wanda.mask(weights: w, scalerRow: scaler, pattern: .unstructured(0.6))) ?? wanda }
+        let recipe = Recipe(method: .wanda, pattern: .unstructured(0.6), dsnot: .reference, calibration: .init(path: "x"))
+        var result: LayerPruningResult? = nil
+        let tDSnoT = try clock.measure { result = try LayerPruner.prune(weights: w, statistics: stats, recipe: recipe, layer: "self_attn.q_proj") }
+        print("perf 4096x4096 u60: wanda mask \(tWanda), wanda+dsnot \(tDSnoT), swaps \(result?.metrics.dsnot?.totalSwaps ?? 0)")
+        #expect(wanda.prunedCount == n * 2457)
+        #expect(tDSnoT < tWanda * 20)
+    }
 }

@@ -28,52 +28,53 @@ extension DSnoT {
             let hessian: UnsafePointer<Float>?  // H (in, in) for accept = true-error
         }
 
-        /// Per-thread buffers, reused for every row of a chunk.
+        /// Per-thread buffers, reused for every row of a chunk. Candidate lists hold at most `T`
+        /// entries: a row consumes at most one entry per swap from each list.
         final class Scratch {
-            let sortKeys: UnsafeMutablePointer<UInt64>
-            let order: UnsafeMutablePointer<Int32>
-            let keys: UnsafeMutablePointer<Float>
-            let candidates: UnsafeMutablePointer<Int32>
-            let regrow: UnsafeMutablePointer<Int32>
-            let pruneNeg: UnsafeMutablePointer<Int32>
-            let prunePos: UnsafeMutablePointer<Int32>
+            let packedA: UnsafeMutablePointer<UInt64>
+            let packedB: UnsafeMutablePointer<UInt64>
+            let regrowLow: UnsafeMutablePointer<Int32>  // pruned, G < 0, ascending (cursor lo)
+            let regrowHigh: UnsafeMutablePointer<Int32>  // pruned, G > 0, descending (cursor hi)
+            let pruneNeg: UnsafeMutablePointer<Int32>  // kept, D < 0, ascending Wanda
+            let prunePos: UnsafeMutablePointer<Int32>  // kept, D > 0, ascending Wanda
             let dRegrow: UnsafeMutablePointer<Float>  // W_ij μ̃_j
             let dPrune: UnsafeMutablePointer<Float>  // Wc_ij μ̃_j
             let available: UnsafeMutablePointer<Float>
             let baseRow: UnsafeMutablePointer<UInt8>
             let prunedBySwap: UnsafeMutablePointer<Int32>
             let regrownBySwap: UnsafeMutablePointer<Int32>
-            let columns: Int
 
             init(columns c: Int, cycles: Int) {
-                columns = c
                 let n = max(1, c)
-                sortKeys = .allocate(capacity: n)
-                order = .allocate(capacity: n)
-                keys = .allocate(capacity: n)
-                candidates = .allocate(capacity: n)
-                regrow = .allocate(capacity: n)
-                pruneNeg = .allocate(capacity: n)
-                prunePos = .allocate(capacity: n)
+                let t = max(1, min(cycles, c))
+                packedA = .allocate(capacity: n)
+                packedB = .allocate(capacity: n)
+                regrowLow = .allocate(capacity: t)
+                regrowHigh = .allocate(capacity: t)
+                pruneNeg = .allocate(capacity: t)
+                prunePos = .allocate(capacity: t)
                 dRegrow = .allocate(capacity: n)
                 dPrune = .allocate(capacity: n)
                 available = .allocate(capacity: n)
                 baseRow = .allocate(capacity: n)
-                prunedBySwap = .allocate(capacity: max(1, cycles))
-                regrownBySwap = .allocate(capacity: max(1, cycles))
+                prunedBySwap = .allocate(capacity: t)
+                regrownBySwap = .allocate(capacity: t)
             }
 
             deinit {
-                for p in [order, candidates, regrow, pruneNeg, prunePos, prunedBySwap, regrownBySwap] { p.deallocate() }
-                for p in [keys, dRegrow, dPrune, available] { p.deallocate() }
-                sortKeys.deallocate()
+                packedA.deallocate()
+                packedB.deallocate()
+                for p in [regrowLow, regrowHigh, pruneNeg, prunePos, prunedBySwap, regrownBySwap] { p.deallocate() }
+                for p in [dRegrow, dPrune, available] { p.deallocate() }
                 baseRow.deallocate()
             }
 
-            /// Stable ascending order of `keys[0..<count]`; returns `candidates[order[i]]` into `out`.
-            func sortCandidates(count: Int, into out: UnsafeMutablePointer<Int32>) {
-                StableArgsort.argsort(keys, count: count, scratch: sortKeys, into: order)
-                for i in 0..<count { out[i] = candidates[Int(order[i])] }
+            /// Sorts the first `cycles` of `packed[0..<count]` and writes their indices into `out`.
+            func sortedList(_ packed: UnsafeMutablePointer<UInt64>, count: Int, cycles: Int, descending: Bool,
+                            into out: UnsafeMutablePointer<Int32>) -> Int {
+                let m = StableArgsort.sortedPrefix(packed, count: count, length: cycles)
+                for i in 0..<m { out[i] = StableArgsort.index(packed[i], descending: descending) }
+                return m
             }
         }
 
@@ -104,48 +105,47 @@ extension DSnoT {
             var e = Float(e0)
             let eStart = e
             let s0 = Self.sign(e)
-            // 2. Regrowth list: pruned columns with G = D / v^γ ≠ 0, stable ascending (lo: G < 0, hi: G > 0).
-            var nR = 0
+            // 2. Regrowth lists from the pruned columns with G = D / v^γ ≠ 0: the stable ascending order
+            //    walked from its start (G < 0, cursor lo) and from its end (G > 0, cursor hi).
+            var nNegG = 0
+            var nPosG = 0
             for j in 0..<c where mask[j] != 0 {
                 let g = divide ? s.dRegrow[j] / shared.divisor[j] : s.dRegrow[j]
-                if g != 0 && !g.isNaN {
-                    s.keys[nR] = g
-                    s.candidates[nR] = Int32(j)
-                    nR += 1
+                if g < 0 {
+                    s.packedA[nNegG] = StableArgsort.pack(g, j)
+                    nNegG += 1
+                } else if g > 0 {
+                    s.packedB[nPosG] = StableArgsort.packDescending(g, j)
+                    nPosG += 1
                 }
             }
-            s.sortCandidates(count: nR, into: s.regrow)
-            var negCount = 0
-            while negCount < nR && s.keys[Int(s.order[negCount])] < 0 { negCount += 1 }
-            // 3. Pruning candidates: unstructured → kept columns by Wanda, split by the sign of D; N:M → availability.
+            let nLow = s.sortedList(s.packedA, count: nNegG, cycles: cycles, descending: false, into: s.regrowLow)
+            let nHigh = s.sortedList(s.packedB, count: nPosG, cycles: cycles, descending: true, into: s.regrowHigh)
+            // 3. Pruning candidates: unstructured → kept columns by ascending Wanda score, split by the
+            //    sign of D (D = 0 is no candidate); N:M → availability A = base score, ∞ when pruned.
             var nNeg = 0
             var nPos = 0
-            if let g = group {
-                _ = g
+            if group != nil {
                 for j in 0..<c { s.available[j] = mask[j] != 0 ? .infinity : shared.base[off + j] }
             } else {
-                var nK = 0
+                var kn = 0
+                var kp = 0
                 for j in 0..<c where mask[j] == 0 {
-                    s.keys[nK] = shared.wanda[off + j]
-                    s.candidates[nK] = Int32(j)
-                    nK += 1
-                }
-                s.sortCandidates(count: nK, into: s.regrow + nR)  // temporary: after the regrowth list
-                for i in 0..<nK {
-                    let j = s.regrow[nR + i]
-                    let d = s.dPrune[Int(j)]
+                    let d = s.dPrune[j]
                     if d < 0 {
-                        s.pruneNeg[nNeg] = j
-                        nNeg += 1
+                        s.packedA[kn] = StableArgsort.pack(shared.wanda[off + j], j)
+                        kn += 1
                     } else if d > 0 {
-                        s.prunePos[nPos] = j
-                        nPos += 1
+                        s.packedB[kp] = StableArgsort.pack(shared.wanda[off + j], j)
+                        kp += 1
                     }
                 }
+                nNeg = s.sortedList(s.packedA, count: kn, cycles: cycles, descending: false, into: s.pruneNeg)
+                nPos = s.sortedList(s.packedB, count: kp, cycles: cycles, descending: false, into: s.prunePos)
             }
             // 4. The swap loop.
             var lo = 0
-            var hi = nR - 1
+            var hi = 0
             var pn = 0
             var pp = 0
             var swaps = 0
@@ -153,12 +153,12 @@ extension DSnoT {
                 if group == nil && !(abs(e) > threshold) { break }
                 let g: Int
                 if e > 0 {
-                    guard hi >= negCount else { break }
-                    g = Int(s.regrow[hi])
-                    hi -= 1
+                    guard hi < nHigh else { break }
+                    g = Int(s.regrowHigh[hi])
+                    hi += 1
                 } else {
-                    guard lo < negCount else { break }
-                    g = Int(s.regrow[lo])
+                    guard lo < nLow else { break }
+                    g = Int(s.regrowLow[lo])
                     lo += 1
                 }
                 let p: Int

@@ -28,9 +28,10 @@ public enum Magnitude {
             return RowSelection.smallestPerRow(scores: scores, count: pattern.prunedPerRow(columns: weights.columns))
         case .layer:
             let count = Int((Double(weights.count) * pattern.ratio).rounded(.down))
-            let order = StableArgsort.argsort(scores.storage)
             var mask = PruneMask(rows: weights.rows, columns: weights.columns)
-            for i in 0..<count { mask.bytes[Int(order[i])] = 1 }
+            scores.storage.withUnsafeBufferPointer { s in
+                mask.bytes.withUnsafeMutableBufferPointer { RadixSelect.markSmallest(s, count: count, into: $0) }
+            }
             return mask
         }
     }
@@ -45,9 +46,9 @@ public enum Magnitude {
         let magnitudes = weights.storage.map { abs($0) }
         let index = Int((Double(weights.count) * pattern.ratio).rounded(.down))
         var mask = PruneMask(rows: weights.rows, columns: weights.columns)
-        guard index < magnitudes.count else { return mask }
-        let threshold = magnitudes.sorted()[index]
-        for i in 0..<magnitudes.count where magnitudes[i] <= threshold { mask.bytes[i] = 1 }
+        magnitudes.withUnsafeBufferPointer { m in
+            mask.bytes.withUnsafeMutableBufferPointer { RadixSelect.markAtMostSortedIndex(m, index: index, into: $0) }
+        }
         return mask
     }
 }

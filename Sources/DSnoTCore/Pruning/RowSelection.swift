@@ -27,7 +27,7 @@ enum RowSelection {
         }
     }
 
-    /// Per row, prune the `count` columns with the smallest score (stable ascending, ties by index).
+    /// Per row, prune the `count` columns with the smallest score (as a stable ascending sort would: ties by index).
     static func smallestPerRow(scores: Matrix, count: Int) -> PruneMask {
         var mask = PruneMask(rows: scores.rows, columns: scores.columns)
         let c = scores.columns
@@ -37,15 +37,14 @@ enum RowSelection {
                 let sBase = s.baseAddress!
                 let mBase = m.baseAddress!
                 forEachRowChunk(rows: scores.rows) { range in
+                    // Only the set of the `count` smallest (score, index) pairs matters: quickselect, O(C_in).
                     let scratch = UnsafeMutablePointer<UInt64>.allocate(capacity: c)
-                    let order = UnsafeMutablePointer<Int32>.allocate(capacity: c)
-                    defer {
-                        scratch.deallocate()
-                        order.deallocate()
-                    }
+                    defer { scratch.deallocate() }
+                    let k = min(count, c)
                     for r in range {
-                        StableArgsort.argsort(sBase + r * c, count: c, scratch: scratch, into: order)
-                        for i in 0..<min(count, c) { mBase[r * c + Int(order[i])] = 1 }
+                        for j in 0..<c { scratch[j] = StableArgsort.pack(sBase[r * c + j], j) }
+                        StableArgsort.select(scratch, count: c, k: k)
+                        for i in 0..<k { mBase[r * c + Int(StableArgsort.index(scratch[i]))] = 1 }
                     }
                 }
             }

@@ -124,9 +124,8 @@ public enum SparseGPT {
                     }
                 }
                 let index = Int((Double(score.count) * pattern.ratio).rounded(.down))
-                if index < score.count {
-                    let threshold = score.sorted()[index]
-                    for i in 0..<score.count where score[i] <= threshold { blockMask[i] = 1 }
+                score.withUnsafeBufferPointer { sp in
+                    blockMask.withUnsafeMutableBufferPointer { RadixSelect.markAtMostSortedIndex(sp, index: index, into: $0) }
                 }
             }
             let group = pattern.group
