@@ -63,74 +63,84 @@ public enum LayerPruner {
         if let s = statistics, s.inputFeatures != c {
             throw PruningError.statisticShapeMismatch(layer: layer, statistic: "statistics", expected: c, got: s.inputFeatures)
         }
-        let pattern = recipe.pattern
         let dsnotSettings = recipe.dsnot
         let runsDSnoT = dsnotSettings.map { !$0.skips(layer: layer) } ?? false
-        func require() throws -> LayerStatistics {
-            guard let s = statistics else {
-                throw PruningError.missingStatistic(layer: layer, statistic: "calibration statistics", method: recipe.method.rawValue)
-            }
-            return s
+        let base = try baseResult(weights: weights, statistics: statistics, recipe: recipe, layer: layer)
+        var finalMask = base.mask
+        var finalWeights = base.weights
+        var record: DSnoT.LayerRecord? = nil
+        if runsDSnoT, let settings = dsnotSettings {
+            let s = try required(statistics, layer: layer, method: "dsnot")
+            let input = DSnoT.Input(
+                dense: weights, current: base.weights, baseMask: base.mask, baseScore: base.weights == nil ? base.score : nil,
+                scalerRow: s.scalerRow, sumRow: s.sumRow, variance: s.variance, hessian: s.hessian, pattern: recipe.pattern)
+            let out = try DSnoT.refine(input, settings: settings, layer: layer)
+            finalMask = out.mask
+            if base.weights != nil { finalWeights = out.weights }
+            record = out.record
         }
-        // 1. Base method.
-        var baseMask: PruneMask
-        var baseWeights: Matrix? = nil
-        var baseScore: Matrix? = nil
-        var dampening: Float? = nil
+        var metrics = Self.metrics(
+            dense: weights, base: (base.mask, base.weights), final: (finalMask, finalWeights), hessian: statistics?.hessian,
+            metricRows: metricRows)
+        metrics.dsnot = record
+        metrics.skippedByDSnoT = dsnotSettings != nil && !runsDSnoT
+        metrics.dampeningUsed = base.dampening
+        return LayerPruningResult(mask: finalMask, weights: finalWeights, baseMask: base.mask, metrics: metrics)
+    }
+
+    static func required(_ statistics: LayerStatistics?, layer: String, method: String) throws -> LayerStatistics {
+        guard let s = statistics else {
+            throw PruningError.missingStatistic(layer: layer, statistic: "calibration statistics", method: method)
+        }
+        return s
+    }
+
+    /// The base method's mask, its new weights (SparseGPT), and the score DSnoT's N:M mode ranks
+    /// kept weights by (Wanda `S` or `|W|`). Under DSnoT the magnitude base is per row (B§5.6 item 6).
+    static func baseResult(weights: Matrix, statistics: LayerStatistics?, recipe: Recipe, layer: String) throws
+        -> (mask: PruneMask, weights: Matrix?, score: Matrix?, dampening: Float?)
+    {
+        let pattern = recipe.pattern
         switch recipe.method {
         case .magnitude:
-            let scope: Magnitude.Scope = dsnotSettings == nil ? recipe.magnitudeScope : .row
-            baseMask = try Magnitude.mask(weights: weights, pattern: pattern, scope: scope, layer: layer)
-            baseScore = Matrix(rows: weights.rows, columns: c, storage: weights.storage.map { abs($0) })
+            let scope: Magnitude.Scope = recipe.dsnot == nil ? recipe.magnitudeScope : .row
+            let mask = try Magnitude.mask(weights: weights, pattern: pattern, scope: scope, layer: layer)
+            let score = recipe.dsnot == nil ? nil : Matrix(rows: weights.rows, columns: weights.columns, storage: weights.storage.map { abs($0) })
+            return (mask, nil, score, nil)
         case .wanda:
-            let s = try require()
+            let s = try required(statistics, layer: layer, method: "wanda")
             let scores = Wanda.scores(weights: weights, scalerRow: s.scalerRow)
-            baseMask = Wanda.maskFromScores(scores, pattern: pattern)
-            baseScore = scores
+            return (Wanda.maskFromScores(scores, pattern: pattern), nil, scores, nil)
         case .sparsegpt:
-            let s = try require()
+            let s = try required(statistics, layer: layer, method: "sparsegpt")
             guard let h = s.hessian else {
                 throw PruningError.missingStatistic(layer: layer, statistic: "hessian", method: "sparsegpt")
             }
             let r = try SparseGPT.prune(weights: weights, hessian: h, pattern: pattern, settings: recipe.sparseGPT, layer: layer)
-            baseMask = r.mask
-            baseWeights = r.weights
-            dampening = r.dampeningUsed
+            return (r.mask, r.weights, nil, r.dampeningUsed)
         }
-        // 2. DSnoT.
-        var finalMask = baseMask
-        var finalWeights = baseWeights
-        var record: DSnoT.LayerRecord? = nil
-        if runsDSnoT, let settings = dsnotSettings {
-            let s = try require()
-            let input = DSnoT.Input(
-                dense: weights, current: baseWeights, baseMask: baseMask, baseScore: baseWeights == nil ? baseScore : nil,
-                scalerRow: s.scalerRow, sumRow: s.sumRow, variance: s.variance, hessian: s.hessian, pattern: pattern)
-            let out = try DSnoT.refine(input, settings: settings, layer: layer)
-            finalMask = out.mask
-            if baseWeights != nil { finalWeights = out.weights }
-            record = out.record
-        }
-        // 3. Metrics.
+    }
+
+    /// Sparsity and, when a Hessian is at hand, the relative output error of the base and final results.
+    static func metrics(
+        dense: Matrix, base: (PruneMask, Matrix?), final: (PruneMask, Matrix?), hessian: Matrix?, metricRows: Int
+    ) -> LayerMetrics {
         var perRow = (min: Int.max, max: 0)
-        for r in 0..<finalMask.rows {
-            let n = finalMask.prunedCount(row: r)
+        for r in 0..<final.0.rows {
+            let n = final.0.prunedCount(row: r)
             perRow = (min(perRow.min, n), max(perRow.max, n))
         }
         var errors: [Double?] = [nil, nil]
         var sampled = 0
-        if let h = statistics?.hessian {
-            let base = baseWeights ?? baseMask.applied(to: weights)
-            let final = finalWeights ?? finalMask.applied(to: weights)
-            let e = ReconstructionError.relative(dense: weights, candidates: [base, final], hessian: h, maxRows: metricRows)
+        if let h = hessian {
+            let candidates = [base.1 ?? base.0.applied(to: dense), final.1 ?? final.0.applied(to: dense)]
+            let e = ReconstructionError.relative(dense: dense, candidates: candidates, hessian: h, maxRows: metricRows)
             errors = [e[0], e[1]]
-            sampled = ReconstructionError.sampledRows(rows: weights.rows, maxRows: metricRows).count
+            sampled = ReconstructionError.sampledRows(rows: dense.rows, maxRows: metricRows).count
         }
-        let metrics = LayerMetrics(
-            achievedSparsity: finalMask.sparsity, prunedPerRowMin: perRow.min, prunedPerRowMax: perRow.max,
-            baseSparsity: baseMask.sparsity, baseRelativeError: errors[0], finalRelativeError: errors[1],
-            errorRowsSampled: sampled, dsnot: record, skippedByDSnoT: dsnotSettings != nil && !runsDSnoT,
-            dampeningUsed: dampening)
-        return LayerPruningResult(mask: finalMask, weights: finalWeights, baseMask: baseMask, metrics: metrics)
+        return LayerMetrics(
+            achievedSparsity: final.0.sparsity, prunedPerRowMin: perRow.min, prunedPerRowMax: perRow.max,
+            baseSparsity: base.0.sparsity, baseRelativeError: errors[0], finalRelativeError: errors[1],
+            errorRowsSampled: sampled, dsnot: nil, skippedByDSnoT: false, dampeningUsed: nil)
     }
 }
