@@ -17,7 +17,12 @@ import Testing
         let recipe = Self.recipe(golden)
         // From the reference's stored statistics and from dsnot's own (golden README: same masks).
         for stats in [layer.stored, GoldenFixture.recomputed(layer, hessian: false)] {
-            let result = try LayerPruner.prune(weights: layer.weights, statistics: stats, recipe: recipe, layer: golden.layerName)
+            let result = try LayerPruner.prune(
+                weights: layer.weights,
+                statistics: stats,
+                recipe: recipe,
+                layer: golden.layerName
+            )
             #expect(result.mask.mismatches(expected) == 0, "\(golden.id)")
             #expect(result.weights == nil)
             if golden.id.contains("mlpskipped") {
@@ -36,7 +41,9 @@ import Testing
         #expect(GoldenCase.all(prefix: "dsnot_").count == 26)
     }
 
-    @Test(arguments: ["self_attn.q_proj", "model.layers.7.self_attn.o_proj", "mlp.up_proj", "model.layers.0.mlp.down_proj"])
+    @Test(arguments: [
+        "self_attn.q_proj", "model.layers.7.self_attn.o_proj", "mlp.up_proj", "model.layers.0.mlp.down_proj",
+    ])
     func skipMatchesTheFirstOrSecondInBlockComponent(_ name: String) {
         let isMLP = name.contains("mlp")
         #expect(DSnoT.Settings(skip: ["mlp"]).skips(layer: name) == isMLP)
@@ -61,8 +68,16 @@ import Testing
         let ones = [Float](repeating: 1, count: 32)
         let base = try Wanda.mask(weights: w, scalerRow: ones, pattern: .unstructured(0.5))
         let out = try DSnoT.refine(
-            DSnoT.Input(dense: w, baseMask: base, scalerRow: ones, sumRow: mu, variance: ones, pattern: .unstructured(0.5)),
-            settings: DSnoT.Settings(updateThreshold: 0))
+            DSnoT.Input(
+                dense: w,
+                baseMask: base,
+                scalerRow: ones,
+                sumRow: mu,
+                variance: ones,
+                pattern: .unstructured(0.5)
+            ),
+            settings: DSnoT.Settings(updateThreshold: 0)
+        )
         for r in 0..<8 { #expect(out.mask.prunedCount(row: r) == 16) }
         #expect(out.record.swapsPerRow.allSatisfy { $0 <= 16 })
     }
@@ -75,8 +90,15 @@ import Testing
         let base = try Wanda.mask(weights: w, scalerRow: [Float](repeating: 1, count: 8), pattern: .unstructured(0.5))
         let out = try DSnoT.refine(
             DSnoT.Input(
-                dense: w, baseMask: base, scalerRow: [Float](repeating: 1, count: 8), sumRow: mu, variance: variance,
-                pattern: .unstructured(0.5)), settings: DSnoT.Settings())
+                dense: w,
+                baseMask: base,
+                scalerRow: [Float](repeating: 1, count: 8),
+                sumRow: mu,
+                variance: variance,
+                pattern: .unstructured(0.5)
+            ),
+            settings: DSnoT.Settings()
+        )
         #expect(out.mask.prunedCount(row: 0) == 4)
         #expect(out.record.errorAfter.isFinite)
         #expect(!out.mask[0, 0])  // column 0 (e > 0, largest D/v) is regrown first
@@ -88,7 +110,12 @@ import Testing
         var settings = DSnoT.Settings()
         settings.accept = .trueError
         let recipe = Recipe(method: .wanda, pattern: .unstructured(0.6), dsnot: settings, calibration: .init(path: "x"))
-        let result = try LayerPruner.prune(weights: layer.weights, statistics: stats, recipe: recipe, layer: "self_attn.q_proj")
+        let result = try LayerPruner.prune(
+            weights: layer.weights,
+            statistics: stats,
+            recipe: recipe,
+            layer: "self_attn.q_proj"
+        )
         let base = try #require(result.metrics.baseRelativeError)
         let final = try #require(result.metrics.finalRelativeError)
         // Every row keeps its refinement only if Δwᵀ H Δw drops, so the layer sum cannot rise (fp64 sums; 1e-12 slack).
@@ -104,8 +131,19 @@ import Testing
         var settings = DSnoT.Settings()
         settings.accept = .trueError
         let recipe = Recipe(method: .wanda, pattern: .unstructured(0.5), dsnot: settings, calibration: .init(path: "x"))
-        #expect(throws: PruningError.missingStatistic(layer: "self_attn.q_proj", statistic: "hessian", method: "dsnot accept=true-error")) {
-            _ = try LayerPruner.prune(weights: layer.weights, statistics: stats, recipe: recipe, layer: "self_attn.q_proj")
+        #expect(
+            throws: PruningError.missingStatistic(
+                layer: "self_attn.q_proj",
+                statistic: "hessian",
+                method: "dsnot accept=true-error"
+            )
+        ) {
+            _ = try LayerPruner.prune(
+                weights: layer.weights,
+                statistics: stats,
+                recipe: recipe,
+                layer: "self_attn.q_proj"
+            )
         }
     }
 
@@ -115,10 +153,24 @@ import Testing
         let stats = GoldenFixture.recomputed(layer, hessian: true)
         var settings = DSnoT.Settings()
         settings.accept = .none
-        let recipe = Recipe(method: .sparsegpt, pattern: .unstructured(0.5), dsnot: settings, calibration: .init(path: "x"))
-        let result = try LayerPruner.prune(weights: layer.weights, statistics: stats, recipe: recipe, layer: "self_attn.q_proj")
+        let recipe = Recipe(
+            method: .sparsegpt,
+            pattern: .unstructured(0.5),
+            dsnot: settings,
+            calibration: .init(path: "x")
+        )
+        let result = try LayerPruner.prune(
+            weights: layer.weights,
+            statistics: stats,
+            recipe: recipe,
+            layer: "self_attn.q_proj"
+        )
         let sparse = try #require(result.weights)
-        let sgpt = try SparseGPT.prune(weights: layer.weights, hessian: try #require(stats.hessian), pattern: .unstructured(0.5))
+        let sgpt = try SparseGPT.prune(
+            weights: layer.weights,
+            hessian: try #require(stats.hessian),
+            pattern: .unstructured(0.5)
+        )
         var regrown = 0
         for i in 0..<sparse.count {
             if result.mask.bytes[i] != 0 {

@@ -7,18 +7,25 @@ import Testing
 
 @Suite struct GoldenBlockTests {
     static let layers = (0..<2).flatMap { b in
-        ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"]
-            .map { "model.layers.\(b).\($0)" }
+        [
+            "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+            "mlp.up_proj", "mlp.down_proj",
+        ]
+        .map { "model.layers.\(b).\($0)" }
     }
 
     /// Per layer: dense W, dsnot's statistics from `input.<layer>`, the reference mask.
-    static func layer(_ name: String, run: SafeTensorsFile, model: SafeTensorsFile) throws -> (Matrix, LayerStatistics, PruneMask) {
+    static func layer(_ name: String, run: SafeTensorsFile, model: SafeTensorsFile) throws -> (
+        Matrix, LayerStatistics, PruneMask
+    ) {
         let w = try GoldenFixture.matrix(model, "\(name).weight")
         let info = try run.info(named: "input.\(name)")
         let x = try run.floats(named: "input.\(name)")
         let (n, l, c) = (info.shape[0], info.shape[1], info.shape[2])
         var stats = LayerStatistics(inputFeatures: c, accumulateHessian: false)
-        for s in 0..<n { stats.accumulate(sequence: Matrix(rows: l, columns: c, storage: Array(x[(s * l * c)..<((s + 1) * l * c)]))) }
+        for s in 0..<n {
+            stats.accumulate(sequence: Matrix(rows: l, columns: c, storage: Array(x[(s * l * c)..<((s + 1) * l * c)])))
+        }
         // Statistics vs the reference's own (1e-6 relative to the largest entry).
         #expect(StatisticsTests.relativeError(stats.scalerRow, try run.floats(named: "scaler_row.\(name)")) < 1e-6)
         if run.info(ifPresent: "sum_metric_row.\(name)") != nil {
@@ -49,8 +56,11 @@ import Testing
         let run = try GoldenFixture.file("block/dsnot_wanda_u60_T10.safetensors")
         let model = try GoldenFixture.file("block/model/model.safetensors")
         let recipe = Recipe(
-            method: .wanda, pattern: .unstructured(0.6), dsnot: DSnoT.Settings(maxCycles: .fixed(10)),
-            calibration: .init(path: "calib"))
+            method: .wanda,
+            pattern: .unstructured(0.6),
+            dsnot: DSnoT.Settings(maxCycles: .fixed(10)),
+            calibration: .init(path: "calib")
+        )
         for name in Self.layers {
             let (w, stats, expected) = try Self.layer(name, run: run, model: model)
             let result = try LayerPruner.prune(weights: w, statistics: stats, recipe: recipe, layer: name)
@@ -64,7 +74,12 @@ import Testing
         // the guarded algorithm differs from it by exactly the counts the manifest records.
         let run = try GoldenFixture.file("block/dsnot_wanda_u60.safetensors")
         let model = try GoldenFixture.file("block/model/model.safetensors")
-        let recipe = Recipe(method: .wanda, pattern: .unstructured(0.6), dsnot: .reference, calibration: .init(path: "calib"))
+        let recipe = Recipe(
+            method: .wanda,
+            pattern: .unstructured(0.6),
+            dsnot: .reference,
+            calibration: .init(path: "calib")
+        )
         let manifestLayers = Self.runEntry("dsnot_wanda_u60")["layers"] as? [String: [String: Any]] ?? [:]
         #expect(manifestLayers.count == 14)
         for name in Self.layers {

@@ -43,11 +43,18 @@ enum GoldenFixture {
         let xInfo = try f.info(named: "X")
         let x = try f.floats(named: "X")
         let (n, l, c) = (xInfo.shape[0], xInfo.shape[1], xInfo.shape[2])
-        let sequences = (0..<n).map { s in Matrix(rows: l, columns: c, storage: Array(x[(s * l * c)..<((s + 1) * l * c)])) }
+        let sequences = (0..<n).map { s in
+            Matrix(rows: l, columns: c, storage: Array(x[(s * l * c)..<((s + 1) * l * c)]))
+        }
         let hessian = f.info(ifPresent: "H") == nil ? nil : try f.floats(named: "H")
         let stored = try LayerStatistics(
-            scalerRow: f.floats(named: "scaler_row"), sumRow: f.floats(named: "sum_metric_row"),
-            variance: f.floats(named: "var"), hessian: hessian, sequenceCount: n, tokenCount: n * l)
+            scalerRow: f.floats(named: "scaler_row"),
+            sumRow: f.floats(named: "sum_metric_row"),
+            variance: f.floats(named: "var"),
+            hessian: hessian,
+            sequenceCount: n,
+            tokenCount: n * l
+        )
         return Layer(weights: w, sequences: sequences, stored: stored, file: f)
     }
 

@@ -50,7 +50,11 @@ import Testing
     @Test func layerScopeEqualsAStableSortOnHeavilyTiedWeights() throws {
         // fp16 checkpoints have many equal |W| (DSnoT issue #5: 0.6013 measured for 0.6 under `≤`).
         var rng = SplitMix64(seed: 21)
-        let w = Matrix(rows: 37, columns: 53, storage: (0..<(37 * 53)).map { _ in Float(Int(rng.uniform(through: 20)) - 10) / 8 })
+        let w = Matrix(
+            rows: 37,
+            columns: 53,
+            storage: (0..<(37 * 53)).map { _ in Float(Int(rng.uniform(through: 20)) - 10) / 8 }
+        )
         for ratio in [0.1, 0.5, 0.6, 0.93] {
             let k = Int(Double(w.count) * ratio)
             let order = w.storage.indices.sorted { (abs(w.storage[$0]), $0) < (abs(w.storage[$1]), $1) }

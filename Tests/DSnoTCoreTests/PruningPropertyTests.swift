@@ -15,7 +15,11 @@ import Testing
 
         func make() -> (Matrix, LayerStatistics) {
             var rng = SplitMix64(seed: seed)
-            let w = Matrix(rows: rows, columns: columns, storage: (0..<(rows * columns)).map { _ in 0.05 * rng.normal() })
+            let w = Matrix(
+                rows: rows,
+                columns: columns,
+                storage: (0..<(rows * columns)).map { _ in 0.05 * rng.normal() }
+            )
             let mean = (0..<columns).map { _ in 0.5 * rng.normal() }
             let scale = (0..<columns).map { _ in 0.2 + rng.unitFloat() }
             var stats = LayerStatistics(inputFeatures: columns, accumulateHessian: true)
@@ -29,7 +33,10 @@ import Testing
         }
     }
 
-    static let layers = [RandomLayer(seed: 1, rows: 17, columns: 64), RandomLayer(seed: 2, rows: 40, columns: 96), RandomLayer(seed: 3, rows: 8, columns: 200)]
+    static let layers = [
+        RandomLayer(seed: 1, rows: 17, columns: 64), RandomLayer(seed: 2, rows: 40, columns: 96),
+        RandomLayer(seed: 3, rows: 8, columns: 200),
+    ]
     static let ratios = [0.3, 0.5, 0.6, 0.9]
 
     @Test(arguments: layers)
@@ -40,8 +47,18 @@ import Testing
             let recipes = [
                 Recipe(method: .wanda, pattern: .unstructured(ratio), calibration: .init(path: "x")),
                 Recipe(method: .magnitude, pattern: .unstructured(ratio), magnitudeScope: .row),
-                Recipe(method: .wanda, pattern: .unstructured(ratio), dsnot: DSnoT.Settings(updateThreshold: 0), calibration: .init(path: "x")),
-                Recipe(method: .magnitude, pattern: .unstructured(ratio), dsnot: .reference, calibration: .init(path: "x")),
+                Recipe(
+                    method: .wanda,
+                    pattern: .unstructured(ratio),
+                    dsnot: DSnoT.Settings(updateThreshold: 0),
+                    calibration: .init(path: "x")
+                ),
+                Recipe(
+                    method: .magnitude,
+                    pattern: .unstructured(ratio),
+                    dsnot: .reference,
+                    calibration: .init(path: "x")
+                ),
             ]
             for recipe in recipes {
                 let r = try LayerPruner.prune(weights: w, statistics: stats, recipe: recipe, layer: "self_attn.q_proj")
@@ -56,8 +73,18 @@ import Testing
         for (n, m) in [(2, 4), (4, 8)] where spec.columns % m == 0 {
             for method in Recipe.Method.allCases {
                 for dsnot in [nil, DSnoT.Settings(updateThreshold: 0)] {
-                    let recipe = Recipe(method: method, pattern: .nOfM(n, m), dsnot: dsnot, calibration: .init(path: "x"))
-                    let r = try LayerPruner.prune(weights: w, statistics: stats, recipe: recipe, layer: "self_attn.q_proj")
+                    let recipe = Recipe(
+                        method: method,
+                        pattern: .nOfM(n, m),
+                        dsnot: dsnot,
+                        calibration: .init(path: "x")
+                    )
+                    let r = try LayerPruner.prune(
+                        weights: w,
+                        statistics: stats,
+                        recipe: recipe,
+                        layer: "self_attn.q_proj"
+                    )
                     for row in 0..<spec.rows {
                         for g in stride(from: 0, to: spec.columns, by: m) {
                             var count = 0
@@ -73,7 +100,12 @@ import Testing
     @Test(arguments: layers)
     func dsnotOnlyEditsTheMask(_ spec: RandomLayer) throws {
         let (w, stats) = spec.make()
-        let recipe = Recipe(method: .wanda, pattern: .unstructured(0.6), dsnot: DSnoT.Settings(updateThreshold: 0), calibration: .init(path: "x"))
+        let recipe = Recipe(
+            method: .wanda,
+            pattern: .unstructured(0.6),
+            dsnot: DSnoT.Settings(updateThreshold: 0),
+            calibration: .init(path: "x")
+        )
         let r = try LayerPruner.prune(weights: w, statistics: stats, recipe: recipe, layer: "self_attn.q_proj")
         #expect(r.weights == nil)  // values are the dense ones under the mask
         let sparse = r.sparseWeights(dense: w)
@@ -86,8 +118,11 @@ import Testing
         var sameSign = DSnoT.Settings(updateThreshold: 0)
         sameSign.sameSign = true
         let s = try LayerPruner.prune(
-            weights: w, statistics: stats, recipe: Recipe(method: .wanda, pattern: .unstructured(0.6), dsnot: sameSign, calibration: .init(path: "x")),
-            layer: "self_attn.q_proj")
+            weights: w,
+            statistics: stats,
+            recipe: Recipe(method: .wanda, pattern: .unstructured(0.6), dsnot: sameSign, calibration: .init(path: "x")),
+            layer: "self_attn.q_proj"
+        )
         let rec = try #require(s.metrics.dsnot)
         #expect(rec.errorAfter <= rec.errorBefore + 1e-4)  // fp32 e per row; 1e-4 absolute slack
     }
@@ -96,7 +131,12 @@ import Testing
     func resultsAreDeterministic(_ spec: RandomLayer) throws {
         let (w, stats) = spec.make()
         for method in Recipe.Method.allCases {
-            let recipe = Recipe(method: method, pattern: .unstructured(0.5), dsnot: .reference, calibration: .init(path: "x"))
+            let recipe = Recipe(
+                method: method,
+                pattern: .unstructured(0.5),
+                dsnot: .reference,
+                calibration: .init(path: "x")
+            )
             let a = try LayerPruner.prune(weights: w, statistics: stats, recipe: recipe, layer: "self_attn.q_proj")
             let b = try LayerPruner.prune(weights: w, statistics: stats, recipe: recipe, layer: "self_attn.q_proj")
             #expect(a.mask == b.mask)
@@ -147,14 +187,31 @@ import Testing
         let scaler = (0..<n).map { _ in 0.5 + rng.unitFloat() }
         let mu = (0..<n).map { _ in rng.normal() }
         let stats = try LayerStatistics(
-            scalerRow: scaler, sumRow: mu, variance: scaler, hessian: nil, sequenceCount: 128, tokenCount: 128 * 2048)
+            scalerRow: scaler,
+            sumRow: mu,
+            variance: scaler,
+            hessian: nil,
+            sequenceCount: 128,
+            tokenCount: 128 * 2048
+        )
         let clock = ContinuousClock()
         var wanda = PruneMask(rows: 0, columns: 0)
-        let tWanda = clock.measure { wanda = (try? Wanda.mask(weights: w, scalerRow: scaler, pattern: .unstructured(0.6))) ?? wanda }
-        let recipe = Recipe(method: .wanda, pattern: .unstructured(0.6), dsnot: .reference, calibration: .init(path: "x"))
+        let tWanda = clock.measure {
+            wanda = (try? Wanda.mask(weights: w, scalerRow: scaler, pattern: .unstructured(0.6))) ?? wanda
+        }
+        let recipe = Recipe(
+            method: .wanda,
+            pattern: .unstructured(0.6),
+            dsnot: .reference,
+            calibration: .init(path: "x")
+        )
         var result: LayerPruningResult? = nil
-        let tDSnoT = try clock.measure { result = try LayerPruner.prune(weights: w, statistics: stats, recipe: recipe, layer: "self_attn.q_proj") }
-        print("perf 4096x4096 u60: wanda mask \(tWanda), wanda+dsnot \(tDSnoT), swaps \(result?.metrics.dsnot?.totalSwaps ?? 0)")
+        let tDSnoT = try clock.measure {
+            result = try LayerPruner.prune(weights: w, statistics: stats, recipe: recipe, layer: "self_attn.q_proj")
+        }
+        print(
+            "perf 4096x4096 u60: wanda mask \(tWanda), wanda+dsnot \(tDSnoT), swaps \(result?.metrics.dsnot?.totalSwaps ?? 0)"
+        )
         #expect(wanda.prunedCount == n * 2457)
         #expect(tDSnoT < tWanda * 20)
     }

@@ -16,7 +16,10 @@ import Testing
         ("4:8", 0.7, PruningError.patternRatioMismatch(n: 4, m: 8, ratio: 0.7)),
         ("1:4", 0.5, PruningError.unsupportedPattern(n: 1, m: 4)),
         ("2:8", 0.5, PruningError.unsupportedPattern(n: 2, m: 8)),
-        ("blocks", 0.5, PruningError.invalidSetting(name: "pattern", expected: "unstructured, 2:4 or 4:8", got: "blocks")),
+        (
+            "blocks", 0.5,
+            PruningError.invalidSetting(name: "pattern", expected: "unstructured, 2:4 or 4:8", got: "blocks")
+        ),
     ])
     func unsupportedPatternsAreClearErrors(_ row: (String, Double, PruningError)) {
         #expect(throws: row.2) { _ = try Recipe.pattern(type: row.0, ratio: row.1) }
@@ -40,8 +43,15 @@ import Testing
         #expect(throws: PruningError.self) { try r.validate() }
         r = Self.base
         r.calibration.sequences = 0
-        #expect(throws: PruningError.invalidSetting(name: "calibration.sequences", expected: "> 0", got: "0")) { try r.validate() }
-        r = Recipe(method: .magnitude, pattern: .unstructured(0.5), dsnot: DSnoT.Settings(accept: .trueError), calibration: .init(path: "x"))
+        #expect(throws: PruningError.invalidSetting(name: "calibration.sequences", expected: "> 0", got: "0")) {
+            try r.validate()
+        }
+        r = Recipe(
+            method: .magnitude,
+            pattern: .unstructured(0.5),
+            dsnot: DSnoT.Settings(accept: .trueError),
+            calibration: .init(path: "x")
+        )
         #expect(throws: PruningError.self) { try r.validate() }
         r = Self.base
         r.pattern = .nOfM(2, 4)
@@ -58,7 +68,10 @@ import Testing
         r.pattern = .nOfM(2, 4)
         let data = try JSONEncoder().encode(r)
         let text = String(decoding: data, as: UTF8.self)
-        for key in ["\"max_cycles\":\"scaled\"", "\"update_threshold\"", "\"variance_power\"", "\"same_sign\":true", "\"sequence_length\":2048", "\"magnitude_scope\"", "\"block_size\":128", "\"n_of_m\"", "\"true-error\""] {
+        for key in [
+            "\"max_cycles\":\"scaled\"", "\"update_threshold\"", "\"variance_power\"", "\"same_sign\":true",
+            "\"sequence_length\":2048", "\"magnitude_scope\"", "\"block_size\":128", "\"n_of_m\"", "\"true-error\"",
+        ] {
             #expect(text.contains(key), "\(key) in \(text)")
         }
         #expect(try JSONDecoder().decode(Recipe.self, from: data) == r)
@@ -73,7 +86,11 @@ import Testing
 
     @Test func canonicalJSONIsSortedAndFixed() {
         let json = Self.base.canonicalJSON
-        #expect(json.hasPrefix(#"{"calibration":{"path":"c4.txt","seed":"0","sequence_length":2048,"sequences":128,"source":"text"},"dsnot":null,"magnitude_scope":"layer","method":"wanda","pattern":{"ratio":0.5,"type":"unstructured"}"#))
+        #expect(
+            json.hasPrefix(
+                #"{"calibration":{"path":"c4.txt","seed":"0","sequence_length":2048,"sequences":128,"source":"text"},"dsnot":null,"magnitude_scope":"layer","method":"wanda","pattern":{"ratio":0.5,"type":"unstructured"}"#
+            )
+        )
         #expect(json.hasSuffix(#""sparsegpt":{"block_size":128,"dampening":0.01,"max_retries":3}}"#))
     }
 
@@ -93,13 +110,19 @@ import Testing
     @Test(arguments: [
         ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
         ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
-        ("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
+        (
+            "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        ),
     ])
     func sha256MatchesTheFIPSVectors(_ row: (String, String)) {
         #expect(SHA256.hex(Array(row.0.utf8)) == row.1)
     }
 
     @Test func sha256OfAMillionAs() {
-        #expect(SHA256.hex([UInt8](repeating: 0x61, count: 1_000_000)) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        #expect(
+            SHA256.hex([UInt8](repeating: 0x61, count: 1_000_000))
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
+        )
     }
 }

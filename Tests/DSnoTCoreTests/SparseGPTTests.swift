@@ -38,7 +38,11 @@ import Testing
     func goldenCaseFromOurOwnHessian(_ golden: GoldenCase) throws {
         let layer = try GoldenFixture.layer(golden.data)
         let stats = GoldenFixture.recomputed(layer, hessian: true)
-        let result = try SparseGPT.prune(weights: layer.weights, hessian: try #require(stats.hessian), pattern: golden.pattern)
+        let result = try SparseGPT.prune(
+            weights: layer.weights,
+            hessian: try #require(stats.hessian),
+            pattern: golden.pattern
+        )
         let (flips, worst) = try Self.compare(result, golden)
         #expect(flips <= 4)
         #expect(worst <= 5e-5)
@@ -54,7 +58,12 @@ import Testing
             var mean = 0.0
             for j in 0..<n { mean += Double(h[j, j]) }
             let u = try #require(
-                SparseGPT.inverseCholeskyUpperForTesting(hessian: h.storage, size: n, damp: Float(0.01 * mean / Double(n))))
+                SparseGPT.inverseCholeskyUpperForTesting(
+                    hessian: h.storage,
+                    size: n,
+                    damp: Float(0.01 * mean / Double(n))
+                )
+            )
             let scale = expected.map { abs($0) }.max() ?? 1
             var worst: Float = 0
             for i in 0..<u.count { worst = max(worst, abs(u[i] - expected[i])) }

@@ -58,9 +58,17 @@ import Testing
     }
 
     @Test func storedStatisticsRejectMismatchedLengths() {
-        #expect(throws: PruningError.statisticShapeMismatch(layer: "(stored)", statistic: "variance", expected: 2, got: 3)) {
+        #expect(
+            throws: PruningError.statisticShapeMismatch(layer: "(stored)", statistic: "variance", expected: 2, got: 3)
+        ) {
             _ = try LayerStatistics(
-                scalerRow: [1, 1], sumRow: [0, 0], variance: [1, 1, 1], hessian: nil, sequenceCount: 1, tokenCount: 4)
+                scalerRow: [1, 1],
+                sumRow: [0, 0],
+                variance: [1, 1, 1],
+                hessian: nil,
+                sequenceCount: 1,
+                tokenCount: 4
+            )
         }
     }
 }

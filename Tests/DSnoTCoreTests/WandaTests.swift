@@ -9,7 +9,11 @@ import Testing
     func goldenMaskIsReproducedBitForBit(_ golden: GoldenCase) throws {
         let layer = try GoldenFixture.layer(golden.data)
         let expected = try GoldenFixture.mask(GoldenFixture.file("cases/\(golden.id).safetensors"))
-        let fromStored = try Wanda.mask(weights: layer.weights, scalerRow: layer.stored.scalerRow, pattern: golden.pattern)
+        let fromStored = try Wanda.mask(
+            weights: layer.weights,
+            scalerRow: layer.stored.scalerRow,
+            pattern: golden.pattern
+        )
         #expect(fromStored.mismatches(expected) == 0)
         let ours = GoldenFixture.recomputed(layer, hessian: false)
         let fromOwn = try Wanda.mask(weights: layer.weights, scalerRow: ours.scalerRow, pattern: golden.pattern)

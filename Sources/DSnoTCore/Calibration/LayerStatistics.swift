@@ -47,19 +47,31 @@ public struct LayerStatistics: Sendable {
     /// `(2/N) Σ x xᵀ`, row-major `(in, in)`.
     /// - Throws: `PruningError.statisticShapeMismatch` when a length differs from `scalerRow.count`.
     public init(
-        scalerRow: [Float], sumRow: [Float], variance: [Float], hessian: [Float]?,
-        sequenceCount: Int, tokenCount: Int
+        scalerRow: [Float],
+        sumRow: [Float],
+        variance: [Float],
+        hessian: [Float]?,
+        sequenceCount: Int,
+        tokenCount: Int
     ) throws {
         let c = scalerRow.count
         for (name, n) in [("sum_row", sumRow.count), ("variance", variance.count)] where n != c {
             throw PruningError.statisticShapeMismatch(layer: "(stored)", statistic: name, expected: c, got: n)
         }
         if let h = hessian, h.count != c * c {
-            throw PruningError.statisticShapeMismatch(layer: "(stored)", statistic: "hessian", expected: c * c, got: h.count)
+            throw PruningError.statisticShapeMismatch(
+                layer: "(stored)",
+                statistic: "hessian",
+                expected: c * c,
+                got: h.count
+            )
         }
         guard sequenceCount > 0, tokenCount >= sequenceCount else {
             throw PruningError.invalidSetting(
-                name: "sequence_count/token_count", expected: "N > 0 and N·L ≥ N", got: "\(sequenceCount)/\(tokenCount)")
+                name: "sequence_count/token_count",
+                expected: "N > 0 and N·L ≥ N",
+                got: "\(sequenceCount)/\(tokenCount)"
+            )
         }
         inputFeatures = c
         self.sequenceCount = sequenceCount
@@ -81,7 +93,10 @@ public struct LayerStatistics: Sendable {
     /// Adds one calibration sequence.
     /// - Parameter sequence: `(tokens, inputFeatures)`, the layer's inputs for that sequence.
     public mutating func accumulate(sequence: Matrix) {
-        precondition(sequence.columns == inputFeatures, "LayerStatistics: \(sequence.columns) columns, expected \(inputFeatures)")
+        precondition(
+            sequence.columns == inputFeatures,
+            "LayerStatistics: \(sequence.columns) columns, expected \(inputFeatures)"
+        )
         sequence.storage.withUnsafeBufferPointer { accumulate(tokens: sequence.rows, values: $0) }
     }
 
@@ -123,8 +138,18 @@ public struct LayerStatistics: Sendable {
             // H_sum (in, in) += Xᵀ X with X (tokens, in).
             hessianSum!.withUnsafeMutableBufferPointer { h in
                 Linalg.gemm(
-                    m: c, n: c, k: tokens, a: values.baseAddress, lda: c, transposeA: true,
-                    b: values.baseAddress, ldb: c, beta: 1, c: h.baseAddress, ldc: c)
+                    m: c,
+                    n: c,
+                    k: tokens,
+                    a: values.baseAddress,
+                    lda: c,
+                    transposeA: true,
+                    b: values.baseAddress,
+                    ldb: c,
+                    beta: 1,
+                    c: h.baseAddress,
+                    ldc: c
+                )
             }
         }
     }
@@ -152,7 +177,9 @@ public struct LayerStatistics: Sendable {
     /// SparseGPT's `H = (2/N) Σ x xᵀ`, `(in, in)`, or `nil` when not accumulated.
     public var hessian: Matrix? {
         guard let h = hessianSum else { return nil }
-        if hessianIsFinal || sequenceCount == 0 { return Matrix(rows: inputFeatures, columns: inputFeatures, storage: h) }
+        if hessianIsFinal || sequenceCount == 0 {
+            return Matrix(rows: inputFeatures, columns: inputFeatures, storage: h)
+        }
         let scale = Float(2.0 / Double(sequenceCount))
         return Matrix(rows: inputFeatures, columns: inputFeatures, storage: h.map { $0 * scale })
     }

@@ -26,8 +26,15 @@ extension DSnoT {
         public var pattern: SparsityPattern
 
         public init(
-            dense: Matrix, current: Matrix? = nil, baseMask: PruneMask, baseScore: Matrix? = nil, scalerRow: [Float],
-            sumRow: [Float], variance: [Float], hessian: Matrix? = nil, pattern: SparsityPattern
+            dense: Matrix,
+            current: Matrix? = nil,
+            baseMask: PruneMask,
+            baseScore: Matrix? = nil,
+            scalerRow: [Float],
+            sumRow: [Float],
+            variance: [Float],
+            hessian: Matrix? = nil,
+            pattern: SparsityPattern
         ) {
             self.dense = dense
             self.current = current
@@ -63,17 +70,36 @@ extension DSnoT {
             throw PruningError.statisticShapeMismatch(layer: layer, statistic: name, expected: c, got: v.count)
         }
         guard input.baseMask.rows == rows, input.baseMask.columns == c else {
-            throw PruningError.statisticShapeMismatch(layer: layer, statistic: "base_mask", expected: rows * c, got: input.baseMask.count)
+            throw PruningError.statisticShapeMismatch(
+                layer: layer,
+                statistic: "base_mask",
+                expected: rows * c,
+                got: input.baseMask.count
+            )
         }
         if let cur = input.current, cur.rows != rows || cur.columns != c {
-            throw PruningError.statisticShapeMismatch(layer: layer, statistic: "current_weights", expected: rows * c, got: cur.count)
+            throw PruningError.statisticShapeMismatch(
+                layer: layer,
+                statistic: "current_weights",
+                expected: rows * c,
+                got: cur.count
+            )
         }
         if settings.accept == .trueError {
             guard let h = input.hessian else {
-                throw PruningError.missingStatistic(layer: layer, statistic: "hessian", method: "dsnot accept=true-error")
+                throw PruningError.missingStatistic(
+                    layer: layer,
+                    statistic: "hessian",
+                    method: "dsnot accept=true-error"
+                )
             }
             guard h.rows == c, h.columns == c else {
-                throw PruningError.statisticShapeMismatch(layer: layer, statistic: "hessian", expected: c * c, got: h.count)
+                throw PruningError.statisticShapeMismatch(
+                    layer: layer,
+                    statistic: "hessian",
+                    expected: c * c,
+                    got: h.count
+                )
             }
         }
         let current = input.current ?? input.dense
@@ -86,8 +112,13 @@ extension DSnoT {
             return settings.variancePower == 1 ? guarded : Float(pow(Double(guarded), settings.variancePower))
         }
         let kernel = RowKernel(
-            columns: c, cycles: settings.maxCycles.cycles(columns: c), threshold: Float(settings.updateThreshold),
-            sameSign: settings.sameSign, group: input.pattern.group, divide: settings.variancePower != 0)
+            columns: c,
+            cycles: settings.maxCycles.cycles(columns: c),
+            threshold: Float(settings.updateThreshold),
+            sameSign: settings.sameSign,
+            group: input.pattern.group,
+            divide: settings.variancePower != 0
+        )
         var mask = input.baseMask
         let results = UnsafeMutablePointer<RowKernel.RowResult>.allocate(capacity: max(1, rows))
         defer { results.deallocate() }
@@ -101,14 +132,24 @@ extension DSnoT {
                                 (hessian ?? []).withUnsafeBufferPointer { hp in
                                     mask.bytes.withUnsafeMutableBufferPointer { mb in
                                         let shared = RowKernel.Shared(
-                                            dense: wd.baseAddress!, current: wc.baseAddress!, wanda: ws.baseAddress!,
-                                            base: bs.baseAddress!, mu: mu.baseAddress!, divisor: dv.baseAddress!,
-                                            hessian: hessian == nil ? nil : hp.baseAddress)
+                                            dense: wd.baseAddress!,
+                                            current: wc.baseAddress!,
+                                            wanda: ws.baseAddress!,
+                                            base: bs.baseAddress!,
+                                            mu: mu.baseAddress!,
+                                            divisor: dv.baseAddress!,
+                                            hessian: hessian == nil ? nil : hp.baseAddress
+                                        )
                                         let mBase = mb.baseAddress!
                                         RowSelection.forEachRowChunk(rows: rows, minimumChunk: 4) { range in
                                             let scratch = RowKernel.Scratch(columns: c, cycles: kernel.cycles)
                                             for r in range {
-                                                results[r] = kernel.run(row: r, shared: shared, mask: mBase + r * c, scratch: scratch)
+                                                results[r] = kernel.run(
+                                                    row: r,
+                                                    shared: shared,
+                                                    mask: mBase + r * c,
+                                                    scratch: scratch
+                                                )
                                             }
                                         }
                                     }
@@ -134,9 +175,12 @@ extension DSnoT {
         }
         let buffer = UnsafeBufferPointer(start: results, count: rows)
         let record = LayerRecord(
-            cycles: kernel.cycles, swapsPerRow: buffer.map { Int32($0.swaps) },
-            errorBefore: buffer.reduce(0) { $0 + $1.errorBefore }, errorAfter: buffer.reduce(0) { $0 + $1.errorAfter },
-            rowsRejected: buffer.reduce(0) { $0 + ($1.rejected ? 1 : 0) })
+            cycles: kernel.cycles,
+            swapsPerRow: buffer.map { Int32($0.swaps) },
+            errorBefore: buffer.reduce(0) { $0 + $1.errorBefore },
+            errorAfter: buffer.reduce(0) { $0 + $1.errorAfter },
+            rowsRejected: buffer.reduce(0) { $0 + ($1.rejected ? 1 : 0) }
+        )
         return Output(mask: mask, weights: weightsOut, record: record)
     }
 }

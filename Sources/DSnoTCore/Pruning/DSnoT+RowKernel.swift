@@ -70,8 +70,13 @@ extension DSnoT {
             }
 
             /// Sorts the first `cycles` of `packed[0..<count]` and writes their indices into `out`.
-            func sortedList(_ packed: UnsafeMutablePointer<UInt64>, count: Int, cycles: Int, descending: Bool,
-                            into out: UnsafeMutablePointer<Int32>) -> Int {
+            func sortedList(
+                _ packed: UnsafeMutablePointer<UInt64>,
+                count: Int,
+                cycles: Int,
+                descending: Bool,
+                into out: UnsafeMutablePointer<Int32>
+            ) -> Int {
                 let m = StableArgsort.sortedPrefix(packed, count: count, length: cycles)
                 for i in 0..<m { out[i] = StableArgsort.index(packed[i], descending: descending) }
                 return m
@@ -191,18 +196,36 @@ extension DSnoT {
                 swaps += 1
                 e = eAfter
             }
-            var result = RowResult(swaps: swaps, errorBefore: Double(abs(eStart)), errorAfter: Double(abs(e)), rejected: false)
+            var result = RowResult(
+                swaps: swaps,
+                errorBefore: Double(abs(eStart)),
+                errorAfter: Double(abs(e)),
+                rejected: false
+            )
             // 5. Optional acceptance on the true error Δwᵀ H Δw.
-            if swaps > 0, let h = shared.hessian, !lowersTrueError(row: r, shared: shared, hessian: h, swaps: swaps, scratch: s) {
+            if swaps > 0, let h = shared.hessian,
+                !lowersTrueError(row: r, shared: shared, hessian: h, swaps: swaps, scratch: s)
+            {
                 for j in 0..<c { mask[j] = s.baseRow[j] }
-                result = RowResult(swaps: 0, errorBefore: result.errorBefore, errorAfter: result.errorBefore, rejected: true)
+                result = RowResult(
+                    swaps: 0,
+                    errorBefore: result.errorBefore,
+                    errorAfter: result.errorBefore,
+                    rejected: true
+                )
             }
             return result
         }
 
         /// Whether the swaps lower `Δwᵀ H Δw`. With `δ` = change of `Δw` (non-zero only on the swapped
         /// columns), the change is `2 δᵀ H Δw_base + δᵀ H δ`: O(swaps · C_in) instead of O(C_in²).
-        func lowersTrueError(row r: Int, shared: Shared, hessian h: UnsafePointer<Float>, swaps: Int, scratch s: Scratch) -> Bool {
+        func lowersTrueError(
+            row r: Int,
+            shared: Shared,
+            hessian h: UnsafePointer<Float>,
+            swaps: Int,
+            scratch s: Scratch
+        ) -> Bool {
             let c = columns
             let off = r * c
             var change = 0.0
@@ -219,7 +242,8 @@ extension DSnoT {
                 var hd = 0.0
                 let hRow = h + j * c
                 for k in 0..<c {
-                    let delta = s.baseRow[k] != 0 ? shared.dense[off + k] : shared.dense[off + k] - shared.current[off + k]
+                    let delta =
+                        s.baseRow[k] != 0 ? shared.dense[off + k] : shared.dense[off + k] - shared.current[off + k]
                     if delta != 0 { hd += Double(hRow[k]) * Double(delta) }
                 }
                 change += 2 * dj * hd

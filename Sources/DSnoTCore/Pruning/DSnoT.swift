@@ -37,7 +37,9 @@ public enum DSnoT {
             let s = try container.decode(String.self)
             guard s == "scaled" else {
                 throw DecodingError.dataCorruptedError(
-                    in: container, debugDescription: "max_cycles: expected an integer or \"scaled\", got \"\(s)\"")
+                    in: container,
+                    debugDescription: "max_cycles: expected an integer or \"scaled\", got \"\(s)\""
+                )
             }
             self = .scaled
         }
@@ -76,8 +78,12 @@ public enum DSnoT {
         public var accept: Acceptance = .none
 
         public init(
-            maxCycles: MaxCycles = .fixed(50), updateThreshold: Double = 0.1, variancePower: Double = 1,
-            sameSign: Bool = false, skip: [String] = ["mlp"], accept: Acceptance = .none
+            maxCycles: MaxCycles = .fixed(50),
+            updateThreshold: Double = 0.1,
+            variancePower: Double = 1,
+            sameSign: Bool = false,
+            skip: [String] = ["mlp"],
+            accept: Acceptance = .none
         ) {
             self.maxCycles = maxCycles
             self.updateThreshold = updateThreshold
@@ -107,11 +113,17 @@ public enum DSnoT {
             }
             guard updateThreshold >= 0, updateThreshold.isFinite else {
                 throw PruningError.invalidSetting(
-                    name: "dsnot.update_threshold", expected: "a finite value ≥ 0", got: "\(updateThreshold)")
+                    name: "dsnot.update_threshold",
+                    expected: "a finite value ≥ 0",
+                    got: "\(updateThreshold)"
+                )
             }
             guard variancePower >= 0, variancePower.isFinite else {
                 throw PruningError.invalidSetting(
-                    name: "dsnot.variance_power", expected: "a finite value ≥ 0", got: "\(variancePower)")
+                    name: "dsnot.variance_power",
+                    expected: "a finite value ≥ 0",
+                    got: "\(variancePower)"
+                )
             }
         }
 

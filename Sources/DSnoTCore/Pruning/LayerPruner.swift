@@ -55,13 +55,24 @@ public enum LayerPruner {
     ///   - metricRows: rows sampled for the reconstruction-error metric.
     /// - Throws: `PruningError` (pattern vs width, missing or mis-shaped statistics, Cholesky failure).
     public static func prune(
-        weights: Matrix, statistics: LayerStatistics?, recipe: Recipe, layer: String, metricRows: Int = 128
+        weights: Matrix,
+        statistics: LayerStatistics?,
+        recipe: Recipe,
+        layer: String,
+        metricRows: Int = 128
     ) throws -> LayerPruningResult {
         let c = weights.columns
-        guard weights.rows > 0, c > 0 else { throw PruningError.emptyLayer(layer: layer, rows: weights.rows, columns: c) }
+        guard weights.rows > 0, c > 0 else {
+            throw PruningError.emptyLayer(layer: layer, rows: weights.rows, columns: c)
+        }
         try recipe.validate(layer: layer, columns: c)
         if let s = statistics, s.inputFeatures != c {
-            throw PruningError.statisticShapeMismatch(layer: layer, statistic: "statistics", expected: c, got: s.inputFeatures)
+            throw PruningError.statisticShapeMismatch(
+                layer: layer,
+                statistic: "statistics",
+                expected: c,
+                got: s.inputFeatures
+            )
         }
         let dsnotSettings = recipe.dsnot
         let runsDSnoT = dsnotSettings.map { !$0.skips(layer: layer) } ?? false
@@ -72,16 +83,28 @@ public enum LayerPruner {
         if runsDSnoT, let settings = dsnotSettings {
             let s = try required(statistics, layer: layer, method: "dsnot")
             let input = DSnoT.Input(
-                dense: weights, current: base.weights, baseMask: base.mask, baseScore: base.weights == nil ? base.score : nil,
-                scalerRow: s.scalerRow, sumRow: s.sumRow, variance: s.variance, hessian: s.hessian, pattern: recipe.pattern)
+                dense: weights,
+                current: base.weights,
+                baseMask: base.mask,
+                baseScore: base.weights == nil ? base.score : nil,
+                scalerRow: s.scalerRow,
+                sumRow: s.sumRow,
+                variance: s.variance,
+                hessian: s.hessian,
+                pattern: recipe.pattern
+            )
             let out = try DSnoT.refine(input, settings: settings, layer: layer)
             finalMask = out.mask
             if base.weights != nil { finalWeights = out.weights }
             record = out.record
         }
         var metrics = Self.metrics(
-            dense: weights, base: (base.mask, base.weights), final: (finalMask, finalWeights), hessian: statistics?.hessian,
-            metricRows: metricRows)
+            dense: weights,
+            base: (base.mask, base.weights),
+            final: (finalMask, finalWeights),
+            hessian: statistics?.hessian,
+            metricRows: metricRows
+        )
         metrics.dsnot = record
         metrics.skippedByDSnoT = dsnotSettings != nil && !runsDSnoT
         metrics.dampeningUsed = base.dampening
@@ -105,7 +128,9 @@ public enum LayerPruner {
         case .magnitude:
             let scope: Magnitude.Scope = recipe.dsnot == nil ? recipe.magnitudeScope : .row
             let mask = try Magnitude.mask(weights: weights, pattern: pattern, scope: scope, layer: layer)
-            let score = recipe.dsnot == nil ? nil : Matrix(rows: weights.rows, columns: weights.columns, storage: weights.storage.map { abs($0) })
+            let score =
+                recipe.dsnot == nil
+                ? nil : Matrix(rows: weights.rows, columns: weights.columns, storage: weights.storage.map { abs($0) })
             return (mask, nil, score, nil)
         case .wanda:
             let s = try required(statistics, layer: layer, method: "wanda")
@@ -116,14 +141,24 @@ public enum LayerPruner {
             guard let h = s.hessian else {
                 throw PruningError.missingStatistic(layer: layer, statistic: "hessian", method: "sparsegpt")
             }
-            let r = try SparseGPT.prune(weights: weights, hessian: h, pattern: pattern, settings: recipe.sparseGPT, layer: layer)
+            let r = try SparseGPT.prune(
+                weights: weights,
+                hessian: h,
+                pattern: pattern,
+                settings: recipe.sparseGPT,
+                layer: layer
+            )
             return (r.mask, r.weights, nil, r.dampeningUsed)
         }
     }
 
     /// Sparsity and, when a Hessian is at hand, the relative output error of the base and final results.
     static func metrics(
-        dense: Matrix, base: (PruneMask, Matrix?), final: (PruneMask, Matrix?), hessian: Matrix?, metricRows: Int
+        dense: Matrix,
+        base: (PruneMask, Matrix?),
+        final: (PruneMask, Matrix?),
+        hessian: Matrix?,
+        metricRows: Int
     ) -> LayerMetrics {
         var perRow = (min: Int.max, max: 0)
         for r in 0..<final.0.rows {
@@ -139,8 +174,16 @@ public enum LayerPruner {
             sampled = ReconstructionError.sampledRows(rows: dense.rows, maxRows: metricRows).count
         }
         return LayerMetrics(
-            achievedSparsity: final.0.sparsity, prunedPerRowMin: perRow.min, prunedPerRowMax: perRow.max,
-            baseSparsity: base.0.sparsity, baseRelativeError: errors[0], finalRelativeError: errors[1],
-            errorRowsSampled: sampled, dsnot: nil, skippedByDSnoT: false, dampeningUsed: nil)
+            achievedSparsity: final.0.sparsity,
+            prunedPerRowMin: perRow.min,
+            prunedPerRowMax: perRow.max,
+            baseSparsity: base.0.sparsity,
+            baseRelativeError: errors[0],
+            finalRelativeError: errors[1],
+            errorRowsSampled: sampled,
+            dsnot: nil,
+            skippedByDSnoT: false,
+            dampeningUsed: nil
+        )
     }
 }

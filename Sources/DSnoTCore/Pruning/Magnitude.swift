@@ -19,7 +19,9 @@ public enum Magnitude {
     /// dsnot's rule: exactly `floor(numel·s)` (layer) or `floor(C_in·s)` per row (row) weights with
     /// the smallest `|W|`, ties by index; N:M prunes the N smallest `|W|` of each aligned group.
     /// - Throws: `PruningError` for an invalid pattern or a width that is not a multiple of M.
-    public static func mask(weights: Matrix, pattern: SparsityPattern, scope: Scope, layer: String = "") throws -> PruneMask {
+    public static func mask(weights: Matrix, pattern: SparsityPattern, scope: Scope, layer: String = "") throws
+        -> PruneMask
+    {
         try pattern.validate(columns: weights.columns, layer: layer)
         let scores = Matrix(rows: weights.rows, columns: weights.columns, storage: weights.storage.map { abs($0) })
         if let g = pattern.group { return RowSelection.smallestPerGroup(scores: scores, n: g.n, m: g.m) }
@@ -40,7 +42,8 @@ public enum Magnitude {
     /// `floor(numel·s)` of all `|W|`; prune every weight with `|W| ≤ thr` (at least one extra weight,
     /// more with ties). N:M is the same as `mask(…)`.
     /// - Throws: `PruningError` for an invalid pattern.
-    public static func referenceMask(weights: Matrix, pattern: SparsityPattern, layer: String = "") throws -> PruneMask {
+    public static func referenceMask(weights: Matrix, pattern: SparsityPattern, layer: String = "") throws -> PruneMask
+    {
         try pattern.validate(columns: weights.columns, layer: layer)
         if pattern.group != nil { return try mask(weights: weights, pattern: pattern, scope: .layer, layer: layer) }
         let magnitudes = weights.storage.map { abs($0) }

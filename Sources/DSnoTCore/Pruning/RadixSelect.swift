@@ -35,7 +35,11 @@ enum RadixSelect {
 
     /// Marks in `mask` the `k` smallest values (ties by index), as a stable sort followed by taking
     /// the first `k` would.
-    static func markSmallest(_ values: UnsafeBufferPointer<Float>, count k: Int, into mask: UnsafeMutableBufferPointer<UInt8>) {
+    static func markSmallest(
+        _ values: UnsafeBufferPointer<Float>,
+        count k: Int,
+        into mask: UnsafeMutableBufferPointer<UInt8>
+    ) {
         guard k > 0 else { return }
         guard k < values.count else {
             for i in 0..<values.count { mask[i] = 1 }
@@ -57,7 +61,11 @@ enum RadixSelect {
     }
 
     /// Marks every value `≤` the value at sorted index `index` (the reference's threshold rule).
-    static func markAtMostSortedIndex(_ values: UnsafeBufferPointer<Float>, index: Int, into mask: UnsafeMutableBufferPointer<UInt8>) {
+    static func markAtMostSortedIndex(
+        _ values: UnsafeBufferPointer<Float>,
+        index: Int,
+        into mask: UnsafeMutableBufferPointer<UInt8>
+    ) {
         guard index < values.count else { return }
         let pivot = kthSmallestKey(values, k: index)
         for i in 0..<values.count where StableArgsort.orderedBits(values[i]) <= pivot { mask[i] = 1 }

@@ -23,7 +23,10 @@ extension SparsityPattern: Codable {
             self = .nOfM(n, m)
         default:
             throw DecodingError.dataCorruptedError(
-                forKey: .type, in: c, debugDescription: "pattern type: expected \"unstructured\" or \"n_of_m\", got \"\(type)\"")
+                forKey: .type,
+                in: c,
+                debugDescription: "pattern type: expected \"unstructured\" or \"n_of_m\", got \"\(type)\""
+            )
         }
     }
 

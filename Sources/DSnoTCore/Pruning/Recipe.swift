@@ -32,7 +32,13 @@ public struct Recipe: Sendable, Equatable, Hashable, Codable {
         /// Seed of the window sampler (default 0).
         public var seed: UInt64
 
-        public init(source: Source = .text, path: String? = nil, sequences: Int = 128, sequenceLength: Int = 2048, seed: UInt64 = 0) {
+        public init(
+            source: Source = .text,
+            path: String? = nil,
+            sequences: Int = 128,
+            sequenceLength: Int = 2048,
+            seed: UInt64 = 0
+        ) {
             self.source = source
             self.path = path
             self.sequences = sequences
@@ -58,8 +64,12 @@ public struct Recipe: Sendable, Equatable, Hashable, Codable {
     public var calibration: Calibration
 
     public init(
-        method: Method, pattern: SparsityPattern, magnitudeScope: Magnitude.Scope = .layer, dsnot: DSnoT.Settings? = nil,
-        sparseGPT: SparseGPT.Settings = SparseGPT.Settings(), calibration: Calibration = Calibration()
+        method: Method,
+        pattern: SparsityPattern,
+        magnitudeScope: Magnitude.Scope = .layer,
+        dsnot: DSnoT.Settings? = nil,
+        sparseGPT: SparseGPT.Settings = SparseGPT.Settings(),
+        calibration: Calibration = Calibration()
     ) {
         self.method = method
         self.pattern = pattern

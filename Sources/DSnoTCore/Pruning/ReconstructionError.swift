@@ -29,7 +29,10 @@ public enum ReconstructionError {
         for (i, r) in rows.enumerated() {
             for j in 0..<c { stacked[i, j] = dense[r, j] }
             for (k, cand) in candidates.enumerated() {
-                precondition(cand.rows == dense.rows && cand.columns == c, "ReconstructionError: candidate shape differs")
+                precondition(
+                    cand.rows == dense.rows && cand.columns == c,
+                    "ReconstructionError: candidate shape differs"
+                )
                 let row = (k + 1) * rows.count + i
                 for j in 0..<c { stacked[row, j] = dense[r, j] - cand[r, j] }
             }

@@ -7,7 +7,11 @@ extension SparseGPT {
     /// they run in parallel (the result does not depend on the chunking); the lazy update of the
     /// later columns is one `sgemm`.
     static func pruneBlocks(
-        weights w: inout Matrix, mask: inout PruneMask, factor u: [Float], pattern: SparsityPattern, blockSize: Int
+        weights w: inout Matrix,
+        mask: inout PruneMask,
+        factor u: [Float],
+        pattern: SparsityPattern,
+        blockSize: Int
     ) {
         let rows = w.rows
         let n = w.columns
@@ -23,7 +27,8 @@ extension SparseGPT {
             for c in 0..<width { diag[c] = u[(i1 + c) * n + i1 + c] }
             var blockMask =
                 pattern.group == nil
-                ? blockThresholdMask(w1: w1, diag: diag, ratio: pattern.ratio) : [UInt8](repeating: 0, count: rows * width)
+                ? blockThresholdMask(w1: w1, diag: diag, ratio: pattern.ratio)
+                : [UInt8](repeating: 0, count: rows * width)
             let group = pattern.group
             w1.withUnsafeMutableBufferPointer { w1p in
                 err.withUnsafeMutableBufferPointer { ep in
@@ -36,8 +41,15 @@ extension SparseGPT {
                                 RowSelection.forEachRowChunk(rows: rows) { range in
                                     for r in range {
                                         pruneBlockRow(
-                                            w1b + r * width, mask: mb + r * width, err: eb + r * width, width: width,
-                                            diag: d, u1: u1, ldu: n, group: group)
+                                            w1b + r * width,
+                                            mask: mb + r * width,
+                                            err: eb + r * width,
+                                            width: width,
+                                            diag: d,
+                                            u1: u1,
+                                            ldu: n,
+                                            group: group
+                                        )
                                     }
                                 }
                             }
@@ -58,8 +70,18 @@ extension SparseGPT {
                     u.withUnsafeBufferPointer { up in
                         w.storage.withUnsafeMutableBufferPointer { wp in
                             Linalg.gemm(
-                                m: rows, n: n - i2, k: width, alpha: -1, a: ep.baseAddress, lda: width,
-                                b: up.baseAddress! + i1 * n + i2, ldb: n, beta: 1, c: wp.baseAddress! + i2, ldc: n)
+                                m: rows,
+                                n: n - i2,
+                                k: width,
+                                alpha: -1,
+                                a: ep.baseAddress,
+                                lda: width,
+                                b: up.baseAddress! + i1 * n + i2,
+                                ldb: n,
+                                beta: 1,
+                                c: wp.baseAddress! + i2,
+                                ldc: n
+                            )
                         }
                     }
                 }
@@ -91,8 +113,14 @@ extension SparseGPT {
     /// `W1[c:] -= err · U1[c, c:]`. On return the row holds `Q` and `err` holds `Err`.
     @inline(__always)
     static func pruneBlockRow(
-        _ row: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<UInt8>, err: UnsafeMutablePointer<Float>,
-        width: Int, diag: UnsafePointer<Float>, u1: UnsafePointer<Float>, ldu: Int, group: (n: Int, m: Int)?
+        _ row: UnsafeMutablePointer<Float>,
+        mask: UnsafeMutablePointer<UInt8>,
+        err: UnsafeMutablePointer<Float>,
+        width: Int,
+        diag: UnsafePointer<Float>,
+        u1: UnsafePointer<Float>,
+        ldu: Int,
+        group: (n: Int, m: Int)?
     ) {
         var idx: (Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0)
         var score: (Float, Float, Float, Float, Float, Float, Float, Float) = (0, 0, 0, 0, 0, 0, 0, 0)

@@ -51,14 +51,23 @@ public enum SparseGPT {
     ///   - pattern: unstructured (threshold per block over all rows, `≤`, as the reference) or N:M.
     /// - Throws: `PruningError.choleskyFailed` after `maxRetries` retries; pattern/shape errors.
     public static func prune(
-        weights: Matrix, hessian: Matrix, pattern: SparsityPattern, settings: Settings = Settings(), layer: String = ""
+        weights: Matrix,
+        hessian: Matrix,
+        pattern: SparsityPattern,
+        settings: Settings = Settings(),
+        layer: String = ""
     ) throws -> Result {
         let rows = weights.rows
         let n = weights.columns
         guard rows > 0, n > 0 else { throw PruningError.emptyLayer(layer: layer, rows: rows, columns: n) }
         try pattern.validate(columns: n, layer: layer)
         guard hessian.rows == n, hessian.columns == n else {
-            throw PruningError.statisticShapeMismatch(layer: layer, statistic: "hessian", expected: n * n, got: hessian.count)
+            throw PruningError.statisticShapeMismatch(
+                layer: layer,
+                statistic: "hessian",
+                expected: n * n,
+                got: hessian.count
+            )
         }
         guard settings.blockSize > 0 else {
             throw PruningError.invalidSetting(name: "block_size", expected: "> 0", got: "\(settings.blockSize)")
@@ -87,7 +96,12 @@ public enum SparseGPT {
             }
             lastInfo = result.info
             guard attempt < settings.maxRetries else {
-                throw PruningError.choleskyFailed(layer: layer, attempts: attempt + 1, lastDampening: relative, info: lastInfo)
+                throw PruningError.choleskyFailed(
+                    layer: layer,
+                    attempts: attempt + 1,
+                    lastDampening: relative,
+                    info: lastInfo
+                )
             }
             attempt += 1
             relative *= 10

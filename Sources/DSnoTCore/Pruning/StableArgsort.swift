@@ -22,7 +22,9 @@ enum StableArgsort {
     ///   - scratch: at least `count` UInt64 of scratch space.
     ///   - out: receives `count` indices.
     static func argsort(
-        _ keys: UnsafePointer<Float>, count: Int, scratch: UnsafeMutablePointer<UInt64>,
+        _ keys: UnsafePointer<Float>,
+        count: Int,
+        scratch: UnsafeMutablePointer<UInt64>,
         into out: UnsafeMutablePointer<Int32>
     ) {
         for i in 0..<count { scratch[i] = UInt64(orderedBits(keys[i])) << 32 | UInt64(UInt32(i)) }

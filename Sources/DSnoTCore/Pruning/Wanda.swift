@@ -33,7 +33,11 @@ public enum Wanda {
         try pattern.validate(columns: weights.columns, layer: layer)
         guard scalerRow.count == weights.columns else {
             throw PruningError.statisticShapeMismatch(
-                layer: layer, statistic: "scaler_row", expected: weights.columns, got: scalerRow.count)
+                layer: layer,
+                statistic: "scaler_row",
+                expected: weights.columns,
+                got: scalerRow.count
+            )
         }
         return maskFromScores(scores(weights: weights, scalerRow: scalerRow), pattern: pattern)
     }
