@@ -101,6 +101,8 @@ import Testing
         )
         #expect(out.mask.prunedCount(row: 0) == 4)
         #expect(out.record.errorAfter.isFinite)
+        #expect(out.record.rowErrorAfter.count == 1 && out.record.rowErrorAfter[0].isFinite)
+        #expect(Double(out.record.rowErrorAfter[0]) == out.record.errorAfter)
         #expect(!out.mask[0, 0])  // column 0 (e > 0, largest D/v) is regrown first
     }
 

@@ -177,6 +177,8 @@ extension DSnoT {
         let record = LayerRecord(
             cycles: kernel.cycles,
             swapsPerRow: buffer.map { Int32($0.swaps) },
+            rowErrorBefore: buffer.map { Float($0.errorBefore) },
+            rowErrorAfter: buffer.map { Float($0.errorAfter) },
             errorBefore: buffer.reduce(0) { $0 + $1.errorBefore },
             errorAfter: buffer.reduce(0) { $0 + $1.errorAfter },
             rowsRejected: buffer.reduce(0) { $0 + ($1.rejected ? 1 : 0) }

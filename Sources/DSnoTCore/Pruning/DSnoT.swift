@@ -96,6 +96,10 @@ public enum DSnoT {
         /// The reference defaults of DSnoT's `main.py` (B§5.4).
         public static let reference = Settings()
 
+        /// The defaults for D9 (SparseGPT, then DSnoT): the reference flags with `accept: .trueError`,
+        /// without which D9 undid much of SparseGPT's update on a real model (ALGORITHM.md D9).
+        public static let afterSparseGPT = Settings(accept: .trueError)
+
         enum CodingKeys: String, CodingKey {
             case maxCycles = "max_cycles"
             case updateThreshold = "update_threshold"
@@ -157,6 +161,9 @@ public enum DSnoT {
         public var cycles: Int
         /// Swaps made per row (after acceptance: 0 for a row that kept its base mask).
         public var swapsPerRow: [Int32]
+        /// `|e_i|` per row with the base mask and with the final mask.
+        public var rowErrorBefore: [Float]
+        public var rowErrorAfter: [Float]
         /// DSnoT's own error `Σ_i |e_i|` with the base mask.
         public var errorBefore: Double
         /// `Σ_i |e_i|` with the final mask.

@@ -38,8 +38,16 @@ extension SparseGPT {
 }
 
 extension SparseGPT {
-    /// `inverseCholeskyUpper` for tests: the factor or `nil`.
-    public static func inverseCholeskyUpperForTesting(hessian: [Float], size: Int, damp: Float) -> [Float]? {
-        inverseCholeskyUpper(hessian: hessian, size: size, damp: damp).factor
+    /// The matrix `fasterprune`'s column loop uses: `U` with `(H + λI)⁻¹ = UᵀU`, `(in, in)` upper
+    /// triangular, or `nil` when `H + λI` is not positive definite in fp32 (no retries here).
+    /// - Parameters:
+    ///   - hessian: `H (in, in)`, symmetric.
+    ///   - damp: the absolute dampening `λ` added to the diagonal.
+    public static func inverseCholeskyFactor(hessian: Matrix, damp: Float) -> Matrix? {
+        precondition(hessian.rows == hessian.columns, "inverseCholeskyFactor: H must be square")
+        guard let u = inverseCholeskyUpper(hessian: hessian.storage, size: hessian.rows, damp: damp).factor else {
+            return nil
+        }
+        return Matrix(rows: hessian.rows, columns: hessian.rows, storage: u)
     }
 }
