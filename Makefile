@@ -8,7 +8,7 @@ PYTHON_PEER := $(CURDIR)/.venv/bin/python
 export DSNOT_PYTHON := $(PYTHON_PEER)
 export DSNOT_REPO := $(CURDIR)
 
-.PHONY: all deps build test bench lint format clean
+.PHONY: all deps build test bench lint format fixtures clean
 
 all: build
 
@@ -27,6 +27,10 @@ test: deps
 bench: deps
 	$(SWIFT) build -c release --product dsnot-bench
 	$$($(SWIFT) build -c release --show-bin-path)/dsnot-bench
+
+## fixtures: the real SmolLM2-135M checkpoint and Austen texts under .fixtures/ (FIXTURES.md), checksummed.
+fixtures:
+	scripts/fixtures.sh
 
 lint:
 	scripts/lint.sh

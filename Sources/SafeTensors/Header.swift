@@ -66,19 +66,38 @@ public struct Header: Sendable, Equatable {
                 tensors.append(try parseEntry(name: key, value: value, file: file))
             }
         }
-        // Sort by begin offset; ties (zero-sized tensors) by name so the order is deterministic.
-        tensors.sort { ($0.dataOffsets.lowerBound, $0.name) < ($1.dataOffsets.lowerBound, $1.name) }
+        // Sort by (begin, end) like the reference's `validate`, so zero-sized tensors come before a
+        // tensor starting at the same offset; ties by name keep the order deterministic.
+        tensors.sort {
+            ($0.dataOffsets.lowerBound, $0.dataOffsets.upperBound, $0.name)
+                < ($1.dataOffsets.lowerBound, $1.dataOffsets.upperBound, $1.name)
+        }
         var expected = 0
+        var previous: String?
         for tensor in tensors {
-            guard tensor.dataOffsets.lowerBound == expected else {
-                throw SafeTensorsError.offsetsNotContiguous(
-                    file: file, tensor: tensor.name, expectedBegin: expected, begin: tensor.dataOffsets.lowerBound)
+            let begin = tensor.dataOffsets.lowerBound
+            if begin > expected {
+                throw SafeTensorsError.dataGap(file: file, tensor: tensor.name, expectedBegin: expected, begin: begin)
+            }
+            if begin < expected, let previous {
+                throw SafeTensorsError.tensorsOverlap(
+                    file: file,
+                    tensor: tensor.name,
+                    previous: previous,
+                    previousEnd: expected,
+                    begin: begin
+                )
             }
             if let dataSize, tensor.dataOffsets.upperBound > dataSize {
                 throw SafeTensorsError.dataOutOfBounds(
-                    file: file, tensor: tensor.name, end: tensor.dataOffsets.upperBound, dataSize: dataSize)
+                    file: file,
+                    tensor: tensor.name,
+                    end: tensor.dataOffsets.upperBound,
+                    dataSize: dataSize
+                )
             }
             expected = tensor.dataOffsets.upperBound
+            previous = tensor.name
         }
         if let dataSize, expected != dataSize {
             throw SafeTensorsError.trailingBytes(file: file, dataEnd: expected, dataSize: dataSize)
@@ -94,7 +113,10 @@ public struct Header: Sendable, Equatable {
         for (key, entry) in pairs {
             guard case .string(let string) = entry else {
                 throw SafeTensorsError.invalidMetadata(
-                    file: file, key: key, reason: "expected a string value, found \(entry.kindName)")
+                    file: file,
+                    key: key,
+                    reason: "expected a string value, found \(entry.kindName)"
+                )
             }
             result[key] = string
         }
@@ -104,7 +126,10 @@ public struct Header: Sendable, Equatable {
     private static func parseEntry(name: String, value: StrictJSON.Value, file: String) throws -> TensorInfo {
         guard case .object(let pairs) = value else {
             throw SafeTensorsError.malformedEntry(
-                file: file, tensor: name, reason: "expected an object, found \(value.kindName)")
+                file: file,
+                tensor: name,
+                reason: "expected an object, found \(value.kindName)"
+            )
         }
         var fields: [String: StrictJSON.Value] = [:]
         for (key, entry) in pairs { fields[key] = entry }
@@ -122,28 +147,43 @@ public struct Header: Sendable, Equatable {
         }
         var shape: [Int] = []
         for dim in shapeValues {
-            guard case .integer(let value) = dim else {
-                throw SafeTensorsError.invalidShape(
-                    file: file, tensor: name, shape: "[" + shapeValues.map(\.debugText).joined(separator: ", ") + "]")
+            switch dim {
+            case .integer(let value) where value >= 0:
+                shape.append(value)
+            case .number(let value) where value > Double(Int.max) && value.rounded() == value:
+                throw SafeTensorsError.sizeOverflow(file: file, tensor: name, shape: shapeText(shapeValues))
+            default:
+                throw SafeTensorsError.invalidShape(file: file, tensor: name, shape: shapeText(shapeValues))
             }
-            shape.append(value)
         }
         guard case .array(let offsetValues) = fields["data_offsets"], offsetValues.count == 2,
             case .integer(let begin) = offsetValues[0], case .integer(let end) = offsetValues[1]
         else {
             throw SafeTensorsError.malformedEntry(
-                file: file, tensor: name, reason: "'data_offsets' must be an array of two integers")
+                file: file,
+                tensor: name,
+                reason: "'data_offsets' must be an array of two integers"
+            )
         }
         guard begin >= 0, end >= begin else {
             throw SafeTensorsError.invalidOffsets(file: file, tensor: name, begin: begin, end: end)
         }
         guard let bytes = TensorInfo.checkedByteCount(shape: shape, dtype: dtype) else {
-            throw SafeTensorsError.invalidShape(file: file, tensor: name, shape: "\(shape)")
+            throw SafeTensorsError.sizeOverflow(file: file, tensor: name, shape: "\(shape)")
         }
         guard bytes == end - begin else {
             throw SafeTensorsError.sizeMismatch(
-                file: file, tensor: name, expectedBytes: bytes, declaredBytes: end - begin)
+                file: file,
+                tensor: name,
+                expectedBytes: bytes,
+                declaredBytes: end - begin
+            )
         }
         return TensorInfo(name: name, dtype: dtype, shape: shape, dataOffsets: begin..<end)
+    }
+
+    /// Renders a hostile shape for an error message, shortened to its first 16 dimensions.
+    private static func shapeText(_ values: [StrictJSON.Value]) -> String {
+        "[" + values.prefix(16).map(\.debugText).joined(separator: ", ") + (values.count > 16 ? ", …]" : "]")
     }
 }

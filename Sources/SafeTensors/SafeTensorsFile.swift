@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // SafeTensorsFile: one safetensors file, validated and memory-mapped read-only.
 
+import SystemPackage
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
     import Musl
 #endif
-import SystemPackage
 
 /// A validated, memory-mapped, read-only safetensors file.
 ///
@@ -95,9 +96,52 @@ public final class SafeTensorsFile: @unchecked Sendable {
     }
 
     /// A zero-copy view of a tensor's bytes. Valid while this object is alive.
+    /// - Precondition: `info` comes from this file's header.
     public func rawBytes(of info: TensorInfo) -> UnsafeRawBufferPointer {
+        precondition(info.dataOffsets.upperBound <= header.dataSize, "rawBytes(of:): tensor not from this file")
         let start = header.dataStart + info.dataOffsets.lowerBound
         return UnsafeRawBufferPointer(start: base.map { $0 + start }, count: info.byteCount)
+    }
+
+    /// A zero-copy view of a tensor's bytes. Valid while this object is alive.
+    /// - Throws: `SafeTensorsError.tensorNotFound`.
+    public func rawBytes(named name: String) throws -> UnsafeRawBufferPointer {
+        rawBytes(of: try info(named: name))
+    }
+
+    /// Calls `body` with a typed view of a tensor's elements: zero-copy when the data is aligned for
+    /// `Element` (always, for files whose header length is a multiple of 8, as writers produce),
+    /// otherwise a temporary aligned copy.
+    ///
+    /// ```swift
+    /// try file.withElements(named: "w", as: UInt16.self) { bits in … }   // BF16 or F16 bits
+    /// ```
+    /// - Throws: `SafeTensorsError.tensorNotFound`, `.typeMismatch` when `Element` cannot represent the
+    ///   dtype, or what `body` throws.
+    public func withElements<Element: SafeTensorsElement, R>(
+        named name: String,
+        as type: Element.Type,
+        _ body: (UnsafeBufferPointer<Element>) throws -> R
+    ) throws -> R {
+        let info = try info(named: name)
+        guard Element.dtypes.contains(info.dtype) else {
+            throw SafeTensorsError.typeMismatch(
+                file: path,
+                tensor: name,
+                dtype: info.dtype,
+                requested: "\(Element.self)"
+            )
+        }
+        let raw = rawBytes(of: info)
+        let count = info.elementCount
+        if let start = raw.baseAddress, Int(bitPattern: start) % MemoryLayout<Element>.alignment == 0 {
+            return try raw.withMemoryRebound(to: Element.self) { try body($0) }
+        }
+        let copy = [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
+            UnsafeMutableRawBufferPointer(buffer).copyMemory(from: raw)
+            initialized = count
+        }
+        return try copy.withUnsafeBufferPointer(body)
     }
 
     /// A tensor's values converted to `Float` (from F64, F32, F16 or BF16).
@@ -120,9 +164,12 @@ public final class SafeTensorsFile: @unchecked Sendable {
         let raw = rawBytes(of: info)
         let n = info.elementCount
         switch info.dtype {
-        case .i64: return (0..<n).map { Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) }
-        case .i32: return (0..<n).map { Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))) }
-        case .i16: return (0..<n).map { Int(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * $0, as: Int16.self))) }
+        case .i64:
+            return (0..<n).map { Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) }
+        case .i32:
+            return (0..<n).map { Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))) }
+        case .i16:
+            return (0..<n).map { Int(Int16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * $0, as: Int16.self))) }
         case .i8: return (0..<n).map { Int(Int8(bitPattern: raw[$0])) }
         case .u8, .bool: return (0..<n).map { Int(raw[$0]) }
         case .f64, .f32, .f16, .bf16:

@@ -75,7 +75,9 @@ enum StrictJSON {
             }
             return pairs
         } catch let failure as Failure {
-            if let key = failure.duplicateTopLevelKey { throw SafeTensorsError.duplicateTensor(file: file, tensor: key) }
+            if let key = failure.duplicateTopLevelKey {
+                throw SafeTensorsError.duplicateTensor(file: file, tensor: key)
+            }
             throw SafeTensorsError.headerNotJSON(file: file, reason: failure.reason)
         }
     }

@@ -30,10 +30,20 @@ public struct TensorInfo: Sendable, Equatable, Hashable {
     /// Number of bytes of data.
     public var byteCount: Int { dataOffsets.count }
 
-    /// The byte size of `shape` × `dtype`, or `nil` when a dimension is negative or the product
-    /// overflows `Int`. Shapes come from untrusted files, so every multiplication is checked.
+    /// The byte size of `shape` × `dtype`, or `nil` when a dimension is negative or the element
+    /// count or the byte size overflows `Int`. Shapes come from untrusted files, so every
+    /// multiplication is checked, in the same order as `elementCount` (so a validated shape never
+    /// traps there), and then the byte size, like the reference.
     public static func checkedByteCount(shape: [Int], dtype: DType) -> Int? {
-        var count = dtype.byteWidth
+        guard let elements = checkedElementCount(shape: shape) else { return nil }
+        let (bytes, overflow) = elements.multipliedReportingOverflow(by: dtype.byteWidth)
+        return overflow ? nil : bytes
+    }
+
+    /// The product of `shape` (1 for a scalar), or `nil` when a dimension is negative or the
+    /// product overflows `Int`.
+    public static func checkedElementCount(shape: [Int]) -> Int? {
+        var count = 1
         for dim in shape {
             guard dim >= 0 else { return nil }
             let (product, overflow) = count.multipliedReportingOverflow(by: dim)

@@ -7,7 +7,8 @@ import Testing
 
 @Suite struct ReaderTests {
     @Test func readsHandBuiltFile() throws {
-        let header = #"{"b":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"format":"pt"}}"#
+        let header =
+            #"{"b":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"__metadata__":{"format":"pt"}}"#
         var bytes = [UInt8]()
         let json = Array(header.utf8)
         withUnsafeBytes(of: UInt64(json.count).littleEndian) { bytes += $0 }
