@@ -32,7 +32,7 @@ public enum ModelRegistry {
         throw ModelLoadError.unknownModelType(type, supported: supportedModelTypes)
     }
 
-    /// Opens `<directory>/config.json` and `<directory>/model.safetensors` (a single-file checkpoint).
+    /// Opens `<directory>/config.json` and the directory's safetensors (single file or sharded with an index).
     /// - Throws: `ModelLoadError`, or `SafeTensorsError` for an unreadable or invalid safetensors file.
     public static func load(directory: String) throws -> any DecoderModel {
         let configPath = (directory as NSString).appendingPathComponent("config.json")
@@ -42,7 +42,6 @@ public enum ModelRegistry {
         } catch {
             throw ModelLoadError.unreadableConfig(path: configPath, reason: "\(error.localizedDescription)")
         }
-        let file = try SafeTensorsFile(path: (directory as NSString).appendingPathComponent("model.safetensors"))
-        return try model(config: data, path: configPath, tensors: file)
+        return try model(config: data, path: configPath, tensors: try Checkpoint(directory: directory))
     }
 }

@@ -3,8 +3,8 @@
 
 public import SafeTensors
 
-/// Where a model's tensors come from: a single memory-mapped safetensors file today, a sharded
-/// checkpoint tomorrow. The engine needs only names, header entries and zero-copy bytes.
+/// Where a model's tensors come from: a single memory-mapped safetensors file or a (sharded)
+/// `Checkpoint`. The engine needs only names, header entries and zero-copy bytes.
 ///
 /// ```swift
 /// let file = try SafeTensorsFile(path: "model.safetensors")
@@ -29,6 +29,16 @@ extension SafeTensorsFile: TensorSource {
 
     public func withTensorBytes<R>(named name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         try body(rawBytes(of: try info(named: name)))
+    }
+}
+
+extension Checkpoint: TensorSource {
+    public var location: String { indexPath ?? files.first?.path ?? directory }
+
+    public func tensorInfo(named name: String) -> TensorInfo? { try? info(named: name) }
+
+    public func withTensorBytes<R>(named name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        try body(rawBytes(named: name))
     }
 }
 
