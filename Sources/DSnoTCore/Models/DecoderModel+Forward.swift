@@ -1,0 +1,26 @@
+// SPDX-License-Identifier: Apache-2.0
+// DecoderModel+Forward: the whole-model forward pass for a batch of sequences, streamed block by block.
+
+extension DecoderModel {
+    /// Runs every block over `hidden` in place, loading each block once.
+    /// - Parameters:
+    ///   - hidden: one `(L_i, hiddenSize)` matrix per sequence; replaced by the last block's outputs.
+    ///   - progress: called after each block with `(blocksDone, blockCount)`.
+    /// - Throws: `ModelLoadError` from loading a block.
+    public func runBlocks(_ hidden: inout [Matrix], progress: ((Int, Int) -> Void)? = nil) throws {
+        for b in 0..<blockCount {
+            let block = try loadBlock(b)  // fp32 weights of block b only; released at the next iteration
+            for i in hidden.indices { hidden[i] = block.forward(hidden[i]) }
+            progress?(b + 1, blockCount)
+        }
+    }
+
+    /// Logits of one sequence: embeddings → blocks → final norm → LM head.
+    /// - Returns: `(tokens.count, vocabularySize)`.
+    /// - Throws: `ModelLoadError`.
+    public func logits(tokens: [Int]) throws -> Matrix {
+        var hidden = [try embed(tokens: tokens)]
+        try runBlocks(&hidden)
+        return try finalLogits(hidden[0])
+    }
+}

@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: Apache-2.0
+// Normalization: RMSNorm (LLaMA) and LayerNorm (OPT), row-wise over the hidden dimension, fp32.
+
+import Foundation
+
+/// Root-mean-square normalisation as in Hugging Face `LlamaRMSNorm`:
+/// `y = w ⊙ x / sqrt(mean(x²) + eps)`.
+public struct RMSNorm: Sendable, Equatable {
+    /// `[hidden]`.
+    public var weight: [Float]
+    public var epsilon: Float
+
+    public init(weight: [Float], epsilon: Float) {
+        self.weight = weight
+        self.epsilon = epsilon
+    }
+
+    /// - Parameter x: `(L, hidden)`. Returns `(L, hidden)`.
+    public func callAsFunction(_ x: Matrix) -> Matrix {
+        let n = x.columns
+        precondition(n == weight.count, "RMSNorm: width \(n) differs from weight length \(weight.count)")
+        var y = Matrix(rows: x.rows, columns: n)
+        x.storage.withUnsafeBufferPointer { px in
+            y.storage.withUnsafeMutableBufferPointer { py in
+                weight.withUnsafeBufferPointer { pw in
+                    for r in 0..<x.rows {
+                        let row = px.baseAddress! + r * n
+                        var sumSquares: Float = 0
+                        for c in 0..<n { sumSquares += row[c] * row[c] }
+                        let scale = 1 / (sumSquares / Float(n) + epsilon).squareRoot()
+                        for c in 0..<n { py[r * n + c] = pw[c] * (row[c] * scale) }
+                    }
+                }
+            }
+        }
+        return y
+    }
+}
+
+/// Layer normalisation as `torch.nn.LayerNorm` (population variance, elementwise affine).
+public struct LayerNorm: Sendable, Equatable {
+    /// `[hidden]`.
+    public var weight: [Float]
+    /// `[hidden]`.
+    public var bias: [Float]
+    public var epsilon: Float
+
+    public init(weight: [Float], bias: [Float], epsilon: Float) {
+        precondition(weight.count == bias.count, "LayerNorm: weight and bias lengths differ")
+        self.weight = weight
+        self.bias = bias
+        self.epsilon = epsilon
+    }
+
+    /// - Parameter x: `(L, hidden)`. Returns `(L, hidden)`.
+    public func callAsFunction(_ x: Matrix) -> Matrix {
+        let n = x.columns
+        precondition(n == weight.count, "LayerNorm: width \(n) differs from weight length \(weight.count)")
+        var y = Matrix(rows: x.rows, columns: n)
+        x.storage.withUnsafeBufferPointer { px in
+            y.storage.withUnsafeMutableBufferPointer { py in
+                for r in 0..<x.rows {
+                    let row = px.baseAddress! + r * n
+                    var sum: Float = 0
+                    for c in 0..<n { sum += row[c] }
+                    let mean = sum / Float(n)
+                    var sumSquares: Float = 0
+                    for c in 0..<n { sumSquares += (row[c] - mean) * (row[c] - mean) }
+                    let scale = 1 / (sumSquares / Float(n) + epsilon).squareRoot()
+                    for c in 0..<n { py[r * n + c] = (row[c] - mean) * scale * weight[c] + bias[c] }
+                }
+            }
+        }
+        return y
+    }
+}
+
+/// Element-wise activations.
+enum Activation {
+    /// `h ← silu(gate) ⊙ up`, the SwiGLU product (HF `act_fn(gate_proj(x)) * up_proj(x)`).
+    static func swiGLU(gate: Matrix, up: Matrix) -> Matrix {
+        precondition(gate.rows == up.rows && gate.columns == up.columns, "swiGLU: shapes differ")
+        var h = up
+        h.storage.withUnsafeMutableBufferPointer { ph in
+            gate.storage.withUnsafeBufferPointer { pg in
+                for i in 0..<ph.count {
+                    let g = pg[i]
+                    ph[i] *= g / (1 + Foundation.exp(-g))
+                }
+            }
+        }
+        return h
+    }
+
+    /// `x ← max(x, 0)`.
+    static func relu(_ x: inout Matrix) {
+        x.storage.withUnsafeMutableBufferPointer { p in
+            for i in 0..<p.count where p[i] < 0 { p[i] = 0 }
+        }
+    }
+
+    /// `a ← a + b` (the residual connection).
+    static func add(_ a: inout Matrix, _ b: Matrix) {
+        precondition(a.rows == b.rows && a.columns == b.columns, "residual add: shapes differ")
+        a.storage.withUnsafeMutableBufferPointer { pa in
+            b.storage.withUnsafeBufferPointer { pb in
+                for i in 0..<pa.count { pa[i] += pb[i] }
+            }
+        }
+    }
+}

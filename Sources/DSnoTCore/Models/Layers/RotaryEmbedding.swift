@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: Apache-2.0
+// RotaryEmbedding: RoPE in the Hugging Face convention (rotate_half over the two halves of a head).
+
+import Foundation
+
+/// How the rotary inverse frequencies are derived (`rope_scaling` / `rope_parameters`).
+public enum RopeScaling: Sendable, Equatable {
+    /// Plain RoPE.
+    case none
+    /// Positions divided by `factor` (HF `linear`).
+    case linear(factor: Float)
+    /// LLaMA 3.1 frequency-dependent scaling (HF `llama3`).
+    case llama3(factor: Float, lowFrequencyFactor: Float, highFrequencyFactor: Float, originalContext: Int)
+}
+
+/// Rotary position embedding of one head width, as Hugging Face `LlamaRotaryEmbedding` +
+/// `apply_rotary_pos_emb`: for `i < d/2`, the pair `(x[i], x[i + d/2])` is rotated by `pos · invFreq[i]`.
+public struct RotaryEmbedding: Sendable, Equatable {
+    /// Head width `d` (even).
+    public let headDim: Int
+    /// `[d/2]` inverse frequencies after scaling, fp32 as transformers computes them.
+    public let inverseFrequencies: [Float]
+
+    /// - Precondition: `headDim` is even and positive (the config loader validates it).
+    public init(headDim: Int, theta: Float, scaling: RopeScaling) {
+        precondition(headDim > 0 && headDim % 2 == 0, "RotaryEmbedding: head dim must be even")
+        self.headDim = headDim
+        // inv_freq = 1 / theta^(arange(0, d, 2) / d), in float32.
+        let base = (0..<(headDim / 2)).map { i -> Float in
+            1 / Foundation.pow(theta, Float(2 * i) / Float(headDim))
+        }
+        switch scaling {
+        case .none:
+            inverseFrequencies = base
+        case .linear(let factor):
+            inverseFrequencies = base.map { $0 / factor }
+        case .llama3(let factor, let low, let high, let originalContext):
+            inverseFrequencies = Self.llama3(
+                base,
+                factor: factor,
+                low: low,
+                high: high,
+                context: Float(originalContext)
+            )
+        }
+    }
+
+    /// transformers `_compute_llama3_parameters`: long wavelengths are divided by `factor`, short ones
+    /// kept, the band between interpolated smoothly.
+    static func llama3(_ invFreq: [Float], factor: Float, low: Float, high: Float, context: Float) -> [Float] {
+        let lowWavelength = context / low
+        let highWavelength = context / high
+        return invFreq.map { f in
+            let wavelength = 2 * Float.pi / f
+            let scaled = wavelength > lowWavelength ? f / factor : f
+            let isMedium = !(wavelength < highWavelength) && !(wavelength > lowWavelength)
+            guard isMedium else { return scaled }
+            let smooth = (context / wavelength - low) / (high - low)
+            return (1 - smooth) * scaled / factor + smooth * scaled
+        }
+    }
+
+    /// `(cos, sin)` tables `(L, d/2)` for positions `0..<length`.
+    func tables(length: Int) -> (cos: [Float], sin: [Float]) {
+        let half = headDim / 2
+        var cosTable = [Float](repeating: 0, count: length * half)
+        var sinTable = [Float](repeating: 0, count: length * half)
+        for p in 0..<length {
+            for i in 0..<half {
+                let angle = Float(p) * inverseFrequencies[i]
+                cosTable[p * half + i] = Foundation.cos(angle)
+                sinTable[p * half + i] = Foundation.sin(angle)
+            }
+        }
+        return (cosTable, sinTable)
+    }
+
+    /// Rotates every head of `x` in place.
+    /// - Parameters:
+    ///   - x: `(L, heads · d)`, head `h` in columns `h·d ..< (h+1)·d`.
+    ///   - tables: from `tables(length: L)`.
+    func apply(to x: inout Matrix, heads: Int, tables: (cos: [Float], sin: [Float])) {
+        let d = headDim
+        let half = d / 2
+        precondition(x.columns == heads * d, "RoPE: width \(x.columns) is not \(heads) heads × \(d)")
+        precondition(tables.cos.count == x.rows * half, "RoPE: tables are for another length")
+        let width = x.columns
+        x.storage.withUnsafeMutableBufferPointer { px in
+            tables.cos.withUnsafeBufferPointer { pc in
+                tables.sin.withUnsafeBufferPointer { ps in
+                    for p in 0..<x.rows {
+                        for h in 0..<heads {
+                            let o = p * width + h * d
+                            for i in 0..<half {
+                                let c = pc[p * half + i]
+                                let s = ps[p * half + i]
+                                let x1 = px[o + i]
+                                let x2 = px[o + i + half]
+                                px[o + i] = x1 * c - x2 * s
+                                px[o + i + half] = x2 * c + x1 * s
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

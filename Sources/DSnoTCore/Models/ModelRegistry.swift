@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: Apache-2.0
+// ModelRegistry: opens a checkpoint as a DecoderModel by dispatching on config.json's model_type.
+
+public import Foundation
+import SafeTensors
+
+/// Dispatches `config.json`'s `model_type` to an architecture.
+///
+/// ```swift
+/// let model = try ModelRegistry.load(directory: "/models/SmolLM2-135M")   // config.json + model.safetensors
+/// print(model.modelType, model.blockCount)
+/// ```
+public enum ModelRegistry {
+    /// Every supported `model_type` (SmolLM2, Vicuna and LLaMA-1/2/3 are `llama`).
+    public static let supportedModelTypes = LlamaConfiguration.modelTypes + OPTConfiguration.modelTypes
+
+    /// Builds the model described by `config` over `tensors`.
+    /// - Parameters:
+    ///   - config: the bytes of `config.json`.
+    ///   - path: where they came from, for messages.
+    /// - Throws: `ModelLoadError` (unknown `model_type` lists `supportedModelTypes`).
+    public static func model(config: Data, path: String = "config.json", tensors: any TensorSource) throws
+        -> any DecoderModel
+    {
+        let type = try ConfigDecoding.modelType(in: config, path: path)
+        if LlamaConfiguration.modelTypes.contains(type) {
+            return try LlamaModel(configuration: LlamaConfiguration(json: config, path: path), tensors: tensors)
+        }
+        if OPTConfiguration.modelTypes.contains(type) {
+            return try OPTModel(configuration: OPTConfiguration(json: config, path: path), tensors: tensors)
+        }
+        throw ModelLoadError.unknownModelType(type, supported: supportedModelTypes)
+    }
+
+    /// Opens `<directory>/config.json` and the directory's safetensors (single file or sharded with an index).
+    /// - Throws: `ModelLoadError`, or `SafeTensorsError` for an unreadable or invalid safetensors file.
+    public static func load(directory: String) throws -> any DecoderModel {
+        let configPath = (directory as NSString).appendingPathComponent("config.json")
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: configPath))
+        } catch {
+            throw ModelLoadError.unreadableConfig(path: configPath, reason: "\(error.localizedDescription)")
+        }
+        return try model(config: data, path: configPath, tensors: try Checkpoint(directory: directory))
+    }
+}

@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: Apache-2.0
+// ModelRegistry tests: config.json decoding per architecture, defaults, and every rejected option.
+
+import DSnoTCore
+import Foundation
+import SafeTensors
+import Testing
+
+@Suite struct ModelRegistryTests {
+    static let llama = """
+        {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+         "num_attention_heads": 4, "vocab_size": 128
+        """
+
+    static func config(_ type: String = "llama", _ extra: String = "") throws -> LlamaConfiguration {
+        let json = Self.llama.replacingOccurrences(of: "\"llama\"", with: "\"\(type)\"") + extra + "}"
+        return try LlamaConfiguration(json: Data(json.utf8))
+    }
+
+    @Test func llamaDefaultsFollowTransformers() throws {
+        let c = try Self.config()
+        #expect(c.kvHeads == 4 && c.headDim == 16 && c.ropeTheta == 10000 && c.ropeScaling == .none)
+        #expect(!c.tieWordEmbeddings && !c.qkvBias && !c.outputBias && c.slidingWindow == nil)
+        #expect(c.rmsNormEpsilon == 1e-6)
+    }
+
+    @Test func qwen2HasQKVBiasesButNoOutputBias() throws {
+        let c = try Self.config("qwen2", #", "sliding_window": 4096, "use_sliding_window": false"#)
+        #expect(c.qkvBias && !c.outputBias && c.slidingWindow == nil)
+    }
+
+    @Test func mistralKeepsItsSlidingWindow() throws {
+        #expect(try Self.config("mistral", #", "sliding_window": 4096"#).slidingWindow == 4096)
+        #expect(try Self.config("mistral", #", "sliding_window": null"#).slidingWindow == nil)
+    }
+
+    /// transformers 4 writes `rope_scaling` with `type`/`rope_type` and a top-level `rope_theta`;
+    /// transformers 5 writes `rope_parameters` (see the llama3_rope fixture). Both decode alike.
+    @Test func llama3RopeScalingDecodesFromBothSpellings() throws {
+        let v4 = try Self.config(
+            "llama",
+            #", "rope_theta": 500000.0, "rope_scaling": {"type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "#
+                + #""high_freq_factor": 4.0, "original_max_position_embeddings": 8192}"#
+        )
+        let v5 = try Self.config(
+            "llama",
+            #", "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "#
+                + #""low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}"#
+        )
+        #expect(v4 == v5)
+        #expect(v4.ropeTheta == 500000)
+        #expect(
+            v4.ropeScaling == .llama3(factor: 8, lowFrequencyFactor: 1, highFrequencyFactor: 4, originalContext: 8192)
+        )
+    }
+
+    static let rejected: [(String, String, ModelLoadError)] = [
+        (
+            "llama", #", "rope_scaling": {"rope_type": "yarn", "factor": 4.0}"#,
+            .unsupportedOption(
+                key: "rope_scaling.rope_type",
+                value: "yarn",
+                supported: ["default", "linear", "llama3"]
+            )
+        ),
+        (
+            "llama", #", "hidden_act": "gelu""#,
+            .unsupportedOption(key: "hidden_act", value: "gelu", supported: ["silu"])
+        ),
+        (
+            "llama", #", "num_key_value_heads": 3"#,
+            .invalidValue(key: "num_key_value_heads", value: "3", expected: "a divisor of num_attention_heads (4)")
+        ),
+        (
+            "llama", #", "head_dim": 15"#,
+            .invalidValue(key: "head_dim", value: "15", expected: "an even number (RoPE rotates pairs)")
+        ),
+        (
+            "llama", #", "rms_norm_eps": -1"#,
+            .invalidValue(key: "rms_norm_eps", value: "-1.0", expected: "a positive finite number")
+        ),
+        (
+            "qwen2", #", "use_sliding_window": true"#,
+            .unsupportedOption(key: "use_sliding_window", value: "true", supported: ["false"])
+        ),
+    ]
+
+    @Test(arguments: 0..<rejected.count)
+    func unsupportedOrInvalidOptionsAreClearErrors(_ i: Int) throws {
+        let (type, extra, error) = Self.rejected[i]
+        #expect(throws: error) { try Self.config(type, extra) }
+    }
+
+    @Test func unknownModelTypeListsTheSupportedOnes() throws {
+        let json = Data(#"{"model_type": "gpt_neox", "hidden_size": 8}"#.utf8)
+        let file = try SafeTensorsFile(path: ModelFixtures.path("llama_gqa_tied", "model.safetensors"))
+        let error = #expect(throws: ModelLoadError.self) { try ModelRegistry.model(config: json, tensors: file) }
+        #expect(error == .unknownModelType("gpt_neox", supported: ["llama", "mistral", "qwen2", "opt"]))
+        #expect(error?.description == "unknown model_type 'gpt_neox' (supported: llama, mistral, qwen2, opt)")
+    }
+
+    @Test func missingAndMistypedKeysNameTheKey() throws {
+        let missing = #expect(throws: ModelLoadError.self) {
+            try LlamaConfiguration(json: Data(#"{"model_type": "llama", "hidden_size": 64}"#.utf8))
+        }
+        #expect(missing?.description.contains("intermediate_size") == true)
+        let mistyped = #expect(throws: ModelLoadError.self) {
+            try Self.config("llama", #", "tie_word_embeddings": "yes""#)
+        }
+        #expect(mistyped?.description.contains("tie_word_embeddings") == true)
+        #expect(throws: ModelLoadError.invalidConfig(path: "config.json", reason: "no 'model_type' key")) {
+            try ModelRegistry.model(
+                config: Data("{}".utf8),
+                tensors: try SafeTensorsFile(path: ModelFixtures.path("llama_gqa_tied", "model.safetensors"))
+            )
+        }
+    }
+
+    @Test func optDecodesLayerNormOrderAndProjection() throws {
+        let json = """
+            {"model_type": "opt", "hidden_size": 64, "ffn_dim": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+             "vocab_size": 128, "max_position_embeddings": 64, "word_embed_proj_dim": 32, "do_layer_norm_before": false}
+            """
+        let c = try OPTConfiguration(json: Data(json.utf8))
+        #expect(!c.layerNormBefore && !c.hasFinalLayerNorm && c.wordEmbedProjectionSize == 32 && c.tieWordEmbeddings)
+        let gelu = json.replacingOccurrences(of: "}", with: #", "activation_function": "gelu"}"#)
+        #expect(
+            throws: ModelLoadError.unsupportedOption(key: "activation_function", value: "gelu", supported: ["relu"])
+        ) {
+            try OPTConfiguration(json: Data(gelu.utf8))
+        }
+    }
+
+    @Test(arguments: ["llama_gqa_tied", "opt_post_ln_proj"])
+    func registryReportsTheArchitecture(_ name: String) throws {
+        let model = try ModelRegistry.load(directory: ModelFixtures.path(name))
+        #expect(model.blockCount == 2 && model.hiddenSize == 64 && model.vocabularySize == 128)
+        #expect(model.modelType == (name.hasPrefix("opt") ? "opt" : "llama"))
+        #expect(throws: ModelLoadError.blockOutOfRange(index: 2, blockCount: 2)) { try model.loadBlock(2) }
+    }
+}
