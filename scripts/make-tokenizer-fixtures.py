@@ -209,7 +209,49 @@ SMALL_CASES = [
     "Hello world", " Hello", "  two leading", "trailing  ", "It's, isn't it? I'LL say 'twas.",
     "x = 12345678 + 3.14159e-10", "\t\ttabs\tand\nnewlines\r\n", "naïve café 東京 Москва",
     "👩‍👩‍👧‍👦 🇫🇷 👍🏽", "<|im_start|>system\nHi<|im_end|>", "<s> hello </s>", "", " ", "\n",
+    "Hi <|user|>  there", "<|user|>x\n<|user|>", "e\u0301t\u00e9 Å\u030a", "I'M 'Re 'LL ' s",
 ]
+
+
+def merge(base, patch):
+    """Recursive dict merge: patch values replace base values, nested dicts merge."""
+    out = dict(base)
+    for key, value in patch.items():
+        out[key] = merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
+def byte_level_split(pattern):
+    return {"type": "Sequence", "pretokenizers": [
+        {"type": "Split", "pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+    ]}
+
+
+USER_TOKEN = {"content": "<|user|>", "single_word": False, "lstrip": True, "rstrip": True,
+              "normalized": False, "special": False}
+
+# Other real layouts exercised on the same vocabularies (the test applies the same patch to the base file).
+VARIANTS = [
+    ("llama3-pretokenizer", "smollm2", {"pre_tokenizer": byte_level_split(LLAMA3_PATTERN),
+                                        "model": {"ignore_merges": True}}),
+    ("qwen2-pretokenizer-nfc", "smollm2", {"normalizer": {"type": "NFC"},
+                                           "pre_tokenizer": byte_level_split(QWEN2_PATTERN)}),
+    ("gpt2-prefix-space", "smollm2", {"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": True,
+                                                        "trim_offsets": True, "use_regex": True}}),
+    ("metaspace-always-nosplit", "sp-bpe-metaspace", {"pre_tokenizer": {
+        "type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": False}}),
+    ("strip-added-token", "sp-bpe", {"append_added_tokens": [USER_TOKEN]}),
+]
+
+
+def apply_variant(base_spec, patch):
+    patch = dict(patch)
+    extra = patch.pop("append_added_tokens", [])
+    spec = merge(base_spec, patch)
+    size = max(max(spec["model"]["vocab"].values()), max(t["id"] for t in spec["added_tokens"])) + 1
+    spec["added_tokens"] = spec["added_tokens"] + [dict(t, id=size + i) for i, t in enumerate(extra)]
+    return spec
 
 
 def reference(tok, corpus, index):
@@ -261,6 +303,17 @@ def main():
         ref = reference(tok, corpus, index)
         write_json(os.path.join(OUT, name, "reference.json"), ref)
         print(f"{name}: {len(ref['corpus_ids'])} corpus tokens, lossless={ref['corpus_decoded_equals_corpus']}")
+
+    variants = []
+    for name, base, patch in VARIANTS:
+        with open(os.path.join(OUT, base, "tokenizer.json"), encoding="utf-8") as f:
+            spec = apply_variant(json.load(f), patch)
+        tok = Tokenizer.from_str(json.dumps(spec))
+        ref = reference(tok, corpus, index)
+        del ref["categories"]
+        variants.append(dict(ref, name=name, base=base, patch=patch))
+        print(f"variant {name}: {len(ref['corpus_ids'])} corpus tokens, lossless={ref['corpus_decoded_equals_corpus']}")
+    write_json(os.path.join(OUT, "variants.json"), variants)
 
     splits = {}
     for name, pattern in [("gpt2", GPT2_PATTERN), ("llama3", LLAMA3_PATTERN), ("qwen2", QWEN2_PATTERN)]:

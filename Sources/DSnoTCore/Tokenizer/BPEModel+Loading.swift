@@ -52,6 +52,7 @@ extension BPEModel {
                 return vocabulary["<0x\(hex.count == 1 ? "0" + hex : hex)>"]
             }
         }
+        let ignoreMerges = try object.bool("ignore_merges", default: false)
         return BPEModel(
             vocabulary: vocabulary,
             scalarIDs: scalarIDs,
@@ -59,8 +60,23 @@ extension BPEModel {
             byteIDs: byteIDs,
             unknownID: unknownID,
             fuseUnknown: try object.bool("fuse_unk", default: false),
-            ignoreMerges: try object.bool("ignore_merges", default: false)
+            ignoreMerges: ignoreMerges,
+            wordBoundary: ignoreMerges ? nil : safeWordBoundary(vocabulary, scalarIDs: scalarIDs)
         )
+    }
+
+    /// `▁` if no token has it after another scalar (see ``BPEModel/wordBoundary``), else nil.
+    static func safeWordBoundary(_ vocabulary: [String: Int32], scalarIDs: [Unicode.Scalar: Int32]) -> Unicode.Scalar? {
+        let boundary: Unicode.Scalar = "\u{2581}"
+        guard scalarIDs[boundary] != nil else { return nil }
+        for token in vocabulary.keys {
+            var previous: Unicode.Scalar? = nil
+            for scalar in token.unicodeScalars {
+                if scalar == boundary, let previous, previous != boundary { return nil }
+                previous = scalar
+            }
+        }
+        return boundary
     }
 
     static func loadVocabulary(_ object: JSONObject) throws(TokenizerError) -> [String: Int32] {

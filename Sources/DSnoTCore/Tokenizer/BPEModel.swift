@@ -21,6 +21,10 @@ struct BPEModel: Sendable {
     let unknownID: Int32?
     let fuseUnknown: Bool
     let ignoreMerges: Bool
+    /// A scalar before which a word may be cut without changing its encoding: SentencePiece's `▁` when it is
+    /// a token, no token contains it right after another scalar, and `ignore_merges` is off. Any merged
+    /// symbol spanning such a cut would be a token containing (x, `▁`) with x ≠ `▁`, and none exists.
+    let wordBoundary: Unicode.Scalar?
 
     @inline(__always)
     static func pairKey(_ left: Int32, _ right: Int32) -> UInt64 {

@@ -83,7 +83,7 @@ public final class Tokenizer: Sendable {
         let scalars = Array(text.unicodeScalars)
         var ids: [Int32] = []
         ids.reserveCapacity(scalars.count / 3 + 8)
-        var cache: [[Unicode.Scalar]: [Int32]] = [:]
+        var cache: [ArraySlice<Unicode.Scalar>: [Int32]] = [:]
         for segment in rawAddedTokens.split(scalars[...]) {
             switch segment {
             case .token(let id):
@@ -108,22 +108,42 @@ public final class Tokenizer: Sendable {
     /// Longest words are encoded without caching, so that a pathological input cannot grow the cache.
     private static let maxCachedWordLength = 64
 
+    /// Encodes pre-tokenized words; when the model has a ``BPEModel/wordBoundary``, long words are first cut
+    /// where no merge can cross, so that SentencePiece-style segments (one word per line) hit the cache.
     private func encodeWords(
         _ words: [Piece],
         into ids: inout [Int32],
-        cache: inout [[Unicode.Scalar]: [Int32]]
+        cache: inout [ArraySlice<Unicode.Scalar>: [Int32]]
     ) throws(TokenizerError) {
         for word in words where !word.scalars.isEmpty {
-            if word.scalars.count > Tokenizer.maxCachedWordLength {
-                try model.encode(word: word.scalars, into: &ids)
-            } else if let cached = cache[word.scalars] {
-                ids.append(contentsOf: cached)
-            } else {
-                var wordIDs: [Int32] = []
-                try model.encode(word: word.scalars, into: &wordIDs)
-                cache[word.scalars] = wordIDs
-                ids.append(contentsOf: wordIDs)
+            let scalars = word.scalars
+            guard let boundary = model.wordBoundary else {
+                try encodeWord(scalars[...], into: &ids, cache: &cache)
+                continue
             }
+            var start = 0
+            for index in 1..<scalars.count where scalars[index] == boundary && scalars[index - 1] != boundary {
+                try encodeWord(scalars[start..<index], into: &ids, cache: &cache)
+                start = index
+            }
+            try encodeWord(scalars[start...], into: &ids, cache: &cache)
+        }
+    }
+
+    private func encodeWord(
+        _ word: ArraySlice<Unicode.Scalar>,
+        into ids: inout [Int32],
+        cache: inout [ArraySlice<Unicode.Scalar>: [Int32]]
+    ) throws(TokenizerError) {
+        if word.count > Tokenizer.maxCachedWordLength {
+            try model.encode(word: Array(word), into: &ids)
+        } else if let cached = cache[word] {
+            ids.append(contentsOf: cached)
+        } else {
+            var wordIDs: [Int32] = []
+            try model.encode(word: Array(word), into: &wordIDs)
+            cache[word] = wordIDs
+            ids.append(contentsOf: wordIDs)
         }
     }
 
