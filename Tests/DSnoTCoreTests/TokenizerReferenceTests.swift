@@ -16,8 +16,18 @@ enum TokenizerFixtures {
         try String(contentsOf: directory().appendingPathComponent("corpus.txt"), encoding: .utf8)
     }
 
+    /// The committed tokenizers, each loaded once per test process (SmolLM2's JSON takes a while to parse).
+    private static let loaded: [String: Result<Tokenizer, any Error>] = Dictionary(
+        uniqueKeysWithValues: ["smollm2", "sp-bpe", "sp-bpe-metaspace"].map { name in
+            (
+                name,
+                Result { try Tokenizer(contentsOf: directory().appendingPathComponent("\(name)/tokenizer.json").path) }
+            )
+        }
+    )
+
     static func tokenizer(_ name: String) throws -> Tokenizer {
-        try Tokenizer(contentsOf: directory().appendingPathComponent("\(name)/tokenizer.json").path)
+        try #require(loaded[name], "no committed tokenizer named \(name)").get()
     }
 
     static func json(_ relativePath: String) throws -> [String: Any] {
