@@ -19,6 +19,15 @@ enum TokenizerLoader {
         let addedTokens = try loadAddedTokens(root, hasNormalizer: normalizer != nil)
         var size = (model.vocabulary.values.max() ?? -1) + 1
         for token in addedTokens { size = max(size, token.id + 1) }
+        // The id → token table has `size` entries: refuse sparse ids that would make a tiny file allocate gigabytes.
+        let entries = model.vocabulary.count + addedTokens.count
+        guard Int(size) <= 2 * entries + 1024 else {
+            throw .invalidField(
+                path: "model.vocab",
+                expected: "ids below \(2 * entries + 1024) for \(entries) tokens",
+                got: "largest id \(size - 1)"
+            )
+        }
         return LoadedTokenizer(
             model: model,
             normalizer: normalizer,
