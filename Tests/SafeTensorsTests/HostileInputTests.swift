@@ -13,6 +13,7 @@ enum CorruptFile: String, CaseIterable, CustomTestStringConvertible {
     case fractionalDimension, overflowingShape, dimensionBeyondInt64, shapeDisagreesWithOffsets, invertedOffsets
     case overlappingTensors, gapBetweenTensors, offsetsOutOfBounds, trailingBytes, duplicateNames
     case metadataWithNumber, metadataNotObject, entryMissingDType, entryWithUnknownField, offsetsNotPair
+    case hugeShapeArray
 
     var testDescription: String { rawValue }
 
@@ -96,6 +97,8 @@ enum CorruptFile: String, CaseIterable, CustomTestStringConvertible {
             safetensorsBytes(header: #"{"a":{"shape":[1],"data_offsets":[0,1]}}"#, data: [0])
         case .entryWithUnknownField:
             safetensorsBytes(header: #"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"extra":1}}"#, data: [0])
+        case .hugeShapeArray:
+            safetensorsBytes(header: #"{"a":{"dtype":"U8","shape":["# + String(repeating: "1,", count: 5000) + "1]}}")
         case .offsetsNotPair:
             safetensorsBytes(header: #"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1,2]}}"#, data: [0])
         }
@@ -131,6 +134,7 @@ enum CorruptFile: String, CaseIterable, CustomTestStringConvertible {
         case .metadataNotObject: .invalidMetadata(file: f, key: "__metadata__", reason: "expected an object")
         case .entryMissingDType: .malformedEntry(file: f, tensor: "a", reason: "missing or non-string 'dtype'")
         case .entryWithUnknownField: .malformedEntry(file: f, tensor: "a", reason: "unknown field 'extra'")
+        case .hugeShapeArray: .headerNotJSON(file: f, reason: "array longer than 4096 elements at byte 8220")
         case .offsetsNotPair:
             .malformedEntry(file: f, tensor: "a", reason: "'data_offsets' must be an array of two integers")
         }
