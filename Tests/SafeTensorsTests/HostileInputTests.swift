@@ -145,7 +145,7 @@ enum CorruptFile: String, CaseIterable, CustomTestStringConvertible {
 enum CorruptCheckpoint: String, CaseIterable, CustomTestStringConvertible {
     case indexNamesMissingShard, indexNamesTensorAbsentFromShard, shardTensorAbsentFromIndex
     case tensorInTwoShards, shardNameEscapesDirectory, indexNotJSON, weightMapNotObject, emptyWeightMap
-    case shardNameNotString, corruptShard, noSafetensorsFile, twoUnindexedFiles
+    case shardNameNotString, corruptShard, noSafetensorsFile, twoUnindexedFiles, tensorListedTwiceInIndex
 
     var testDescription: String { rawValue }
 
@@ -186,6 +186,8 @@ enum CorruptCheckpoint: String, CaseIterable, CustomTestStringConvertible {
         case .shardNameNotString: [(indexName, Array(#"{"weight_map": {"x": 1}}"#.utf8))]
         case .corruptShard: [(indexName, Self.index([("x", a)])), (a, Self.shard(["x"]) + [0])]
         case .noSafetensorsFile: [("config.json", Array("{}".utf8))]
+        case .tensorListedTwiceInIndex:
+            [(indexName, Self.index([("x", a), ("x", b)])), (a, Self.shard(["x"])), (b, Self.shard(["x"]))]
         case .twoUnindexedFiles: [(a, Self.shard(["x"])), (b, Self.shard(["y"]))]
         }
     }
@@ -209,7 +211,7 @@ enum CorruptCheckpoint: String, CaseIterable, CustomTestStringConvertible {
         case .indexNotJSON:
             .invalidIndex(
                 file: index,
-                reason: "\(index): header is not a JSON object: unexpected end of input at byte 15"
+                reason: "not a JSON object: unexpected end of input at byte 15"
             )
         case .weightMapNotObject: .invalidIndex(file: index, reason: "'weight_map' must be an object, found an array")
         case .emptyWeightMap: .invalidIndex(file: index, reason: "'weight_map' is empty")
@@ -222,6 +224,8 @@ enum CorruptCheckpoint: String, CaseIterable, CustomTestStringConvertible {
                 reason:
                     "expected model.safetensors.index.json, model.safetensors or exactly one *.safetensors file, found none"
             )
+        case .tensorListedTwiceInIndex:
+            .invalidIndex(file: index, reason: "not a JSON object: duplicate key 'x' at byte 57")
         case .twoUnindexedFiles:
             .noCheckpoint(
                 directory: directory,
