@@ -13,6 +13,7 @@ enum CorruptFile: String, CaseIterable, CustomTestStringConvertible {
     case fractionalDimension, overflowingShape, dimensionBeyondInt64, shapeDisagreesWithOffsets, invertedOffsets
     case overlappingTensors, gapBetweenTensors, offsetsOutOfBounds, trailingBytes, duplicateNames
     case metadataWithNumber, metadataNotObject, entryMissingDType, entryWithUnknownField, offsetsNotPair
+    case hugeShapeArray
 
     var testDescription: String { rawValue }
 
@@ -96,6 +97,8 @@ enum CorruptFile: String, CaseIterable, CustomTestStringConvertible {
             safetensorsBytes(header: #"{"a":{"shape":[1],"data_offsets":[0,1]}}"#, data: [0])
         case .entryWithUnknownField:
             safetensorsBytes(header: #"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"extra":1}}"#, data: [0])
+        case .hugeShapeArray:
+            safetensorsBytes(header: #"{"a":{"dtype":"U8","shape":["# + String(repeating: "1,", count: 5000) + "1]}}")
         case .offsetsNotPair:
             safetensorsBytes(header: #"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1,2]}}"#, data: [0])
         }
@@ -131,6 +134,7 @@ enum CorruptFile: String, CaseIterable, CustomTestStringConvertible {
         case .metadataNotObject: .invalidMetadata(file: f, key: "__metadata__", reason: "expected an object")
         case .entryMissingDType: .malformedEntry(file: f, tensor: "a", reason: "missing or non-string 'dtype'")
         case .entryWithUnknownField: .malformedEntry(file: f, tensor: "a", reason: "unknown field 'extra'")
+        case .hugeShapeArray: .headerNotJSON(file: f, reason: "array longer than 4096 elements at byte 8220")
         case .offsetsNotPair:
             .malformedEntry(file: f, tensor: "a", reason: "'data_offsets' must be an array of two integers")
         }
@@ -141,7 +145,7 @@ enum CorruptFile: String, CaseIterable, CustomTestStringConvertible {
 enum CorruptCheckpoint: String, CaseIterable, CustomTestStringConvertible {
     case indexNamesMissingShard, indexNamesTensorAbsentFromShard, shardTensorAbsentFromIndex
     case tensorInTwoShards, shardNameEscapesDirectory, indexNotJSON, weightMapNotObject, emptyWeightMap
-    case shardNameNotString, corruptShard, noSafetensorsFile, twoUnindexedFiles
+    case shardNameNotString, corruptShard, noSafetensorsFile, twoUnindexedFiles, tensorListedTwiceInIndex
 
     var testDescription: String { rawValue }
 
@@ -182,6 +186,8 @@ enum CorruptCheckpoint: String, CaseIterable, CustomTestStringConvertible {
         case .shardNameNotString: [(indexName, Array(#"{"weight_map": {"x": 1}}"#.utf8))]
         case .corruptShard: [(indexName, Self.index([("x", a)])), (a, Self.shard(["x"]) + [0])]
         case .noSafetensorsFile: [("config.json", Array("{}".utf8))]
+        case .tensorListedTwiceInIndex:
+            [(indexName, Self.index([("x", a), ("x", b)])), (a, Self.shard(["x"])), (b, Self.shard(["x"]))]
         case .twoUnindexedFiles: [(a, Self.shard(["x"])), (b, Self.shard(["y"]))]
         }
     }
@@ -205,7 +211,7 @@ enum CorruptCheckpoint: String, CaseIterable, CustomTestStringConvertible {
         case .indexNotJSON:
             .invalidIndex(
                 file: index,
-                reason: "\(index): header is not a JSON object: unexpected end of input at byte 15"
+                reason: "not a JSON object: unexpected end of input at byte 15"
             )
         case .weightMapNotObject: .invalidIndex(file: index, reason: "'weight_map' must be an object, found an array")
         case .emptyWeightMap: .invalidIndex(file: index, reason: "'weight_map' is empty")
@@ -218,6 +224,8 @@ enum CorruptCheckpoint: String, CaseIterable, CustomTestStringConvertible {
                 reason:
                     "expected model.safetensors.index.json, model.safetensors or exactly one *.safetensors file, found none"
             )
+        case .tensorListedTwiceInIndex:
+            .invalidIndex(file: index, reason: "not a JSON object: duplicate key 'x' at byte 57")
         case .twoUnindexedFiles:
             .noCheckpoint(
                 directory: directory,
