@@ -111,14 +111,14 @@ import Testing
     }
 
     @Test func byteFallbackDecoderReplacesInvalidRunsPerByte() {
-        let decoded = Decoder.byteFallback(["a", "<0xE6>", "<0x9D>", "<0xB1>", "b", "<0xFF>", "<0xFE>", "<0x41>"])
+        let decoded = TokenDecoder.byteFallback(["a", "<0xE6>", "<0x9D>", "<0xB1>", "b", "<0xFF>", "<0xFE>", "<0x41>"])
         #expect(decoded == ["a", "東", "b", "\u{FFFD}", "\u{FFFD}", "\u{FFFD}"])
     }
 
     @Test func stripAndMetaspaceDecoders() {
-        #expect(Decoder.strip("  x  ", content: " ", start: 1, stop: 0) == " x  ")
-        #expect(Decoder.strip("  x  ", content: " ", start: 5, stop: 1) == "x ")
-        let metaspace = Decoder.metaspace(replacement: "\u{2581}", prependScheme: .first)
+        #expect(TokenDecoder.strip("  x  ", content: " ", start: 1, stop: 0) == " x  ")
+        #expect(TokenDecoder.strip("  x  ", content: " ", start: 5, stop: 1) == "x ")
+        let metaspace = TokenDecoder.metaspace(replacement: "\u{2581}", prependScheme: .first)
         #expect(metaspace.decodeChain(["\u{2581}Hello", "\u{2581}world"]) == ["Hello", " world"])
     }
 

@@ -19,7 +19,7 @@ public final class Tokenizer: Sendable {
     let model: BPEModel
     let normalizer: Normalizer?
     let preTokenizer: PreTokenizer?
-    let decoder: Decoder?
+    let decoder: TokenDecoder?
     let postProcessor: PostProcessor
     /// Added tokens matched on the raw text, then (after normalization) those marked `normalized`.
     let rawAddedTokens: AddedTokenMatcher

@@ -6,7 +6,7 @@ struct LoadedTokenizer {
     var model: BPEModel
     var normalizer: Normalizer?
     var preTokenizer: PreTokenizer?
-    var decoder: Decoder?
+    var decoder: TokenDecoder?
     var postProcessor: PostProcessor
     var addedTokens: [AddedToken]
     var vocabularySize: Int
@@ -181,12 +181,12 @@ enum TokenizerLoader {
 
     static let supportedDecoders = ["Sequence", "ByteLevel", "Replace", "ByteFallback", "Fuse", "Strip", "Metaspace"]
 
-    static func loadDecoder(_ object: JSONObject?) throws(TokenizerError) -> Decoder? {
+    static func loadDecoder(_ object: JSONObject?) throws(TokenizerError) -> TokenDecoder? {
         guard let object else { return nil }
         let type = try object.string("type")
         switch type {
         case "Sequence":
-            var steps: [Decoder] = []
+            var steps: [TokenDecoder] = []
             for step in try object.objects("decoders") {
                 if let decoder = try loadDecoder(step) { steps.append(decoder) }
             }

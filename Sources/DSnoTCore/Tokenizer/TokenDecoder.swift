@@ -3,8 +3,8 @@
 
 /// The supported `decoder` components of tokenizer.json, each a step over the list of token strings as in
 /// the `tokenizers` package's `decode_chain`.
-indirect enum Decoder: Sendable {
-    case sequence([Decoder])
+indirect enum TokenDecoder: Sendable {
+    case sequence([TokenDecoder])
     /// Byte-level: table scalars back to bytes, then lossy UTF-8.
     case byteLevel
     /// Literal replacement inside every token.
@@ -29,11 +29,11 @@ indirect enum Decoder: Sendable {
         case .replace(let pattern, let content):
             return tokens.map { $0.replacing(pattern, with: content) }
         case .byteFallback:
-            return Decoder.byteFallback(tokens)
+            return TokenDecoder.byteFallback(tokens)
         case .fuse:
             return [tokens.joined()]
         case .strip(let content, let start, let stop):
-            return tokens.map { Decoder.strip($0, content: content, start: start, stop: stop) }
+            return tokens.map { TokenDecoder.strip($0, content: content, start: start, stop: stop) }
         case .metaspace(let replacement, let scheme):
             return tokens.enumerated().map { index, token in
                 var result = String.UnicodeScalarView()
