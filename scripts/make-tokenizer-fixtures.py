@@ -241,6 +241,12 @@ VARIANTS = [
                                                         "trim_offsets": True, "use_regex": True}}),
     ("metaspace-always-nosplit", "sp-bpe-metaspace", {"pre_tokenizer": {
         "type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": False}}),
+    ("digits-contiguous", "smollm2", {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+        {"type": "Digits", "individual_digits": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+    ]}}),
+    ("unk-fused-no-byte-fallback", "sp-bpe", {"model": {"byte_fallback": False, "fuse_unk": True}}),
+    ("unk-unfused-no-byte-fallback", "sp-bpe", {"model": {"byte_fallback": False, "fuse_unk": False}}),
     ("strip-added-token", "sp-bpe", {"append_added_tokens": [USER_TOKEN]}),
     ("normalized-added-tokens", "sp-bpe", {"append_added_tokens": [
         {"content": "Marianne", "single_word": False, "lstrip": False, "rstrip": False, "normalized": True,

@@ -15,7 +15,8 @@ import Testing
 
     static let names = [
         "llama3-pretokenizer", "qwen2-pretokenizer-nfc", "gpt2-prefix-space", "metaspace-always-nosplit",
-        "strip-added-token", "normalized-added-tokens",
+        "digits-contiguous", "unk-fused-no-byte-fallback", "unk-unfused-no-byte-fallback", "strip-added-token",
+        "normalized-added-tokens",
     ]
 
     /// Recursive merge: patch values replace base values, nested objects merge.
