@@ -241,7 +241,19 @@ VARIANTS = [
                                                         "trim_offsets": True, "use_regex": True}}),
     ("metaspace-always-nosplit", "sp-bpe-metaspace", {"pre_tokenizer": {
         "type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": False}}),
+    ("digits-contiguous", "smollm2", {"pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+        {"type": "Digits", "individual_digits": False},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+    ]}}),
+    ("unk-fused-no-byte-fallback", "sp-bpe", {"model": {"byte_fallback": False, "fuse_unk": True}}),
+    ("unk-unfused-no-byte-fallback", "sp-bpe", {"model": {"byte_fallback": False, "fuse_unk": False}}),
     ("strip-added-token", "sp-bpe", {"append_added_tokens": [USER_TOKEN]}),
+    ("normalized-added-tokens", "sp-bpe", {"append_added_tokens": [
+        {"content": "Marianne", "single_word": False, "lstrip": False, "rstrip": False, "normalized": True,
+         "special": False},
+        {"content": "the", "single_word": False, "lstrip": False, "rstrip": False, "normalized": True,
+         "special": True},
+    ]}),
 ]
 
 
@@ -249,8 +261,18 @@ def apply_variant(base_spec, patch):
     patch = dict(patch)
     extra = patch.pop("append_added_tokens", [])
     spec = merge(base_spec, patch)
-    size = max(max(spec["model"]["vocab"].values()), max(t["id"] for t in spec["added_tokens"])) + 1
-    spec["added_tokens"] = spec["added_tokens"] + [dict(t, id=size + i) for i, t in enumerate(extra)]
+    # Ids as `tokenizers` assigns them (it ignores ids in the file): the vocabulary id when the content is
+    # already a token, else the next free id.
+    vocab = spec["model"]["vocab"]
+    size = max(max(vocab.values()), max(t["id"] for t in spec["added_tokens"])) + 1
+    added = list(spec["added_tokens"])
+    for token in extra:
+        if token["content"] in vocab:
+            added.append(dict(token, id=vocab[token["content"]]))
+        else:
+            added.append(dict(token, id=size))
+            size += 1
+    spec["added_tokens"] = added
     return spec
 
 

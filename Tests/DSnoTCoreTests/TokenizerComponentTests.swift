@@ -87,6 +87,19 @@ import Testing
         #expect(tokenizer.id(forToken: "zzz") == nil)
     }
 
+    @Test func modelWithoutTypeIsBPEWhenItHasMerges() throws {
+        var spec = TinyTokenizer.spec()
+        var model = try #require(spec["model"] as? [String: Any])
+        model.removeValue(forKey: "type")
+        spec["model"] = model
+        #expect(try Tokenizer(data: TinyTokenizer.data(spec)).encode("abc") == [5])
+        model.removeValue(forKey: "merges")
+        spec["model"] = model
+        #expect(throws: TokenizerError.missingField(path: "model.type", expected: "a string")) {
+            try Tokenizer(data: TinyTokenizer.data(spec))
+        }
+    }
+
     @Test func heapPopsByRankThenPosition() {
         var heap = MinHeap()
         for (rank, position) in [(5, 1), (2, 9), (2, 3), (7, 0), (2, 4)] {

@@ -15,7 +15,8 @@ import Testing
 
     static let names = [
         "llama3-pretokenizer", "qwen2-pretokenizer-nfc", "gpt2-prefix-space", "metaspace-always-nosplit",
-        "strip-added-token",
+        "digits-contiguous", "unk-fused-no-byte-fallback", "unk-unfused-no-byte-fallback", "strip-added-token",
+        "normalized-added-tokens",
     ]
 
     /// Recursive merge: patch values replace base values, nested objects merge.
@@ -41,7 +42,16 @@ import Testing
         var added = try #require(spec["added_tokens"] as? [[String: Any]])
         var size = try #require(vocabulary.values.max()) + 1
         for token in added { size = max(size, try #require(token["id"] as? Int) + 1) }
-        for (offset, token) in extra.enumerated() { added.append(merge(token, ["id": size + offset])) }
+        // Ids as `tokenizers` assigns them: the vocabulary id of a content that is already a token, else the next.
+        for token in extra {
+            let content = try #require(token["content"] as? String)
+            if let id = vocabulary[content] {
+                added.append(merge(token, ["id": id]))
+            } else {
+                added.append(merge(token, ["id": size]))
+                size += 1
+            }
+        }
         spec["added_tokens"] = added
         return try Tokenizer(data: JSONSerialization.data(withJSONObject: spec))
     }

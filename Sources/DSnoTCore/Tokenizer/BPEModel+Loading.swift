@@ -5,7 +5,8 @@ extension BPEModel {
     static let supportedModels = ["BPE"]
 
     static func load(_ object: JSONObject) throws(TokenizerError) -> BPEModel {
-        let type = try object.string("type")
+        // Files from early `tokenizers` versions have no model `type`; like `tokenizers`, infer BPE from `merges`.
+        let type = object.isNull("type") && !object.isNull("merges") ? "BPE" : try object.string("type")
         guard type == "BPE" else {
             throw .unsupportedComponent(path: object.path, type: type, supported: supportedModels)
         }

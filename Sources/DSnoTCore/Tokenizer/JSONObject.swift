@@ -104,18 +104,18 @@ struct JSONObject {
         return result
     }
 
-    static func integer(_ value: Any, path: String) throws(TokenizerError) -> Int {
+    static func integer(_ value: Any, path: @autoclosure () -> String) throws(TokenizerError) -> Int {
         guard let number = value as? NSNumber, !isBoolean(number),
             let exact = Int(exactly: number.doubleValue), Double(exact) == number.doubleValue
         else {
-            throw .invalidField(path: path, expected: "an integer", got: kind(of: value))
+            throw .invalidField(path: path(), expected: "an integer", got: kind(of: value))
         }
         return exact
     }
 
     /// JSONSerialization returns booleans as NSNumber with Objective-C type `c` (integers are `i`/`q`).
     static func isBoolean(_ number: NSNumber) -> Bool {
-        String(cString: number.objCType) == "c"
+        number.objCType.pointee == CChar(UInt8(ascii: "c"))
     }
 
     /// A short description of a JSON value for error messages.

@@ -53,13 +53,23 @@ public final class Tokenizer: Sendable {
         decoder = loaded.decoder
         postProcessor = loaded.postProcessor
         rawAddedTokens = AddedTokenMatcher(loaded.addedTokens.filter { !$0.normalized })
-        normalizedAddedTokens = AddedTokenMatcher(loaded.addedTokens.filter { $0.normalized })
+        // As in `tokenizers`, a `normalized` token is looked for in normalized text as its normalized content.
+        let normalizer = loaded.normalizer
+        normalizedAddedTokens = AddedTokenMatcher(
+            loaded.addedTokens.filter(\.normalized).map { token in
+                var normalizedToken = token
+                normalizedToken.content = normalizer?.apply(token.content) ?? token.content
+                return normalizedToken
+            }
+        )
         var tokens = [String?](repeating: nil, count: loaded.vocabularySize)
         for (token, id) in loaded.model.vocabulary { tokens[Int(id)] = token }
         var addedVocabulary: [String: Int32] = [:]
         for token in loaded.addedTokens {
             let content = String(String.UnicodeScalarView(token.content))
-            tokens[Int(token.id)] = content
+            // tokenizers 0.23 decodes a `normalized` added token as its normalized content.
+            let decoded = token.normalized ? normalizer.map { $0.apply(token.content) } ?? token.content : token.content
+            tokens[Int(token.id)] = String(String.UnicodeScalarView(decoded))
             addedVocabulary[content] = token.id
         }
         self.tokens = tokens

@@ -16,7 +16,19 @@ enum TokenizerLoader {
     static func load(_ root: JSONObject) throws(TokenizerError) -> LoadedTokenizer {
         let model = try BPEModel.load(try root.object("model"))
         let normalizer = try loadNormalizer(root.optionalObject("normalizer"))
-        let addedTokens = try loadAddedTokens(root, hasNormalizer: normalizer != nil)
+        let addedTokens = try loadAddedTokens(root)
+        // `tokenizers` gives an added token whose content is in the vocabulary that vocabulary id, whatever the
+        // file says; a file that disagrees would encode differently here, so it is refused.
+        for token in addedTokens {
+            let content = String(String.UnicodeScalarView(token.content))
+            if let id = model.vocabulary[content], id != token.id {
+                throw .invalidField(
+                    path: "added_tokens",
+                    expected: "\(content.debugDescription) with its vocabulary id \(id)",
+                    got: "id \(token.id)"
+                )
+            }
+        }
         var size = (model.vocabulary.values.max() ?? -1) + 1
         for token in addedTokens { size = max(size, token.id + 1) }
         // The id → token table has `size` entries: refuse sparse ids that would make a tiny file allocate gigabytes.
@@ -201,7 +213,7 @@ enum TokenizerLoader {
         }
     }
 
-    static func loadAddedTokens(_ root: JSONObject, hasNormalizer: Bool) throws(TokenizerError) -> [AddedToken] {
+    static func loadAddedTokens(_ root: JSONObject) throws(TokenizerError) -> [AddedToken] {
         guard !root.isNull("added_tokens") else { return [] }
         var result: [AddedToken] = []
         for entry in try root.objects("added_tokens") {
@@ -217,14 +229,6 @@ enum TokenizerLoader {
                 throw .unsupportedOption(path: entry.path, option: "single_word", got: "true", supported: "false")
             }
             let normalized = try entry.bool("normalized", default: false)
-            if normalized && hasNormalizer {
-                throw .unsupportedOption(
-                    path: entry.path,
-                    option: "normalized",
-                    got: "true",
-                    supported: "false when the tokenizer has a normalizer"
-                )
-            }
             result.append(
                 AddedToken(
                     id: narrow,
