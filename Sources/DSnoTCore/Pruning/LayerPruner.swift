@@ -22,6 +22,10 @@ public struct LayerMetrics: Sendable, Equatable {
     public var skippedByDSnoT: Bool
     /// SparseGPT's dampening that succeeded.
     public var dampeningUsed: Float?
+    /// Seconds spent in the base pruner (mask, and SparseGPT's weight update).
+    public var baseSeconds: Double = 0
+    /// Seconds spent in DSnoT's refinement (0 when it did not run).
+    public var dsnotSeconds: Double = 0
 }
 
 /// The result of pruning one layer.
@@ -53,14 +57,18 @@ public enum LayerPruner {
     ///   - recipe: a validated recipe.
     ///   - layer: the checkpoint name (DSnoT's `skip` matches its in-block components).
     ///   - metricRows: rows sampled for the reconstruction-error metric.
+    ///   - metricHessian: `Σ x xᵀ`-shaped Gram matrix `(in, in)` to measure the reconstruction error with
+    ///     when `statistics` carries no Hessian (the pipeline accumulates one on a few sequences).
     /// - Throws: `PruningError` (pattern vs width, missing or mis-shaped statistics, Cholesky failure).
     public static func prune(
         weights: Matrix,
         statistics: LayerStatistics?,
         recipe: Recipe,
         layer: String,
-        metricRows: Int = 128
+        metricRows: Int = 128,
+        metricHessian: Matrix? = nil
     ) throws -> LayerPruningResult {
+        let clock = ContinuousClock()
         let c = weights.columns
         guard weights.rows > 0, c > 0 else {
             throw PruningError.emptyLayer(layer: layer, rows: weights.rows, columns: c)
@@ -76,7 +84,10 @@ public enum LayerPruner {
         }
         let dsnotSettings = recipe.dsnot
         let runsDSnoT = dsnotSettings.map { !$0.skips(layer: layer) } ?? false
+        let baseStart = clock.now
         let base = try baseResult(weights: weights, statistics: statistics, recipe: recipe, layer: layer)
+        let baseSeconds = Self.seconds(baseStart.duration(to: clock.now))
+        let dsnotStart = clock.now
         var finalMask = base.mask
         var finalWeights = base.weights
         var record: DSnoT.LayerRecord? = nil
@@ -98,17 +109,24 @@ public enum LayerPruner {
             if base.weights != nil { finalWeights = out.weights }
             record = out.record
         }
+        let dsnotSeconds = runsDSnoT ? Self.seconds(dsnotStart.duration(to: clock.now)) : 0
         var metrics = Self.metrics(
             dense: weights,
             base: (base.mask, base.weights),
             final: (finalMask, finalWeights),
-            hessian: statistics?.hessian,
+            hessian: statistics?.hessian ?? metricHessian,
             metricRows: metricRows
         )
+        metrics.baseSeconds = baseSeconds
+        metrics.dsnotSeconds = dsnotSeconds
         metrics.dsnot = record
         metrics.skippedByDSnoT = dsnotSettings != nil && !runsDSnoT
         metrics.dampeningUsed = base.dampening
         return LayerPruningResult(mask: finalMask, weights: finalWeights, baseMask: base.mask, metrics: metrics)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
     }
 
     static func required(_ statistics: LayerStatistics?, layer: String, method: String) throws -> LayerStatistics {

@@ -5,6 +5,14 @@ extension Recipe {
     /// Checks the recipe on its own (per-layer checks such as N:M widths happen in `LayerPruner`).
     /// - Throws: `PruningError` naming the setting, what was expected and what was found.
     public func validate() throws {
+        try validatePruning()
+        try validateCalibration()
+    }
+
+    /// Checks the pruning settings only (pattern, DSnoT, SparseGPT): what `SequentialPruner` needs
+    /// when the caller hands it calibration windows directly.
+    /// - Throws: `PruningError`.
+    public func validatePruning() throws {
         try pattern.validate()
         if let d = dsnot { try d.validate() }
         guard sparseGPT.blockSize > 0 else {
@@ -28,6 +36,11 @@ extension Recipe {
                 got: "\(sparseGPT.maxRetries)"
             )
         }
+    }
+
+    /// Checks the calibration source: a path when the method needs calibration, positive N and L.
+    /// - Throws: `PruningError.invalidSetting`.
+    public func validateCalibration() throws {
         if needsCalibration {
             guard let path = calibration.path, !path.isEmpty else {
                 throw PruningError.invalidSetting(
