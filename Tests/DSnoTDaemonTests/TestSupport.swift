@@ -132,3 +132,12 @@ func testConfiguration(in directory: TempDirectory, settle: Double = 0.2) -> Dae
     ]
     return configuration
 }
+
+/// Runs blocking work (the blocking `ControlClient`) on a thread of its own: blocking a cooperative-pool
+/// thread would starve the server under test, which runs on that pool (2 threads on a 2-core machine).
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.start()
+    }
+}
