@@ -175,19 +175,24 @@ extension PruneScheduler {
         return SchedulingPolicy.eta(block: job.block, blockCount: job.blockCount, elapsed: now().timeIntervalSince(started))
     }
 
+    /// Sends a one-line status (for `STATUS=`) when it changed: sd_notify is a blocking datagram send.
     func publishStatusLine() {
         guard let onStatusLine else { return }
+        let line: String
         if let job = running.values.first?.record {
             let blocks = job.block.map { b in job.blockCount.map { " block \(b)/\($0)" } ?? " block \(b)" } ?? ""
             let extra = running.count > 1 ? " (+\(running.count - 1) more)" : ""
-            onStatusLine("\(job.id) \(job.phase?.rawValue ?? "running")\(blocks)\(extra)")
+            line = "\(job.id) \(job.phase?.rawValue ?? "running")\(blocks)\(extra)"
         } else if globalPaused {
-            onStatusLine("paused")
+            line = "paused"
         } else if let waitingReason {
-            onStatusLine(waitingReason)
+            line = waitingReason
         } else {
-            onStatusLine("idle")
+            line = "idle"
         }
+        guard line != lastStatusLine else { return }
+        lastStatusLine = line
+        onStatusLine(line)
     }
 
     /// Free bytes for unprivileged users on the filesystem holding `path` (its nearest existing parent).

@@ -68,6 +68,7 @@ public actor PruneScheduler: Service {
     var stopRequestedAt: Date?
     /// Called with a one-line status after every change (for `STATUS=`).
     var onStatusLine: (@Sendable (String) -> Void)?
+    var lastStatusLine: String?
     let (eventStream, eventContinuation) = AsyncStream.makeStream(of: Event.self)
 
     /// Creates a scheduler. No work starts before `run()`.
