@@ -99,6 +99,11 @@ public final class ControlClient {
         return try readResponse()
     }
 
+    /// Sends bytes without reading a response (for tests of partial requests).
+    public func sendPartial(_ bytes: Data) throws {
+        try writeAll(Array(bytes))
+    }
+
     /// Reads the next response or event line.
     public func readResponse() throws -> ControlResponse {
         let line = try readLine()

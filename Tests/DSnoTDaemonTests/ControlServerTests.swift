@@ -76,12 +76,16 @@ import Testing
             let started = Date()
             let state = try await offPool { () -> DaemonState in
                 let slow = try ControlClient(socketPath: socket, timeoutSeconds: 5)
-                let other = try ControlClient(socketPath: socket, timeoutSeconds: 5)
-                // Half a request, then silence: the server answers `timeout` after its 1 s deadline.
-                let response = try slow.sendRaw(Data(#"{"version":1,"#.utf8))
+                // Half a request, then silence.
+                try slow.sendPartial(Data(#"{"version":1,"#.utf8))
+                // Meanwhile another client is served at once.
+                let duringStall = try ControlClient(socketPath: socket, timeoutSeconds: 5).status().state
+                #expect(duringStall == .running)
+                // The server answers `timeout` after its 1 s deadline and closes the slow connection.
+                let response = try slow.readResponse()
                 #expect(response.error?.code == .timeout)
                 #expect(throws: ClientError.self) { try slow.status() }
-                return try other.status().state
+                return try ControlClient(socketPath: socket, timeoutSeconds: 5).status().state
             }
             #expect(Date().timeIntervalSince(started) < 4)
             #expect(state == .running)
