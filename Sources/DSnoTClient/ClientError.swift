@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // Errors of the control client, with the connection failures rewritten into hints.
 
+public import DSnoTControlProtocol
+
 #if canImport(Glibc)
     import Glibc
 #endif
-public import DSnoTControlProtocol
 
 /// What can go wrong talking to dsnotd.
 public enum ClientError: Error, CustomStringConvertible, Equatable {

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // A small blocking client for dsnotd's control socket: one connection, one request at a time.
 
+public import DSnoTControlProtocol
+public import Foundation
+
 #if canImport(Glibc)
     import Glibc
 #endif
-public import DSnoTControlProtocol
-public import Foundation
 
 /// A blocking client of dsnotd's Unix control socket (newline-delimited JSON, `docs/protocol.md`).
 ///
@@ -88,7 +89,8 @@ public final class ControlClient {
         let response = try readResponse()
         if !response.ok {
             throw ClientError.daemon(
-                response.error ?? ControlError(code: .internalError, message: "failure without an error"))
+                response.error ?? ControlError(code: .internalError, message: "failure without an error")
+            )
         }
         return response
     }
@@ -123,7 +125,9 @@ public final class ControlClient {
     private func writeAll(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let written = bytes[offset...].withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
             if written < 0 {
                 if errno == EINTR { continue }
                 if errno == EPIPE || errno == ECONNRESET { throw ClientError.connectionClosed }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Requests: one JSON object per line, `{"version":1,"id":7,"command":"show","job":"j-…"}`.
 
-public import Foundation
+import Foundation
 
 /// A command with its arguments. The wire form is flat: `command` names the case and the arguments
 /// are sibling fields (`job`, `path`, `watch`, `state`, `overrides`, `priority`, `wait`).
@@ -87,13 +87,15 @@ extension ControlRequest: Codable {
             command = .list(
                 state: try c.decodeIfPresent(JobState.self, forKey: .state),
                 watch: try c.decodeIfPresent(String.self, forKey: .watch),
-                limit: try c.decodeIfPresent(Int.self, forKey: .limit))
+                limit: try c.decodeIfPresent(Int.self, forKey: .limit)
+            )
         case "show": command = .show(job: try c.decode(String.self, forKey: .job))
         case "submit":
             command = .submit(
                 path: try c.decode(String.self, forKey: .path),
                 overrides: try c.decodeIfPresent([String: String].self, forKey: .overrides) ?? [:],
-                priority: try c.decodeIfPresent(Int.self, forKey: .priority))
+                priority: try c.decodeIfPresent(Int.self, forKey: .priority)
+            )
         case "cancel": command = .cancel(job: try c.decode(String.self, forKey: .job))
         case "retry": command = .retry(job: try c.decode(String.self, forKey: .job))
         case "pause": command = .pause(watch: try c.decodeIfPresent(String.self, forKey: .watch))
@@ -103,7 +105,8 @@ extension ControlRequest: Codable {
         default:
             throw ControlError(
                 code: .unknownCommand,
-                message: "unknown command '\(name)'; known: \(ControlCommand.allNames.joined(separator: ", "))")
+                message: "unknown command '\(name)'; known: \(ControlCommand.allNames.joined(separator: ", "))"
+            )
         }
     }
 

@@ -80,12 +80,16 @@ public enum WireCodec {
         do {
             envelope = try makeDecoder().decode(Envelope.self, from: line)
         } catch {
-            throw ControlError(code: .malformedRequest, message: "request is not a JSON object with 'version' and 'command': \(describe(error))")
+            throw ControlError(
+                code: .malformedRequest,
+                message: "request is not a JSON object with 'version' and 'command': \(describe(error))"
+            )
         }
         guard envelope.version == ProtocolVersion.current else {
             throw ControlError(
                 code: .versionMismatch,
-                message: "client speaks protocol v\(envelope.version), dsnotd speaks v\(ProtocolVersion.current)")
+                message: "client speaks protocol v\(envelope.version), dsnotd speaks v\(ProtocolVersion.current)"
+            )
         }
         do {
             return try makeDecoder().decode(ControlRequest.self, from: line)
@@ -93,7 +97,9 @@ public enum WireCodec {
             throw error
         } catch {
             throw ControlError(
-                code: .malformedRequest, message: "bad arguments for '\(envelope.command)': \(describe(error))")
+                code: .malformedRequest,
+                message: "bad arguments for '\(envelope.command)': \(describe(error))"
+            )
         }
     }
 

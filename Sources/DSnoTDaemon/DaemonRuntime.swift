@@ -2,7 +2,7 @@
 // Wires the daemon together: store, scheduler, watcher, control server, readiness, reload, watchdog.
 
 public import DSnoTControlProtocol
-public import Foundation
+import Foundation
 public import Logging
 public import ServiceLifecycle
 import UnixSignals
@@ -38,20 +38,31 @@ public final class DaemonRuntime: Sendable {
     /// Opens the job database and builds every part; nothing runs yet.
     /// - Throws: `JobStoreError` when the state directory or database cannot be opened.
     public init(
-        configuration: DaemonConfiguration, configPath: String?, runner: any JobRunner = PipelineUnavailableRunner(),
-        logger: Logger, notifier: SystemdNotifier = SystemdNotifier()
+        configuration: DaemonConfiguration,
+        configPath: String?,
+        runner: any JobRunner = PipelineUnavailableRunner(),
+        logger: Logger,
+        notifier: SystemdNotifier = SystemdNotifier()
     ) throws {
         do {
             try FileManager.default.createDirectory(
-                atPath: configuration.stateDirectory, withIntermediateDirectories: true)
+                atPath: configuration.stateDirectory,
+                withIntermediateDirectories: true
+            )
         } catch {
             throw JobStoreError.cannotOpen(path: configuration.stateDirectory, reason: "\(error)")
         }
         store = try SQLiteJobStore(
-            path: URL(fileURLWithPath: configuration.stateDirectory).appendingPathComponent("jobs.sqlite").path)
+            path: URL(fileURLWithPath: configuration.stateDirectory).appendingPathComponent("jobs.sqlite").path
+        )
         events = EventHub()
         scheduler = PruneScheduler(
-            store: store, runner: runner, settings: .init(configuration), events: events, logger: logger)
+            store: store,
+            runner: runner,
+            settings: .init(configuration),
+            events: events,
+            logger: logger
+        )
         watcher = ModelWatcher(scheduler: scheduler, settings: .init(configuration), logger: logger)
         status = DaemonStatus(configuration: configuration, configPath: configPath)
         self.notifier = notifier
@@ -72,7 +83,10 @@ public final class DaemonRuntime: Sendable {
         let notifier = self.notifier
         await scheduler.setStatusLineHandler { notifier.status($0) }
         if !requeued.isEmpty {
-            logger.notice("Re-queued interrupted jobs", metadata: ["event": "job.requeued", "jobs": "\(requeued.count)"])
+            logger.notice(
+                "Re-queued interrupted jobs",
+                metadata: ["event": "job.requeued", "jobs": "\(requeued.count)"]
+            )
         }
     }
 
@@ -82,8 +96,11 @@ public final class DaemonRuntime: Sendable {
             scheduler,
             watcher,
             ControlServer(
-                handler: makeHandler(), listener: listener, logger: logger,
-                ready: { [socketReadyContinuation] in socketReadyContinuation.yield() }),
+                handler: makeHandler(),
+                listener: listener,
+                logger: logger,
+                ready: { [socketReadyContinuation] in socketReadyContinuation.yield() }
+            ),
             LifecycleService(runtime: self),
         ]
         if let watchdog = WatchdogService(notifier: notifier) { services.append(watchdog) }
@@ -92,9 +109,13 @@ public final class DaemonRuntime: Sendable {
 
     func makeHandler() -> ControlHandler {
         ControlHandler(
-            scheduler: scheduler, store: store, events: events, daemon: status,
+            scheduler: scheduler,
+            store: store,
+            events: events,
+            daemon: status,
             access: AccessPolicy(daemonUID: getuid(), adminGroup: adminGroup),
-            reload: { [self] in await self.reload() })
+            reload: { [self] in await self.reload() }
+        )
     }
 
     /// Re-reads the configuration. An invalid file is rejected and the old configuration stays.
@@ -108,8 +129,13 @@ public final class DaemonRuntime: Sendable {
             new = try ConfigurationLoader.resolve(explicitPath: configPath).0
         } catch {
             await status.setState(.running)
-            logger.error("Configuration rejected, keeping the old one", metadata: ["event": "config.rejected", "error": "\(error)"])
-            return .failure(ControlError(code: .reloadFailed, message: "\(error); the old configuration stays in force"))
+            logger.error(
+                "Configuration rejected, keeping the old one",
+                metadata: ["event": "config.rejected", "error": "\(error)"]
+            )
+            return .failure(
+                ControlError(code: .reloadFailed, message: "\(error); the old configuration stays in force")
+            )
         }
         await scheduler.apply(.init(new))
         await watcher.apply(.init(new))
@@ -131,7 +157,7 @@ struct LifecycleService: Service {
     let runtime: DaemonRuntime
 
     func run() async throws {
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             for await _ in runtime.socketReady { break }
             await runtime.watcher.waitForFirstScan()
             runtime.notifier.ready(status: "running")

@@ -13,7 +13,8 @@ struct DsnotCtl: AsyncParsableCommand {
             /run/dsnot/dsnotd.sock, or .dsnot/dsnotd.sock). --json prints the daemon's own types \
             (docs/protocol.md). Exit status: 0 success, 1 error, 3 dsnotd not running.
             """,
-        subcommands: onlineCommands + offlineCommands)
+        subcommands: onlineCommands + offlineCommands
+    )
 
     /// Subcommands that need a running dsnotd.
     static let onlineCommands: [any ParsableCommand.Type] = [

@@ -39,7 +39,8 @@ enum Formatting {
         if let reason = report.waitingReason { lines.append("waiting: \(reason)") }
         for watch in report.watches {
             lines.append(
-                "watch \(watch.name): \(watch.inbox) → \(watch.outbox) [\(watch.recipe)]\(watch.paused ? " paused" : "")")
+                "watch \(watch.name): \(watch.inbox) → \(watch.outbox) [\(watch.recipe)]\(watch.paused ? " paused" : "")"
+            )
         }
         return lines.joined(separator: "\n")
     }

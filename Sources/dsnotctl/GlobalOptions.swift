@@ -12,7 +12,9 @@ struct GlobalOptions: ParsableArguments {
         name: .long,
         help: ArgumentHelp(
             "dsnotd's control socket (default: $DSNOT_SOCKET, /run/dsnot/dsnotd.sock, .dsnot/dsnotd.sock).",
-            valueName: "path"))
+            valueName: "path"
+        )
+    )
     var socket: String?
 
     @Flag(name: .long, help: "Print the daemon's answer as JSON (schema: docs/protocol.md).")

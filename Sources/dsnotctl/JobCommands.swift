@@ -8,7 +8,8 @@ import DSnoTControlProtocol
 extension DsnotCtl {
     struct Cancel: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Cancel a job (a running job stops at its next block boundary).")
+            abstract: "Cancel a job (a running job stops at its next block boundary)."
+        )
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The job id.") var job: String

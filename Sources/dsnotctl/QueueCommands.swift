@@ -14,7 +14,8 @@ struct MessageOutput: Encodable {
 extension DsnotCtl {
     struct Pause: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Pause the queue, or one watch (running jobs continue).")
+            abstract: "Pause the queue, or one watch (running jobs continue)."
+        )
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "A watch name; omit to pause the whole queue.") var watch: String?
@@ -40,7 +41,8 @@ extension DsnotCtl {
     struct Reload: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Reload dsnotd's configuration (an invalid file is rejected and the old one kept).",
-            discussion: "--wait returns only once dsnotd reports itself running again after the reload.")
+            discussion: "--wait returns only once dsnotd reports itself running again after the reload."
+        )
 
         @OptionGroup var global: GlobalOptions
         @Flag(help: "Wait until the daemon is running again.") var wait = false

@@ -9,7 +9,8 @@ extension DsnotCtl {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show dsnotd's state, queue counts and the running job.",
-            discussion: "Exit status: 0 running, 3 dsnotd not running, 1 any other error.")
+            discussion: "Exit status: 0 running, 3 dsnotd not running, 1 any other error."
+        )
 
         @OptionGroup var global: GlobalOptions
 

@@ -14,7 +14,8 @@ extension DsnotCtl {
                 The recipe is the first watch's, then the checkpoint's dsnot.toml, then each --set \
                 (e.g. --set sparsity=0.6 --set method=sparsegpt --set pattern=2:4). The output goes to the \
                 first watch's outbox.
-                """)
+                """
+        )
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The checkpoint directory.") var path: String
@@ -46,7 +47,11 @@ extension DsnotCtl {
             let job = try global.withClient {
                 try $0.submit(path: absolutePath, overrides: parsedOverrides, priority: priority)
             }
-            if global.json { try global.printJSON(job) } else { print("\(job.id) \(job.state.rawValue) \(job.inputPath)") }
+            if global.json {
+                try global.printJSON(job)
+            } else {
+                print("\(job.id) \(job.state.rawValue) \(job.inputPath)")
+            }
         }
     }
 }

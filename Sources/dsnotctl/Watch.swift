@@ -10,7 +10,8 @@ extension DsnotCtl {
     struct Watch: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Follow job progress live (one job, or all).",
-            discussion: "With --json, prints one JobEvent per line. Following one job ends when it finishes.")
+            discussion: "With --json, prints one JobEvent per line. Following one job ends when it finishes."
+        )
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "A job id; omit to follow every job.") var job: String?
@@ -50,8 +51,10 @@ extension DsnotCtl {
                 }
             } else {
                 if interactive { print("") }
-                print("\(job.id) \(job.state.rawValue)\(job.phase.map { " \($0.rawValue)" } ?? "")"
-                    + "\(job.reason.map { ": \($0)" } ?? "")")
+                print(
+                    "\(job.id) \(job.state.rawValue)\(job.phase.map { " \($0.rawValue)" } ?? "")"
+                        + "\(job.reason.map { ": \($0)" } ?? "")"
+                )
             }
         }
     }

@@ -18,7 +18,8 @@ struct Dsnotd: AsyncParsableCommand {
             unprivileged default: state in .dsnot/state, socket .dsnot/dsnotd.sock, inbox/ → outbox/ in the
             current directory. SIGHUP reloads the configuration; SIGTERM stops the running job at its next
             block boundary, re-queues it and exits. See dsnotd.toml(5) and docs/protocol.md.
-            """)
+            """
+    )
 
     @Option(name: .long, help: ArgumentHelp("Configuration file.", valueName: "path"))
     var config: String?
@@ -51,7 +52,10 @@ struct Dsnotd: AsyncParsableCommand {
             throw ExitCode.failure
         }
         var groupConfiguration = ServiceGroupConfiguration(
-            services: runtime.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            services: runtime.services,
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
         // SIGTERM must end the process in bounded time even if a block takes long (systemd then kills).
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(120)
         groupConfiguration.maximumCancellationDuration = .seconds(10)

@@ -9,9 +9,15 @@ import Testing
     // Golden lines: a change here breaks deployed clients, so it needs a protocol version bump.
     @Test(arguments: [
         (ControlCommand.status, #"{"command":"status","id":1,"version":1}"#),
-        (.list(state: .failed, watch: "main", limit: 5), #"{"command":"list","id":1,"limit":5,"state":"failed","version":1,"watch":"main"}"#),
+        (
+            .list(state: .failed, watch: "main", limit: 5),
+            #"{"command":"list","id":1,"limit":5,"state":"failed","version":1,"watch":"main"}"#
+        ),
         (.show(job: "j-1"), #"{"command":"show","id":1,"job":"j-1","version":1}"#),
-        (.submit(path: "/m", overrides: ["sparsity": "0.6"], priority: 2), #"{"command":"submit","id":1,"overrides":{"sparsity":"0.6"},"path":"\/m","priority":2,"version":1}"#),
+        (
+            .submit(path: "/m", overrides: ["sparsity": "0.6"], priority: 2),
+            #"{"command":"submit","id":1,"overrides":{"sparsity":"0.6"},"path":"\/m","priority":2,"version":1}"#
+        ),
         (.cancel(job: "j-1"), #"{"command":"cancel","id":1,"job":"j-1","version":1}"#),
         (.retry(job: "j-1"), #"{"command":"retry","id":1,"job":"j-1","version":1}"#),
         (.pause(watch: nil), #"{"command":"pause","id":1,"version":1}"#),
@@ -56,8 +62,14 @@ import Testing
 
     @Test func jobRecordUsesSnakeCaseWireNames() throws {
         var job = JobRecord(
-            id: "j-1", key: "k", watch: "w", inputPath: "/in", outbox: "/out", recipe: "r",
-            createdAt: Date(timeIntervalSince1970: 0))
+            id: "j-1",
+            key: "k",
+            watch: "w",
+            inputPath: "/in",
+            outbox: "/out",
+            recipe: "r",
+            createdAt: Date(timeIntervalSince1970: 0)
+        )
         job.blockCount = 22
         let json = String(decoding: try WireCodec.makeEncoder().encode(job), as: UTF8.self)
         #expect(json.contains(#""input_path":"\/in""#))
@@ -72,7 +84,9 @@ import Testing
             .submit(path: "/", overrides: [:], priority: nil), .cancel(job: "j"), .retry(job: "j"), .pause(watch: nil),
             .resume(watch: nil), .reload,
         ]
-        let reading: [ControlCommand] = [.status, .list(state: nil, watch: nil, limit: nil), .show(job: "j"), .watch(job: nil)]
+        let reading: [ControlCommand] = [
+            .status, .list(state: nil, watch: nil, limit: nil), .show(job: "j"), .watch(job: nil),
+        ]
         #expect(mutating.allSatisfy { $0.isMutating })
         #expect(!reading.contains { $0.isMutating })
     }

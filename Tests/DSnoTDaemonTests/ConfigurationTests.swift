@@ -56,7 +56,8 @@ import Testing
             inbox = "/srv/opt-in"
             outbox = "/srv/opt-out"
             paused = true
-            """)
+            """
+        )
         #expect(configuration.stateDirectory == "/var/lib/dsnot")
         #expect(configuration.adminGroup == "dsnot")
         #expect(configuration.workers == 2 && configuration.settle == 5.5 && configuration.rescanInterval == 120)
@@ -83,21 +84,33 @@ import Testing
         ("free_disk_margin = \"2 parsecs\"", "free_disk_margin", 1),
         ("[[watch]]\nname = \"a\"\ninbox = \"/i\"\noutbox = \"/o\"\ncolour = 1", "watch[0].colour", 5),
         ("[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\nsparsity = 1.5", "watch[0].recipe.sparsity", 5),
-        ("[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\nmethod = \"sparsegtp\"", "watch[0].recipe.method", 5),
+        (
+            "[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\nmethod = \"sparsegtp\"",
+            "watch[0].recipe.method", 5
+        ),
         ("[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\npattern = \"3:4\"", "watch[0].recipe.pattern", 5),
-        ("[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\ncompression = \"hc-13\"", "watch[0].recipe.compression", 5),
+        (
+            "[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\ncompression = \"hc-13\"",
+            "watch[0].recipe.compression", 5
+        ),
         ("[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\nmax_cycles = 0", "watch[0].recipe.max_cycles", 5),
         ("[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\nskip = [1]", "watch[0].recipe.skip", 5),
         (
             "[[watch]]\ninbox = \"/a\"\noutbox = \"/b\"\n\n[[watch]]\ninbox = \"/c\"\noutbox = \"/d\"\n[watch.recipe]\nnsamples = -1",
             "watch[1].recipe.nsamples", 9
         ),
-        ("[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\nsparsity = 0.5\npattern = \"2:4\"", "watch[0].recipe.pattern", 6),
+        (
+            "[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\nsparsity = 0.5\npattern = \"2:4\"",
+            "watch[0].recipe.pattern", 6
+        ),
         (
             "[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\nmax_ppl_increase_percent = 5",
             "watch[0].recipe.max_ppl_increase_percent", 5
         ),
-        ("[[watch]]\nname = \"x\"\ninbox = \"/i\"\noutbox = \"/o\"\n[[watch]]\nname = \"x\"\ninbox = \"/j\"\noutbox = \"/p\"", "watch[1].name", 6),
+        (
+            "[[watch]]\nname = \"x\"\ninbox = \"/i\"\noutbox = \"/o\"\n[[watch]]\nname = \"x\"\ninbox = \"/j\"\noutbox = \"/p\"",
+            "watch[1].name", 6
+        ),
     ])
     func mistakesNameTheirKeyAndLine(_ source: String, _ key: String, _ line: Int) {
         do {
@@ -138,18 +151,25 @@ import Testing
 
     @Test func checkpointDsnotTomlOverridesTheWatchRecipe() throws {
         let recipe = try RecipeConfiguration().overridden(
-            byTOML: "[recipe]\nsparsity = 0.7\ncalibration_text = \"c.txt\"", file: "dsnot.toml",
-            baseDirectory: URL(fileURLWithPath: "/in/m"))
+            byTOML: "[recipe]\nsparsity = 0.7\ncalibration_text = \"c.txt\"",
+            file: "dsnot.toml",
+            baseDirectory: URL(fileURLWithPath: "/in/m")
+        )
         #expect(recipe.sparsity == 0.7 && recipe.method == .wanda && recipe.calibrationText == "/in/m/c.txt")
         #expect(throws: ConfigurationError.self) {
-            try RecipeConfiguration().overridden(byTOML: "sparsty = 0.7", file: "dsnot.toml", baseDirectory: URL(fileURLWithPath: "/"))
+            try RecipeConfiguration().overridden(
+                byTOML: "sparsty = 0.7",
+                file: "dsnot.toml",
+                baseDirectory: URL(fileURLWithPath: "/")
+            )
         }
     }
 
     @Test func submitOverridesAcceptBareStrings() throws {
         let recipe = try RecipeConfiguration().overridden(
             by: ["method": "sparsegpt", "pattern": "2:4", "dsnot": "false", "nsamples": "16"],
-            baseDirectory: URL(fileURLWithPath: "/"))
+            baseDirectory: URL(fileURLWithPath: "/")
+        )
         #expect(recipe.method == .sparsegpt && recipe.pattern == "2:4" && !recipe.dsnot && recipe.nsamples == 16)
         #expect(recipe.label == "sparsegpt-2of4")
         #expect(throws: ConfigurationError.self) {

@@ -23,18 +23,27 @@ import Testing
             store = try SQLiteJobStore(path: directory.sub("jobs.sqlite").path)
             let events = EventHub()
             scheduler = PruneScheduler(
-                store: store, runner: ScriptedJobRunner(blocks: 2), settings: .init(configuration), events: events,
-                logger: testLogger)
+                store: store,
+                runner: ScriptedJobRunner(blocks: 2),
+                settings: .init(configuration),
+                events: events,
+                logger: testLogger
+            )
             handler = ControlHandler(
-                scheduler: scheduler, store: store, events: events,
+                scheduler: scheduler,
+                store: store,
+                events: events,
                 daemon: DaemonStatus(configuration: configuration, configPath: "/etc/dsnot/dsnotd.toml"),
                 access: AccessPolicy(daemonUID: 999, adminGroupID: 500, groupsOfUser: { _, gid in [gid] }),
-                reload: { reloadResult })
+                reload: { reloadResult }
+            )
             let scheduler = self.scheduler
             task = Task { try await scheduler.run() }
         }
 
-        func send(_ command: ControlCommand, as peer: PeerCredentials = ControlHandlerTests.root) async -> ControlResponse {
+        func send(_ command: ControlCommand, as peer: PeerCredentials = ControlHandlerTests.root) async
+            -> ControlResponse
+        {
             await handler.handle(ControlRequest(command, id: 9), peer: peer).response
         }
 
@@ -63,7 +72,10 @@ import Testing
         let job = try #require(submitted.job, "\(String(describing: submitted.error))")
         #expect(job.watch == "submit" && job.recipe == "wanda-u60-dsnot" && job.priority == 1)
         // Submitting the same checkpoint with the same recipe again returns the same job.
-        #expect(await fixture.send(.submit(path: checkpoint.path, overrides: ["sparsity": "0.6"], priority: 1)).job?.id == job.id)
+        #expect(
+            await fixture.send(.submit(path: checkpoint.path, overrides: ["sparsity": "0.6"], priority: 1)).job?.id
+                == job.id
+        )
         #expect(try await eventually { await fixture.send(.show(job: job.id)).job?.state == .done })
         let listed = await fixture.send(.list(state: .done, watch: nil, limit: nil), as: Self.stranger)
         #expect(listed.jobs?.map(\.id) == [job.id])
@@ -105,15 +117,24 @@ import Testing
         defer { fixture.close() }
         #expect(await fixture.send(.show(job: "j-nope")).error?.code == .notFound)
         #expect(await fixture.send(.retry(job: "j-nope")).error?.code == .notFound)
-        #expect(await fixture.send(.submit(path: "relative", overrides: [:], priority: nil)).error?.code == .invalidArgument)
-        #expect(await fixture.send(.submit(path: "/nonexistent", overrides: [:], priority: nil)).error?.code == .invalidArgument)
+        #expect(
+            await fixture.send(.submit(path: "relative", overrides: [:], priority: nil)).error?.code == .invalidArgument
+        )
+        #expect(
+            await fixture.send(.submit(path: "/nonexistent", overrides: [:], priority: nil)).error?.code
+                == .invalidArgument
+        )
         let checkpoint = try CheckpointFixture.write(to: fixture.directory.sub("x/m"))
         let bad = await fixture.send(.submit(path: checkpoint.path, overrides: ["sparsity": "2"], priority: nil))
         #expect(bad.error?.code == .invalidArgument && bad.error?.message.contains("sparsity") == true)
         #expect(await fixture.send(.pause(watch: "nope")).error?.code == .notFound)
-        let version = await fixture.handler.handle(ControlRequest(.status, id: 3, version: 99), peer: Self.root).response
+        let version = await fixture.handler.handle(ControlRequest(.status, id: 3, version: 99), peer: Self.root)
+            .response
         #expect(version.error?.code == .versionMismatch && version.id == 3)
-        let line = await fixture.handler.handle(line: Data(#"{"version":1,"id":4,"command":"fly"}"#.utf8), peer: Self.root)
+        let line = await fixture.handler.handle(
+            line: Data(#"{"version":1,"id":4,"command":"fly"}"#.utf8),
+            peer: Self.root
+        )
         #expect(line.response.error?.code == .unknownCommand && line.response.id == 4)
     }
 

@@ -3,9 +3,10 @@
 
 import DSnoTClient
 import DSnoTControlProtocol
-@testable import DSnoTDaemon
 import Foundation
 import Testing
+
+@testable import DSnoTDaemon
 
 #if canImport(Glibc)
     import Glibc
@@ -20,15 +21,28 @@ import Testing
         let store = try SQLiteJobStore(path: directory.sub("jobs.sqlite").path)
         let events = EventHub()
         let scheduler = PruneScheduler(
-            store: store, runner: ScriptedJobRunner(), settings: .init(configuration), events: events, logger: testLogger)
+            store: store,
+            runner: ScriptedJobRunner(),
+            settings: .init(configuration),
+            events: events,
+            logger: testLogger
+        )
         let handler = ControlHandler(
-            scheduler: scheduler, store: store, events: events,
+            scheduler: scheduler,
+            store: store,
+            events: events,
             daemon: DaemonStatus(configuration: configuration, configPath: nil),
-            access: AccessPolicy(daemonUID: 999, adminGroupID: nil), reload: { .success("ok") })
+            access: AccessPolicy(daemonUID: 999, adminGroupID: nil),
+            reload: { .success("ok") }
+        )
         let (ready, readyContinuation) = AsyncStream.makeStream(of: Void.self)
         let server = ControlServer(
-            handler: handler, listener: .path(directory.socketPath), logger: testLogger, requestTimeoutSeconds: 1,
-            ready: { readyContinuation.yield() })
+            handler: handler,
+            listener: .path(directory.socketPath),
+            logger: testLogger,
+            requestTimeoutSeconds: 1,
+            ready: { readyContinuation.yield() }
+        )
         let task = Task { try await server.run() }
         defer { task.cancel() }
         for await _ in ready { break }

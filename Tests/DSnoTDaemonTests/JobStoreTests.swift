@@ -9,8 +9,14 @@ import Testing
 @Suite struct JobStoreTests {
     func record(_ id: String, key: String, at seconds: Double = 0) -> JobRecord {
         JobRecord(
-            id: id, key: key, watch: "main", inputPath: "/in/\(id)", outbox: "/out", recipe: "wanda-u50",
-            createdAt: Date(timeIntervalSince1970: 1_700_000_000 + seconds))
+            id: id,
+            key: key,
+            watch: "main",
+            inputPath: "/in/\(id)",
+            outbox: "/out",
+            recipe: "wanda-u50",
+            createdAt: Date(timeIntervalSince1970: 1_700_000_000 + seconds)
+        )
     }
 
     @Test func insertDeduplicatesByKeyAndSurvivesReopen() throws {
@@ -72,8 +78,12 @@ import Testing
         // A new process: a fresh store on the same file, and a scheduler recovering.
         let restarted = try SQLiteJobStore(path: directory.sub("jobs.sqlite").path)
         let scheduler = PruneScheduler(
-            store: restarted, runner: ScriptedJobRunner(), settings: .init(configuration), events: EventHub(),
-            logger: testLogger)
+            store: restarted,
+            runner: ScriptedJobRunner(),
+            settings: .init(configuration),
+            events: EventHub(),
+            logger: testLogger
+        )
         let requeued = try await scheduler.recover()
         #expect(requeued.map(\.id) == ["j-1"])
         #expect(try restarted.job(id: "j-1")?.state == .queued)

@@ -9,9 +9,15 @@ import Testing
 @Suite struct JournaldLogHandlerTests {
     @Test func recordBecomesStructuredFields() {
         let fields = JournaldLogHandler.fields(
-            level: .notice, message: "Job started",
-            metadata: ["job.id": "j-1", "model.path": "/in/m", "event": "job.started"], label: "dsnot.daemon",
-            identifier: "dsnotd", file: "DSnoTDaemon/Scheduler.swift", function: "start(_:)", line: 42)
+            level: .notice,
+            message: "Job started",
+            metadata: ["job.id": "j-1", "model.path": "/in/m", "event": "job.started"],
+            label: "dsnot.daemon",
+            identifier: "dsnotd",
+            file: "DSnoTDaemon/Scheduler.swift",
+            function: "start(_:)",
+            line: 42
+        )
         #expect(
             fields == [
                 "MESSAGE=Job started",
@@ -25,7 +31,8 @@ import Testing
                 "DSNOT_EVENT=job.started",
                 "DSNOT_JOB_ID=j-1",
                 "DSNOT_MODEL_PATH=/in/m",
-            ])
+            ]
+        )
     }
 
     @Test(arguments: [

@@ -26,15 +26,24 @@ import Testing
             var settings = PruneScheduler.Settings(configuration, retryPolicy: RetryPolicy(baseDelay: 0.2))
             settings.shutdownTimeout = 10
             scheduler = PruneScheduler(
-                store: store, runner: runner, settings: settings, events: events, logger: testLogger,
-                freeDiskBytes: { _ in freeDisk })
+                store: store,
+                runner: runner,
+                settings: settings,
+                events: events,
+                logger: testLogger,
+                freeDiskBytes: { _ in freeDisk }
+            )
         }
 
         func submit(_ name: String = "m") async throws -> JobRecord {
             let checkpoint = try CheckpointFixture.write(to: directory.sub("in/\(name)"))
             return try await scheduler.enqueue(
-                inputPath: checkpoint.path, fingerprint: try CheckpointInspector.fingerprint(checkpoint), watch: "main",
-                outbox: directory.sub("out").path, recipe: RecipeConfiguration(), priority: 0
+                inputPath: checkpoint.path,
+                fingerprint: try CheckpointInspector.fingerprint(checkpoint),
+                watch: "main",
+                outbox: directory.sub("out").path,
+                recipe: RecipeConfiguration(),
+                priority: 0
             ).job
         }
 
@@ -58,7 +67,9 @@ import Testing
         // The event stream saw every block of the run.
         var blocks: [Int] = []
         for await event in events {
-            if event.kind == "progress", event.job.phase == .pruning, let block = event.job.block { blocks.append(block) }
+            if event.kind == "progress", event.job.phase == .pruning, let block = event.job.block {
+                blocks.append(block)
+            }
             if event.job.state == .done { break }
         }
         #expect(blocks == [1, 2, 3])
@@ -82,7 +93,10 @@ import Testing
     }
 
     @Test func retryableFailureIsRetriedAfterBackoffPermanentIsNot() async throws {
-        let runner = ScriptedJobRunner(blocks: 1, script: [.failRetryable("disk full"), .succeed, .failPermanent("bad")])
+        let runner = ScriptedJobRunner(
+            blocks: 1,
+            script: [.failRetryable("disk full"), .succeed, .failPermanent("bad")]
+        )
         let harness = try Harness(runner: runner)
         defer { harness.directory.remove() }
         let task = Task { try await harness.scheduler.run() }
@@ -103,7 +117,11 @@ import Testing
         let task = Task { try await harness.scheduler.run() }
         defer { task.cancel() }
         let job = try await harness.submit()
-        #expect(try await eventually { try harness.store.job(id: job.id)?.waitingReason?.hasPrefix("waiting for disk") == true })
+        #expect(
+            try await eventually {
+                try harness.store.job(id: job.id)?.waitingReason?.hasPrefix("waiting for disk") == true
+            }
+        )
         #expect(try harness.state(job.id) == .queued)
         #expect(runner.runCount == 0)
         let snapshot = try await harness.scheduler.snapshot()

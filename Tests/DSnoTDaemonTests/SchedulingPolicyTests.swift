@@ -11,8 +11,15 @@ import Testing
 
     func job(_ id: String, priority: Int = 0, age: Double, watch: String = "w", notBefore: Date? = nil) -> JobRecord {
         var job = JobRecord(
-            id: id, key: id, watch: watch, inputPath: "/in/\(id)", outbox: "/out", recipe: "r", priority: priority,
-            createdAt: now.addingTimeInterval(-age))
+            id: id,
+            key: id,
+            watch: watch,
+            inputPath: "/in/\(id)",
+            outbox: "/out",
+            recipe: "r",
+            priority: priority,
+            createdAt: now.addingTimeInterval(-age)
+        )
         job.notBefore = notBefore
         return job
     }
@@ -34,15 +41,33 @@ import Testing
         let estimate = ResourceEstimate(memoryBytes: 6 << 30, outputBytes: 2 << 30)
         let memory = try #require(
             SchedulingPolicy.resourceShortage(
-                estimate: estimate, memoryBudget: 8 << 30, memoryInUse: 4 << 30, freeDisk: 100 << 30, diskMargin: 0))
+                estimate: estimate,
+                memoryBudget: 8 << 30,
+                memoryInUse: 4 << 30,
+                freeDisk: 100 << 30,
+                diskMargin: 0
+            )
+        )
         #expect(memory.hasPrefix("waiting for memory"))
         let disk = try #require(
             SchedulingPolicy.resourceShortage(
-                estimate: estimate, memoryBudget: 8 << 30, memoryInUse: 0, freeDisk: 3 << 30, diskMargin: 2 << 30))
+                estimate: estimate,
+                memoryBudget: 8 << 30,
+                memoryInUse: 0,
+                freeDisk: 3 << 30,
+                diskMargin: 2 << 30
+            )
+        )
         #expect(disk.hasPrefix("waiting for disk"))
         #expect(
             SchedulingPolicy.resourceShortage(
-                estimate: estimate, memoryBudget: 8 << 30, memoryInUse: 0, freeDisk: 5 << 30, diskMargin: 2 << 30) == nil)
+                estimate: estimate,
+                memoryBudget: 8 << 30,
+                memoryInUse: 0,
+                freeDisk: 5 << 30,
+                diskMargin: 2 << 30
+            ) == nil
+        )
     }
 
     @Test func etaExtrapolatesFromBlocksDone() throws {

@@ -34,7 +34,9 @@ struct TempDirectory {
 enum CheckpointFixture {
     /// The bytes of a safetensors file with one F32 tensor of `elements` values.
     static func shardBytes(elements: Int = 4, name: String = "w") -> [UInt8] {
-        let header = Array(#"{"\#(name)":{"dtype":"F32","shape":[\#(elements)],"data_offsets":[0,\#(elements * 4)]}}"#.utf8)
+        let header = Array(
+            #"{"\#(name)":{"dtype":"F32","shape":[\#(elements)],"data_offsets":[0,\#(elements * 4)]}}"#.utf8
+        )
         var bytes: [UInt8] = []
         for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: header.count >> shift)) }
         return bytes + header + [UInt8](repeating: 0, count: elements * 4)
@@ -68,8 +70,12 @@ final class ScriptedJobRunner: JobRunner {
     private let script = Mutex<[Script]>([])
     private let runs = Mutex(0)
 
-    init(blocks: Int = 4, blockDelay: Double = 0.01, estimate: ResourceEstimate = .init(memoryBytes: 1, outputBytes: 1),
-         script: [Script] = []) {
+    init(
+        blocks: Int = 4,
+        blockDelay: Double = 0.01,
+        estimate: ResourceEstimate = .init(memoryBytes: 1, outputBytes: 1),
+        script: [Script] = []
+    ) {
         self.blocks = blocks
         self.blockDelay = blockDelay
         self.estimateValue = estimate
@@ -99,7 +105,9 @@ final class ScriptedJobRunner: JobRunner {
         progress(JobProgress(phase: .writing))
         let source = URL(fileURLWithPath: job.inputPath).appendingPathComponent("config.json")
         try FileManager.default.copyItem(
-            at: source, to: URL(fileURLWithPath: job.temporaryOutputPath).appendingPathComponent("config.json"))
+            at: source,
+            to: URL(fileURLWithPath: job.temporaryOutputPath).appendingPathComponent("config.json")
+        )
         return JobOutcome(summary: "\(blocks) blocks")
     }
 }

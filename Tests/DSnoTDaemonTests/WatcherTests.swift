@@ -83,11 +83,19 @@ import Testing
         let configuration = testConfiguration(in: directory, settle: settle)
         let store = try SQLiteJobStore(path: directory.sub("jobs.sqlite").path)
         let scheduler = PruneScheduler(
-            store: store, runner: ScriptedJobRunner(), settings: .init(configuration), events: EventHub(),
-            logger: testLogger)
+            store: store,
+            runner: ScriptedJobRunner(),
+            settings: .init(configuration),
+            events: EventHub(),
+            logger: testLogger
+        )
         _ = try await scheduler.pause(watch: nil)
         let watcher = ModelWatcher(
-            scheduler: scheduler, settings: .init(configuration), logger: testLogger, tick: .milliseconds(50))
+            scheduler: scheduler,
+            settings: .init(configuration),
+            logger: testLogger,
+            tick: .milliseconds(50)
+        )
         let task = Task { try await watcher.run() }
         await watcher.waitForFirstScan()
         return (store, watcher, task)

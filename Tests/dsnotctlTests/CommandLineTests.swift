@@ -15,12 +15,16 @@ import Testing
     }
 
     @Test func statusTakesSocketAndJSON() throws {
-        let command = try #require(try DsnotCtl.parseAsRoot(["status", "--json", "--socket", "/tmp/x.sock"]) as? DsnotCtl.Status)
+        let command = try #require(
+            try DsnotCtl.parseAsRoot(["status", "--json", "--socket", "/tmp/x.sock"]) as? DsnotCtl.Status
+        )
         #expect(command.global.json && command.global.socketPath == "/tmp/x.sock")
     }
 
     @Test func listParsesStateFilter() throws {
-        let command = try #require(try DsnotCtl.parseAsRoot(["list", "--state", "failed", "--limit", "3"]) as? DsnotCtl.List)
+        let command = try #require(
+            try DsnotCtl.parseAsRoot(["list", "--state", "failed", "--limit", "3"]) as? DsnotCtl.List
+        )
         #expect(command.state == .failed && command.limit == 3)
         #expect(throws: (any Error).self) { try DsnotCtl.parseAsRoot(["list", "--state", "sleeping"]) }
         #expect(throws: (any Error).self) { try DsnotCtl.parseAsRoot(["list", "--limit", "0"]) }
@@ -29,7 +33,8 @@ import Testing
     @Test func submitCollectsOverridesAndMakesThePathAbsolute() throws {
         let command = try #require(
             try DsnotCtl.parseAsRoot(["submit", "models/llama", "--set", "sparsity=0.6", "--set", "method=sparsegpt"])
-                as? DsnotCtl.Submit)
+                as? DsnotCtl.Submit
+        )
         #expect(command.parsedOverrides == ["sparsity": "0.6", "method": "sparsegpt"])
         #expect(command.absolutePath == FileManager.default.currentDirectoryPath + "/models/llama")
         #expect(throws: (any Error).self) { try DsnotCtl.parseAsRoot(["submit", "m", "--set", "novalue"]) }
@@ -45,8 +50,9 @@ import Testing
     }
 
     @Test func statusWithoutDaemonExitsThree() throws {
-        var command = try #require(
-            try DsnotCtl.parseAsRoot(["status", "--socket", "/tmp/dsnot-no-such-daemon.sock"]) as? DsnotCtl.Status)
+        let command = try #require(
+            try DsnotCtl.parseAsRoot(["status", "--socket", "/tmp/dsnot-no-such-daemon.sock"]) as? DsnotCtl.Status
+        )
         do {
             try command.run()
             Issue.record("status succeeded without a daemon")

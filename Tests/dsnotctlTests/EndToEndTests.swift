@@ -51,8 +51,10 @@ func runProgram(_ path: String, _ arguments: [String], asNobody: Bool = false, c
     let stderr = err.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return Output(
-        status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-        stderr: String(decoding: stderr, as: UTF8.self))
+        status: process.terminationStatus,
+        stdout: String(decoding: stdout, as: UTF8.self),
+        stderr: String(decoding: stderr, as: UTF8.self)
+    )
 }
 
 /// A datagram socket standing in for systemd's notification socket. Like systemd, it reads all the
@@ -73,7 +75,9 @@ final class NotifySocket: @unchecked Sendable {
             for (i, byte) in path.utf8.enumerated() { raw[i] = byte }
         }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard fd >= 0, bound == 0 else { throw POSIXError(.EADDRINUSE) }
         var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
@@ -116,19 +120,23 @@ final class NotifySocket: @unchecked Sendable {
         let dsnotctl = try Binaries.path("dsnotctl")
         var template = Array("/tmp/dsnot-e2e-XXXXXX".utf8CString)
         let root = String(cString: try #require(mkdtemp(&template)))
-        defer { if ProcessInfo.processInfo.environment["DSNOT_KEEP_E2E"] == nil { try? FileManager.default.removeItem(atPath: root) } }
+        defer {
+            if ProcessInfo.processInfo.environment["DSNOT_KEEP_E2E"] == nil {
+                try? FileManager.default.removeItem(atPath: root)
+            }
+        }
         chmod(root, 0o755)  // `nobody` must reach the socket
         let socket = root + "/d.sock"
         let config = root + "/dsnotd.toml"
         try """
-            state_dir = "state"
-            socket = "\(socket)"
-            settle = 0.2
-            [[watch]]
-            name = "main"
-            inbox = "in"
-            outbox = "out"
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        state_dir = "state"
+        socket = "\(socket)"
+        settle = 0.2
+        [[watch]]
+        name = "main"
+        inbox = "in"
+        outbox = "out"
+        """.write(toFile: config, atomically: true, encoding: .utf8)
         #expect(try runProgram(dsnotd, ["--config", config, "--check-config"]).status == 0)
 
         let notify = try NotifySocket(path: root + "/n.sock")
@@ -140,7 +148,7 @@ final class NotifySocket: @unchecked Sendable {
         environment["NOTIFY_SOCKET"] = notify.path
         environment.removeValue(forKey: "JOURNAL_STREAM")
         daemon.environment = environment
-        FileManager.default.createFile(atPath: root + "/daemon.log", contents: nil)
+        _ = FileManager.default.createFile(atPath: root + "/daemon.log", contents: nil)
         daemon.standardError = FileHandle(forWritingAtPath: root + "/daemon.log")
         try daemon.run()
         defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) } }
@@ -221,7 +229,10 @@ final class NotifySocket: @unchecked Sendable {
         let path = "/tmp/dsnot-check-\(getpid()).toml"
         defer { unlink(path) }
         try "workers = 1\n\n[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\nprority = 2\n".write(
-            toFile: path, atomically: true, encoding: .utf8)
+            toFile: path,
+            atomically: true,
+            encoding: .utf8
+        )
         let output = try runProgram(dsnotd, ["--config", path, "--check-config"])
         #expect(output.status != 0)
         #expect(output.stderr.contains("\(path):6: unknown key 'watch[0].prority'"), "\(output.stderr)")

@@ -39,8 +39,11 @@ public enum ConfigurationLoader {
             table = try TOMLTable(string: source)
         } catch let error as TOMLParseError {
             throw .syntax(
-                file: file, line: error.source.begin.line, column: error.source.begin.column,
-                reason: error.description)
+                file: file,
+                line: error.source.begin.line,
+                column: error.source.begin.column,
+                reason: error.description
+            )
         } catch {
             throw .syntax(file: file, line: 0, column: 0, reason: "\(error)")
         }
@@ -48,11 +51,17 @@ public enum ConfigurationLoader {
         var top = TOMLFields(table, path: "", file: file, locator: locator)
         var config = DaemonConfiguration.unprivilegedDefault(in: baseDirectory.path)
         config.socketPath = baseDirectory.appendingPathComponent(".dsnot/dsnotd.sock").path
-        if let dir = try top.string("state_dir") { config.stateDirectory = RecipeConfiguration.resolve(dir, baseDirectory) }
+        if let dir = try top.string("state_dir") {
+            config.stateDirectory = RecipeConfiguration.resolve(dir, baseDirectory)
+        }
         if let socket = try top.string("socket") {
             config.socketPath = RecipeConfiguration.resolve(socket, baseDirectory)
             guard config.socketPath.utf8.count <= 107 else {
-                throw top.invalid("socket", expected: "a path of at most 107 bytes", got: "\(config.socketPath.utf8.count) bytes")
+                throw top.invalid(
+                    "socket",
+                    expected: "a path of at most 107 bytes",
+                    got: "\(config.socketPath.utf8.count) bytes"
+                )
             }
         }
         if let group = try top.string("admin_group") { config.adminGroup = group.isEmpty ? nil : group }
@@ -64,7 +73,9 @@ public enum ConfigurationLoader {
             config.rescanInterval = interval
         }
         if let settle = try top.double("settle") {
-            guard settle >= 0, settle.isFinite else { throw top.invalid("settle", expected: "seconds ≥ 0", got: "\(settle)") }
+            guard settle >= 0, settle.isFinite else {
+                throw top.invalid("settle", expected: "seconds ≥ 0", got: "\(settle)")
+            }
             config.settle = settle
         }
         if let margin = try top.size("free_disk_margin") { config.freeDiskMargin = margin }
@@ -72,8 +83,10 @@ public enum ConfigurationLoader {
         if let level = try top.string("log_level") {
             guard let parsed = Logger.Level(rawValue: level) else {
                 throw top.invalid(
-                    "log_level", expected: "one of trace, debug, info, notice, warning, error, critical",
-                    got: "\"\(level)\"")
+                    "log_level",
+                    expected: "one of trace, debug, info, notice, warning, error, critical",
+                    got: "\"\(level)\""
+                )
             }
             config.logLevel = parsed
         }
@@ -83,7 +96,10 @@ public enum ConfigurationLoader {
     }
 
     private static func parseWatches(
-        _ top: inout TOMLFields, file: String, locator: TOMLKeyLocator, baseDirectory: URL
+        _ top: inout TOMLFields,
+        file: String,
+        locator: TOMLKeyLocator,
+        baseDirectory: URL
     ) throws(ConfigurationError) -> [WatchConfiguration] {
         guard let value = top.value("watch") else { return [] }
         guard let array = value.array else {
@@ -102,13 +118,17 @@ public enum ConfigurationLoader {
             if watches.contains(where: { $0.name == name }) {
                 throw fields.conflict("name", "another watch is already named '\(name)'")
             }
-            guard let inbox = try fields.string("inbox") else { throw .missingKey(file: file, key: fields.keyPath("inbox")) }
+            guard let inbox = try fields.string("inbox") else {
+                throw .missingKey(file: file, key: fields.keyPath("inbox"))
+            }
             guard let outbox = try fields.string("outbox") else {
                 throw .missingKey(file: file, key: fields.keyPath("outbox"))
             }
             var watch = WatchConfiguration(
-                name: name, inbox: RecipeConfiguration.resolve(inbox, baseDirectory),
-                outbox: RecipeConfiguration.resolve(outbox, baseDirectory))
+                name: name,
+                inbox: RecipeConfiguration.resolve(inbox, baseDirectory),
+                outbox: RecipeConfiguration.resolve(outbox, baseDirectory)
+            )
             if watch.inbox == watch.outbox { throw fields.conflict("outbox", "outbox must differ from inbox") }
             watch.priority = try fields.int("priority", range: -1000...1000) ?? 0
             watch.paused = try fields.bool("paused") ?? false

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // dsnotd's configuration: global settings and the list of watches (inbox → outbox with a recipe).
 
-public import Foundation
+import Foundation
 public import Logging
 
 /// One watched inbox: checkpoints appearing in `inbox` are pruned with `recipe` into `outbox`.
@@ -20,7 +20,11 @@ public struct WatchConfiguration: Sendable, Equatable {
 
     /// Creates a watch.
     public init(
-        name: String, inbox: String, outbox: String, priority: Int = 0, paused: Bool = false,
+        name: String,
+        inbox: String,
+        outbox: String,
+        priority: Int = 0,
+        paused: Bool = false,
         recipe: RecipeConfiguration = RecipeConfiguration()
     ) {
         self.name = name
@@ -78,9 +82,12 @@ public struct DaemonConfiguration: Sendable, Equatable {
             logLevel: .info,
             watches: [
                 WatchConfiguration(
-                    name: "default", inbox: base.appendingPathComponent("inbox").path,
-                    outbox: base.appendingPathComponent("outbox").path)
-            ])
+                    name: "default",
+                    inbox: base.appendingPathComponent("inbox").path,
+                    outbox: base.appendingPathComponent("outbox").path
+                )
+            ]
+        )
     }
 
     /// Memory budget in bytes, resolving 0 to 80 % of physical memory.

@@ -48,7 +48,10 @@ extension RecipeConfiguration {
                 maxCycles = nil
             } else {
                 throw fields.invalid(
-                    "max_cycles", expected: "a positive integer or \"scaled\"", got: TOMLFields.show(value))
+                    "max_cycles",
+                    expected: "a positive integer or \"scaled\"",
+                    got: TOMLFields.show(value)
+                )
             }
         }
         if let threshold = try fields.double("update_threshold") {
@@ -94,8 +97,10 @@ extension RecipeConfiguration {
         if let compression = try fields.string("compression") {
             guard Self.isValidCompression(compression) else {
                 throw fields.invalid(
-                    "compression", expected: "\"fast\", \"hc\", \"hc-N\" with N in 1...12, or \"none\"",
-                    got: "\"\(compression)\"")
+                    "compression",
+                    expected: "\"fast\", \"hc\", \"hc-N\" with N in 1...12, or \"none\"",
+                    got: "\"\(compression)\""
+                )
             }
             self.compression = compression
         }
@@ -138,8 +143,11 @@ extension RecipeConfiguration {
             table = try TOMLTable(string: source)
         } catch let error as TOMLParseError {
             throw .syntax(
-                file: file, line: error.source.begin.line, column: error.source.begin.column,
-                reason: error.description)
+                file: file,
+                line: error.source.begin.line,
+                column: error.source.begin.column,
+                reason: error.description
+            )
         } catch {
             throw .syntax(file: file, line: 0, column: 0, reason: "\(error)")
         }
@@ -178,7 +186,11 @@ extension RecipeConfiguration {
             case "\"": escaped += "\\\""
             case "\\": escaped += "\\\\"
             default:
-                if scalar.value < 0x20 { escaped += String(format: "\\u%04X", scalar.value) } else { escaped.unicodeScalars.append(scalar) }
+                if scalar.value < 0x20 {
+                    escaped += String(format: "\\u%04X", scalar.value)
+                } else {
+                    escaped.unicodeScalars.append(scalar)
+                }
             }
         }
         return escaped + "\""

@@ -67,7 +67,9 @@ struct TOMLFields {
 
     mutating func strings(_ key: String) throws(ConfigurationError) -> [String]? {
         guard let value = value(key) else { return nil }
-        guard let array = value.array else { throw invalid(key, expected: "an array of strings", got: Self.show(value)) }
+        guard let array = value.array else {
+            throw invalid(key, expected: "an array of strings", got: Self.show(value))
+        }
         var result: [String] = []
         for element in array {
             guard let string = element.string else {

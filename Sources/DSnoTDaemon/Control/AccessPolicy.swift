@@ -34,7 +34,8 @@ public struct AccessPolicy: Sendable {
 
     /// A policy with an explicit admin group id and group lookup.
     public init(
-        daemonUID: UInt32, adminGroupID: UInt32?,
+        daemonUID: UInt32,
+        adminGroupID: UInt32?,
         groupsOfUser: @escaping @Sendable (UInt32, UInt32) -> [UInt32] = AccessPolicy.systemGroups
     ) {
         self.daemonUID = daemonUID

@@ -35,7 +35,11 @@ public struct ControlHandler: Sendable {
     let reload: @Sendable () async -> Result<String, ControlError>
 
     public init(
-        scheduler: PruneScheduler, store: any JobStore, events: EventHub, daemon: DaemonStatus, access: AccessPolicy,
+        scheduler: PruneScheduler,
+        store: any JobStore,
+        events: EventHub,
+        daemon: DaemonStatus,
+        access: AccessPolicy,
         reload: @escaping @Sendable () async -> Result<String, ControlError>
     ) {
         self.scheduler = scheduler
@@ -63,8 +67,11 @@ public struct ControlHandler: Sendable {
                 .failure(
                     ControlError(
                         code: .versionMismatch,
-                        message: "client speaks protocol v\(request.version), dsnotd speaks v\(ProtocolVersion.current)"),
-                    id: request.id))
+                        message: "client speaks protocol v\(request.version), dsnotd speaks v\(ProtocolVersion.current)"
+                    ),
+                    id: request.id
+                )
+            )
         }
         if request.command.isMutating && !access.mayWrite(peer) {
             return .response(
@@ -72,8 +79,11 @@ public struct ControlHandler: Sendable {
                     ControlError(
                         code: .permissionDenied,
                         message: "'\(request.command.name)' changes the daemon; it needs \(access.writersDescription) "
-                            + "(you are uid \(peer.uid))"),
-                    id: request.id))
+                            + "(you are uid \(peer.uid))"
+                    ),
+                    id: request.id
+                )
+            )
         }
         do {
             return try await dispatch(request.command, id: request.id)
@@ -117,13 +127,16 @@ public struct ControlHandler: Sendable {
             let stream = events.subscribe()
             response.message = job.map { "watching job \($0)" } ?? "watching all jobs"
             guard let job else { return .stream(response, stream) }
-            return .stream(response, AsyncStream { continuation in
-                let task = Task {
-                    for await event in stream where event.job.id == job { continuation.yield(event) }
-                    continuation.finish()
+            return .stream(
+                response,
+                AsyncStream { continuation in
+                    let task = Task {
+                        for await event in stream where event.job.id == job { continuation.yield(event) }
+                        continuation.finish()
+                    }
+                    continuation.onTermination = { _ in task.cancel() }
                 }
-                continuation.onTermination = { _ in task.cancel() }
-            })
+            )
         }
         return .response(response)
     }
@@ -135,14 +148,24 @@ public struct ControlHandler: Sendable {
         var state = await daemon.state
         if state == .running && snapshot.paused { state = .paused }
         return StatusReport(
-            state: state, pid: getpid(), startedAt: startedAt, uptimeSeconds: Date().timeIntervalSince(startedAt),
-            configPath: await daemon.configPath, counts: snapshot.counts, running: snapshot.running,
+            state: state,
+            pid: getpid(),
+            startedAt: startedAt,
+            uptimeSeconds: Date().timeIntervalSince(startedAt),
+            configPath: await daemon.configPath,
+            counts: snapshot.counts,
+            running: snapshot.running,
             waitingReason: snapshot.paused ? "queue paused" : snapshot.waitingReason,
             watches: configuration.watches.map {
                 WatchSummary(
-                    name: $0.name, inbox: $0.inbox, outbox: $0.outbox, recipe: $0.recipe.label,
-                    paused: snapshot.pausedWatches.contains($0.name))
-            })
+                    name: $0.name,
+                    inbox: $0.inbox,
+                    outbox: $0.outbox,
+                    recipe: $0.recipe.label,
+                    paused: snapshot.pausedWatches.contains($0.name)
+                )
+            }
+        )
     }
 
     private func submit(path: String, overrides: [String: String], priority: Int?) async throws -> JobRecord {
@@ -167,7 +190,11 @@ public struct ControlHandler: Sendable {
         }
         let fingerprint = try CheckpointInspector.fingerprint(url)
         return try await scheduler.enqueue(
-            inputPath: url.path, fingerprint: fingerprint, watch: "submit", outbox: watch.outbox, recipe: recipe,
+            inputPath: url.path,
+            fingerprint: fingerprint,
+            watch: "submit",
+            outbox: watch.outbox,
+            recipe: recipe,
             priority: priority ?? watch.priority
         ).job
     }

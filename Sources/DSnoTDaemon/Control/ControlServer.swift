@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The control socket on NIO: bind (or adopt a socket-activated fd), frame lines, isolate connections.
 
-public import DSnoTControlProtocol
-public import Foundation
+import DSnoTControlProtocol
+import Foundation
 public import Logging
 import NIOCore
 import NIOPosix
@@ -37,7 +37,10 @@ public struct ControlServer: Service {
     ///   - requestTimeout: how long a client may take to send a complete request line.
     ///   - ready: called once the socket accepts connections.
     public init(
-        handler: ControlHandler, listener: Listener, logger: Logger, requestTimeoutSeconds: Int64 = 30,
+        handler: ControlHandler,
+        listener: Listener,
+        logger: Logger,
+        requestTimeoutSeconds: Int64 = 30,
         ready: (@Sendable () -> Void)? = nil
     ) {
         self.handler = handler
@@ -63,9 +66,13 @@ public struct ControlServer: Service {
             .bind(fd) { channel in
                 Self.peerCredentials(of: channel).flatMapThrowing { peer in
                     try channel.pipeline.syncOperations.addHandler(
-                        RequestDeadlineHandler(timeout: timeout), name: "deadline")
+                        RequestDeadlineHandler(timeout: timeout),
+                        name: "deadline"
+                    )
                     return Connection(
-                        channel: try NIOAsyncChannel(wrappingChannelSynchronously: channel), peer: peer)
+                        channel: try NIOAsyncChannel(wrappingChannelSynchronously: channel),
+                        peer: peer
+                    )
                 }
             }
         logger.info("Control socket listening", metadata: ["socket": "\(listener)"])
@@ -91,7 +98,8 @@ public struct ControlServer: Service {
                         guard case .line(let line) = item else {
                             let error = ControlError(
                                 code: .requestTooLarge,
-                                message: "request exceeds \(ProtocolVersion.maximumRequestBytes) bytes")
+                                message: "request exceeds \(ProtocolVersion.maximumRequestBytes) bytes"
+                            )
                             try await outbound.write(Self.encode(.failure(error)))
                             return
                         }
@@ -107,14 +115,21 @@ public struct ControlServer: Service {
                 }
             }
         } catch {
-            logger.debug("Control connection closed", metadata: ["error": "\(error)", "peer.uid": "\(connection.peer.uid)"])
+            logger.debug(
+                "Control connection closed",
+                metadata: ["error": "\(error)", "peer.uid": "\(connection.peer.uid)"]
+            )
         }
     }
 
     static func encode(_ response: ControlResponse) -> ByteBuffer {
         let data =
             (try? WireCodec.encodeLine(response))
-            ?? Data(#"{"ok":false,"error":{"code":"internal","message":"cannot encode response"},"version":1}"#.utf8 + [0x0A])
+            ?? Data(
+                #"{"ok":false,"error":{"code":"internal","message":"cannot encode response"},"version":1}"#.utf8 + [
+                    0x0A
+                ]
+            )
         return ByteBuffer(bytes: data)
     }
 

@@ -2,7 +2,7 @@
 // The seam between the scheduler and the pruning pipeline: a blocking runner on a dedicated thread.
 
 public import DSnoTControlProtocol
-public import Foundation
+import Foundation
 
 /// What a runner is asked to do.
 public struct JobSpec: Sendable, Equatable {
@@ -84,7 +84,9 @@ public protocol JobRunner: Sendable {
     /// Runs the job, writing into `job.temporaryOutputPath`.
     /// - Throws: `JobFailure` (other errors count as permanent failures).
     func run(
-        _ job: JobSpec, progress: @Sendable (JobProgress) -> Void, isCancelled: @Sendable () -> Bool
+        _ job: JobSpec,
+        progress: @Sendable (JobProgress) -> Void,
+        isCancelled: @Sendable () -> Bool
     ) throws -> JobOutcome
 }
 
@@ -97,7 +99,9 @@ public struct PipelineUnavailableRunner: JobRunner {
     }
 
     public func run(
-        _ job: JobSpec, progress: @Sendable (JobProgress) -> Void, isCancelled: @Sendable () -> Bool
+        _ job: JobSpec,
+        progress: @Sendable (JobProgress) -> Void,
+        isCancelled: @Sendable () -> Bool
     ) throws -> JobOutcome {
         throw JobFailure.permanent("the pruning pipeline is not linked into this dsnotd build")
     }

@@ -61,7 +61,10 @@ public enum JobStateMachine {
     /// Applies `transition` to `job`.
     /// - Throws: `TransitionRefused` when the transition does not apply to the job's state.
     public static func apply(
-        _ transition: JobTransition, to job: JobRecord, now: Date, policy: RetryPolicy = RetryPolicy()
+        _ transition: JobTransition,
+        to job: JobRecord,
+        now: Date,
+        policy: RetryPolicy = RetryPolicy()
     ) throws(TransitionRefused) -> JobRecord {
         var next = job
         next.updatedAt = now

@@ -2,7 +2,7 @@
 // JobStore over SQLite (GRDB, WAL journal) in the state directory.
 
 public import DSnoTControlProtocol
-public import Foundation
+import Foundation
 import GRDB
 
 /// The embedded job store: `<state_dir>/jobs.sqlite`, WAL mode, one row per job and one per transition.
@@ -52,7 +52,8 @@ public final class SQLiteJobStore: JobStore {
                         detail TEXT
                     );
                     CREATE INDEX job_history_job ON job_history(job_id);
-                    """)
+                    """
+            )
         }
         return migrator
     }
@@ -71,7 +72,8 @@ public final class SQLiteJobStore: JobStore {
                     job.id, job.key, job.watch, job.state.rawValue, job.priority,
                     job.createdAt.timeIntervalSince1970, try Self.encode(job),
                     String(decoding: try JSONEncoder().encode(recipe), as: UTF8.self),
-                ])
+                ]
+            )
             try Self.recordHistory(db, job: job, from: nil, detail: "created")
             return (job, true)
         }
@@ -81,7 +83,8 @@ public final class SQLiteJobStore: JobStore {
         try write("update") { db in
             try db.execute(
                 sql: "UPDATE job SET state = ?, priority = ?, record = ? WHERE id = ?",
-                arguments: [job.state.rawValue, job.priority, try Self.encode(job), job.id])
+                arguments: [job.state.rawValue, job.priority, try Self.encode(job), job.id]
+            )
             if previous.state != job.state {
                 try Self.recordHistory(db, job: job, from: previous.state, detail: detail)
             }
@@ -123,7 +126,8 @@ public final class SQLiteJobStore: JobStore {
             let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
             let limitClause = limit.map { " LIMIT \(max(0, $0))" } ?? ""
             return try Row.fetchAll(
-                db, sql: "SELECT record FROM job \(whereClause) ORDER BY created_at DESC, id DESC\(limitClause)",
+                db,
+                sql: "SELECT record FROM job \(whereClause) ORDER BY created_at DESC, id DESC\(limitClause)",
                 arguments: arguments
             ).map(Self.decode)
         }
@@ -143,14 +147,19 @@ public final class SQLiteJobStore: JobStore {
     public func history(jobID: String) throws -> [JobHistoryEntry] {
         try read("history") { db in
             try Row.fetchAll(
-                db, sql: "SELECT * FROM job_history WHERE job_id = ? ORDER BY seq", arguments: [jobID]
+                db,
+                sql: "SELECT * FROM job_history WHERE job_id = ? ORDER BY seq",
+                arguments: [jobID]
             ).map { row in
                 let from: String? = row["from_state"]
                 let to: String = row["to_state"]
                 return JobHistoryEntry(
-                    jobID: row["job_id"], at: Date(timeIntervalSince1970: row["at"]),
-                    from: from.flatMap(JobState.init(rawValue:)), to: JobState(rawValue: to) ?? .failed,
-                    detail: row["detail"])
+                    jobID: row["job_id"],
+                    at: Date(timeIntervalSince1970: row["at"]),
+                    from: from.flatMap(JobState.init(rawValue:)),
+                    to: JobState(rawValue: to) ?? .failed,
+                    detail: row["detail"]
+                )
             }
         }
     }
@@ -163,7 +172,8 @@ public final class SQLiteJobStore: JobStore {
     private static func recordHistory(_ db: Database, job: JobRecord, from: JobState?, detail: String?) throws {
         try db.execute(
             sql: "INSERT INTO job_history (job_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)",
-            arguments: [job.id, job.updatedAt.timeIntervalSince1970, from?.rawValue, job.state.rawValue, detail])
+            arguments: [job.id, job.updatedAt.timeIntervalSince1970, from?.rawValue, job.state.rawValue, detail]
+        )
     }
 
     private static func encode(_ job: JobRecord) throws -> String {
@@ -176,10 +186,14 @@ public final class SQLiteJobStore: JobStore {
     }
 
     private func write<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
-        do { return try pool.write(body) } catch { throw JobStoreError.database(operation: operation, reason: "\(error)") }
+        do { return try pool.write(body) } catch {
+            throw JobStoreError.database(operation: operation, reason: "\(error)")
+        }
     }
 
     private func read<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
-        do { return try pool.read(body) } catch { throw JobStoreError.database(operation: operation, reason: "\(error)") }
+        do { return try pool.read(body) } catch {
+            throw JobStoreError.database(operation: operation, reason: "\(error)")
+        }
     }
 }

@@ -2,7 +2,7 @@
 // The scheduler's commands: recover at start, enqueue, cancel, retry, pause, resume, status, reload.
 
 public import DSnoTControlProtocol
-public import Foundation
+import Foundation
 import Logging
 
 extension PruneScheduler {
@@ -35,19 +35,31 @@ extension PruneScheduler {
     /// - Returns: the job and whether it is new.
     @discardableResult
     public func enqueue(
-        inputPath: String, fingerprint: String, watch: String, outbox: String, recipe: RecipeConfiguration,
+        inputPath: String,
+        fingerprint: String,
+        watch: String,
+        outbox: String,
+        recipe: RecipeConfiguration,
         priority: Int
     ) throws -> (job: JobRecord, inserted: Bool) {
         let key = "\(fingerprint.prefix(32))-\(recipe.hash.prefix(16))"
         let record = JobRecord(
-            id: "j-" + SHA256.hex(Array(key.utf8)).prefix(12), key: key, watch: watch, inputPath: inputPath,
-            outbox: outbox, recipe: recipe.label, priority: priority, createdAt: now())
+            id: "j-" + SHA256.hex(Array(key.utf8)).prefix(12),
+            key: key,
+            watch: watch,
+            inputPath: inputPath,
+            outbox: outbox,
+            recipe: recipe.label,
+            priority: priority,
+            createdAt: now()
+        )
         let result = try store.insert(record, recipe: recipe)
         if result.inserted {
             events.publish(JobEvent(kind: "state", job: result.job))
             logger.notice(
                 "Job queued",
-                metadata: ["event": "job.queued", "job.id": "\(record.id)", "model.path": "\(inputPath)"])
+                metadata: ["event": "job.queued", "job.id": "\(record.id)", "model.path": "\(inputPath)"]
+            )
             wake()
         }
         return result

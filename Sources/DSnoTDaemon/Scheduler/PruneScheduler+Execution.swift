@@ -40,14 +40,20 @@ extension PruneScheduler {
         for job in candidates.prefix(settings.workers - running.count) {
             guard let recipe = try? store.recipe(jobID: job.id) else { continue }
             let spec = JobSpec(
-                id: job.id, inputPath: job.inputPath, recipe: recipe,
-                temporaryOutputPath: temporaryPath(for: job))
+                id: job.id,
+                inputPath: job.inputPath,
+                recipe: recipe,
+                temporaryOutputPath: temporaryPath(for: job)
+            )
             let estimate = (try? runner.estimate(spec)) ?? ResourceEstimate(memoryBytes: 0, outputBytes: 0)
             let inUse = running.values.reduce(0) { $0 + $1.estimate.memoryBytes }
             if let shortage = SchedulingPolicy.resourceShortage(
-                estimate: estimate, memoryBudget: settings.memoryBudget, memoryInUse: inUse,
-                freeDisk: freeDiskBytes(job.outbox), diskMargin: settings.freeDiskMargin)
-            {
+                estimate: estimate,
+                memoryBudget: settings.memoryBudget,
+                memoryInUse: inUse,
+                freeDisk: freeDiskBytes(job.outbox),
+                diskMargin: settings.freeDiskMargin
+            ) {
                 waitingReason = shortage
                 if job.waitingReason != shortage { _ = try? commit(.wait(reason: shortage), job) }
                 break
@@ -62,7 +68,9 @@ extension PruneScheduler {
         do {
             started = try commit(.start, job)
             try FileManager.default.createDirectory(
-                atPath: spec.temporaryOutputPath, withIntermediateDirectories: true)
+                atPath: spec.temporaryOutputPath,
+                withIntermediateDirectories: true
+            )
         } catch {
             logger.error("Cannot start job", metadata: ["job.id": "\(job.id)", "error": "\(error)"])
             if let current = try? store.job(id: job.id), current.state == .running {
@@ -74,7 +82,8 @@ extension PruneScheduler {
         running[job.id] = RunningJob(record: started, flag: flag, estimate: estimate, pruningStarted: nil)
         logger.notice(
             "Job started",
-            metadata: ["event": "job.started", "job.id": "\(job.id)", "model.path": "\(job.inputPath)"])
+            metadata: ["event": "job.started", "job.id": "\(job.id)", "model.path": "\(job.inputPath)"]
+        )
         let runner = self.runner
         let continuation = eventContinuation
         let id = job.id
@@ -82,7 +91,10 @@ extension PruneScheduler {
         let thread = Thread {
             let result = Result {
                 try runner.run(
-                    spec, progress: { continuation.yield(.progress(id, $0)) }, isCancelled: { flag.isSet })
+                    spec,
+                    progress: { continuation.yield(.progress(id, $0)) },
+                    isCancelled: { flag.isSet }
+                )
             }
             continuation.yield(.finished(id, result))
         }
@@ -95,7 +107,9 @@ extension PruneScheduler {
         if progress.phase == .pruning && entry.pruningStarted == nil { entry.pruningStarted = now() }
         do {
             entry.record = try commit(
-                .progress(progress.phase, block: progress.block, blockCount: progress.blockCount), entry.record)
+                .progress(progress.phase, block: progress.block, blockCount: progress.blockCount),
+                entry.record
+            )
         } catch {
             logger.error("Cannot record progress", metadata: ["job.id": "\(id)", "error": "\(error)"])
         }
@@ -128,7 +142,8 @@ extension PruneScheduler {
                     metadata: [
                         "event": "job.failed", "job.id": "\(id)", "error": "\(reason)",
                         "job.retry": "\(next.state == .queued)",
-                    ])
+                    ]
+                )
             }
         } catch {
             logger.error("Cannot record job end", metadata: ["job.id": "\(id)", "error": "\(error)"])
@@ -153,7 +168,8 @@ extension PruneScheduler {
             metadata: [
                 "event": "job.finished", "job.id": "\(job.id)", "output.path": "\(final)",
                 "summary": "\(outcome.summary)",
-            ])
+            ]
+        )
     }
 
     static func classify(_ error: any Error) -> (String, Bool) {
@@ -172,7 +188,11 @@ extension PruneScheduler {
 
     func eta(for job: JobRecord) -> Double? {
         guard let started = running[job.id]?.pruningStarted else { return nil }
-        return SchedulingPolicy.eta(block: job.block, blockCount: job.blockCount, elapsed: now().timeIntervalSince(started))
+        return SchedulingPolicy.eta(
+            block: job.block,
+            blockCount: job.blockCount,
+            elapsed: now().timeIntervalSince(started)
+        )
     }
 
     /// Sends a one-line status (for `STATUS=`) when it changed: sd_notify is a blocking datagram send.

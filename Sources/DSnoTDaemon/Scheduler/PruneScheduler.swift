@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The scheduler: an actor owning the queue, starting jobs on dedicated threads, committing every transition.
 
-public import DSnoTControlProtocol
+import DSnoTControlProtocol
 public import Foundation
 public import Logging
 public import ServiceLifecycle
@@ -73,7 +73,11 @@ public actor PruneScheduler: Service {
 
     /// Creates a scheduler. No work starts before `run()`.
     public init(
-        store: any JobStore, runner: any JobRunner, settings: Settings, events: EventHub, logger: Logger,
+        store: any JobStore,
+        runner: any JobRunner,
+        settings: Settings,
+        events: EventHub,
+        logger: Logger,
         now: @escaping @Sendable () -> Date = { Date() },
         freeDiskBytes: @escaping @Sendable (String) -> Int = PruneScheduler.statvfsFreeBytes
     ) {
@@ -125,7 +129,10 @@ public actor PruneScheduler: Service {
                 stopping = true
                 stopRequestedAt = now()
                 for job in running.values { job.flag.set(.shutdown) }
-                logger.notice("Stopping: running jobs stop at the next block boundary", metadata: ["jobs": "\(running.count)"])
+                logger.notice(
+                    "Stopping: running jobs stop at the next block boundary",
+                    metadata: ["jobs": "\(running.count)"]
+                )
             }
             if stopping {
                 if running.isEmpty { return }

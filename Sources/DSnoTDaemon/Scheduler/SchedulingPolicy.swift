@@ -21,7 +21,11 @@ public enum SchedulingPolicy {
     ///   - memoryInUse: bytes estimated for the jobs already running.
     ///   - freeDisk: free bytes on the outbox's filesystem.
     public static func resourceShortage(
-        estimate: ResourceEstimate, memoryBudget: Int, memoryInUse: Int, freeDisk: Int, diskMargin: Int
+        estimate: ResourceEstimate,
+        memoryBudget: Int,
+        memoryInUse: Int,
+        freeDisk: Int,
+        diskMargin: Int
     ) -> String? {
         if estimate.memoryBytes + memoryInUse > memoryBudget {
             return "waiting for memory: needs \(format(estimate.memoryBytes)), budget \(format(memoryBudget)) "

@@ -2,7 +2,7 @@
 // A swift-log handler writing structured records to journald with sd_journal_sendv.
 
 import CSystemd
-public import Foundation
+import Foundation
 public import Logging
 
 /// Sends each log record to journald as structured fields: `MESSAGE`, `PRIORITY`, `SYSLOG_IDENTIFIER`,
@@ -47,15 +47,28 @@ public struct JournaldLogHandler: LogHandler {
         if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         let fields = Self.fields(
-            level: event.level, message: "\(event.message)", metadata: merged, label: label, identifier: identifier,
-            file: event.file, function: event.function, line: event.line)
+            level: event.level,
+            message: "\(event.message)",
+            metadata: merged,
+            label: label,
+            identifier: identifier,
+            file: event.file,
+            function: event.function,
+            line: event.line
+        )
         Self.send(fields)
     }
 
     /// The journal fields of one record, in order. Pure, for tests.
     public static func fields(
-        level: Logger.Level, message: String, metadata: Logger.Metadata, label: String, identifier: String,
-        file: String, function: String, line: UInt
+        level: Logger.Level,
+        message: String,
+        metadata: Logger.Metadata,
+        label: String,
+        identifier: String,
+        file: String,
+        function: String,
+        line: UInt
     ) -> [String] {
         var fields = [
             "MESSAGE=\(message)",
@@ -77,10 +90,12 @@ public struct JournaldLogHandler: LogHandler {
 
     /// A journal field name: upper case, characters other than A–Z, 0–9 and `_` become `_`.
     public static func fieldName(_ key: String) -> String {
-        String(key.uppercased().unicodeScalars.map { scalar -> Character in
-            let c = Character(scalar)
-            return (c.isASCII && (c.isLetter || c.isNumber)) || c == "_" ? c : "_"
-        })
+        String(
+            key.uppercased().unicodeScalars.map { scalar -> Character in
+                let c = Character(scalar)
+                return (c.isASCII && (c.isLetter || c.isNumber)) || c == "_" ? c : "_"
+            }
+        )
     }
 
     /// Syslog priority of a level (journald `PRIORITY`).

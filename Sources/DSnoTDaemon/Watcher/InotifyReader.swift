@@ -39,7 +39,10 @@ final class InotifyReader: Sendable {
     init() throws {
         fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
-        (signals, continuation) = AsyncStream.makeStream(of: InotifySignal.self, bufferingPolicy: .bufferingNewest(4096))
+        (signals, continuation) = AsyncStream.makeStream(
+            of: InotifySignal.self,
+            bufferingPolicy: .bufferingNewest(4096)
+        )
     }
 
     /// Watches `directory` (idempotent). Returns false when the kernel refuses (ENOSPC, ENOENT, …).
@@ -57,11 +60,13 @@ final class InotifyReader: Sendable {
 
     /// Stops watching `directory`.
     func unwatch(_ directory: String) {
-        guard let wd = state.withLock({ s -> Int32? in
-            guard let wd = s.descriptors.removeValue(forKey: directory) else { return nil }
-            s.directories.removeValue(forKey: wd)
-            return wd
-        }) else { return }
+        guard
+            let wd = state.withLock({ s -> Int32? in
+                guard let wd = s.descriptors.removeValue(forKey: directory) else { return nil }
+                s.directories.removeValue(forKey: wd)
+                return wd
+            })
+        else { return }
         inotify_rm_watch(fd, wd)
     }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Watches inboxes (inotify + rescans) and queues each checkpoint once it is settled and complete.
 
-public import Foundation
+import Foundation
 public import Logging
 public import ServiceLifecycle
 
@@ -167,8 +167,13 @@ public actor ModelWatcher: Service {
             let recipe = try Self.recipe(for: url, watch: watch)
             candidates.removeValue(forKey: path)
             try await scheduler.enqueue(
-                inputPath: path, fingerprint: fingerprint, watch: watch.name, outbox: watch.outbox, recipe: recipe,
-                priority: watch.priority)
+                inputPath: path,
+                fingerprint: fingerprint,
+                watch: watch.name,
+                outbox: watch.outbox,
+                recipe: recipe,
+                priority: watch.priority
+            )
         } catch {
             // Not ready (still being written, truncated) or a bad dsnot.toml: look again after another
             // settle period; log once per distinct reason.
