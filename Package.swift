@@ -20,11 +20,22 @@ let package = Package(
         .library(name: "SafeTensors", targets: ["SafeTensors"]),
         .library(name: "DSnoTCore", targets: ["DSnoTCore"]),
         .executable(name: "dsnot-bench", targets: ["dsnot-bench"]),
+        .library(name: "DSnoTControlProtocol", targets: ["DSnoTControlProtocol"]),
+        .library(name: "DSnoTClient", targets: ["DSnoTClient"]),
+        .library(name: "DSnoTDaemon", targets: ["DSnoTDaemon"]),
+        .executable(name: "dsnotd", targets: ["dsnotd"]),
+        .executable(name: "dsnotctl", targets: ["dsnotctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        // Daemon (issue 6).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // System-library shims: module map + header only (see each folder's README).
@@ -51,6 +62,43 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // Daemon (issue 6): wire types, client, daemon library, the two executables.
+        .target(name: "DSnoTControlProtocol", swiftSettings: strictSettings),
+        .target(name: "DSnoTClient", dependencies: ["DSnoTControlProtocol"], swiftSettings: strictSettings),
+        .target(
+            name: "DSnoTDaemon",
+            dependencies: [
+                "DSnoTControlProtocol", "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "dsnotd",
+            dependencies: [
+                "DSnoTDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "dsnotctl",
+            dependencies: [
+                "DSnoTClient", "DSnoTControlProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
         .testTarget(
             name: "ShimTests",
             dependencies: ["CBLAS", "CLZ4", "CSystemd"],
@@ -66,6 +114,28 @@ let package = Package(
             name: "DSnoTCoreTests",
             dependencies: ["DSnoTCore", "SafeTensors"],
             resources: [.copy("Resources")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "DSnoTControlProtocolTests",
+            dependencies: ["DSnoTControlProtocol"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "DSnoTDaemonTests",
+            dependencies: [
+                "DSnoTDaemon", "DSnoTClient", "DSnoTControlProtocol",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "dsnotctlTests",
+            dependencies: ["dsnotctl", "DSnoTClient", "DSnoTControlProtocol"],
             swiftSettings: strictSettings
         ),
     ],

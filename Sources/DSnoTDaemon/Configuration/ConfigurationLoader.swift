@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+// Parses and validates dsnotd.toml: unknown keys and bad values are errors with key and line.
+
+public import Foundation
+import Logging
+import TOMLKit
+
+/// Loads `dsnotd.toml`.
+public enum ConfigurationLoader {
+    /// Reads and validates the file at `path`.
+    /// - Throws: `ConfigurationError`.
+    public static func load(path: String) throws(ConfigurationError) -> DaemonConfiguration {
+        let source: String
+        do {
+            source = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw .unreadable(path: path, reason: (error as NSError).localizedDescription)
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().standardizedFileURL
+        return try parse(source, file: path, baseDirectory: directory)
+    }
+
+    /// The configuration in force when `dsnotd` starts: `--config PATH` if given, else
+    /// `/etc/dsnot/dsnotd.toml` if it exists, else the unprivileged default in the current directory.
+    public static func resolve(explicitPath: String?) throws(ConfigurationError) -> (DaemonConfiguration, String?) {
+        if let explicitPath { return (try load(path: explicitPath), explicitPath) }
+        if FileManager.default.fileExists(atPath: DaemonConfiguration.systemPath) {
+            return (try load(path: DaemonConfiguration.systemPath), DaemonConfiguration.systemPath)
+        }
+        return (.unprivilegedDefault(in: FileManager.default.currentDirectoryPath), nil)
+    }
+
+    /// Parses a configuration document. Relative paths are resolved against `baseDirectory`.
+    public static func parse(_ source: String, file: String, baseDirectory: URL) throws(ConfigurationError)
+        -> DaemonConfiguration
+    {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: source)
+        } catch let error as TOMLParseError {
+            throw .syntax(
+                file: file,
+                line: error.source.begin.line,
+                column: error.source.begin.column,
+                reason: error.description
+            )
+        } catch {
+            throw .syntax(file: file, line: 0, column: 0, reason: "\(error)")
+        }
+        let locator = TOMLKeyLocator(source: source)
+        var top = TOMLFields(table, path: "", file: file, locator: locator)
+        var config = DaemonConfiguration.unprivilegedDefault(in: baseDirectory.path)
+        config.socketPath = baseDirectory.appendingPathComponent(".dsnot/dsnotd.sock").path
+        if let dir = try top.string("state_dir") {
+            config.stateDirectory = RecipeConfiguration.resolve(dir, baseDirectory)
+        }
+        if let socket = try top.string("socket") {
+            config.socketPath = RecipeConfiguration.resolve(socket, baseDirectory)
+            guard config.socketPath.utf8.count <= 107 else {
+                throw top.invalid(
+                    "socket",
+                    expected: "a path of at most 107 bytes",
+                    got: "\(config.socketPath.utf8.count) bytes"
+                )
+            }
+        }
+        if let group = try top.string("admin_group") { config.adminGroup = group.isEmpty ? nil : group }
+        if let workers = try top.int("workers", range: 1...64) { config.workers = workers }
+        if let interval = try top.double("rescan_interval") {
+            guard interval >= 1, interval.isFinite else {
+                throw top.invalid("rescan_interval", expected: "seconds ≥ 1", got: "\(interval)")
+            }
+            config.rescanInterval = interval
+        }
+        if let settle = try top.double("settle") {
+            guard settle >= 0, settle.isFinite else {
+                throw top.invalid("settle", expected: "seconds ≥ 0", got: "\(settle)")
+            }
+            config.settle = settle
+        }
+        if let margin = try top.size("free_disk_margin") { config.freeDiskMargin = margin }
+        if let budget = try top.size("memory_budget") { config.memoryBudget = budget }
+        if let level = try top.string("log_level") {
+            guard let parsed = Logger.Level(rawValue: level) else {
+                throw top.invalid(
+                    "log_level",
+                    expected: "one of trace, debug, info, notice, warning, error, critical",
+                    got: "\"\(level)\""
+                )
+            }
+            config.logLevel = parsed
+        }
+        config.watches = try parseWatches(&top, file: file, locator: locator, baseDirectory: baseDirectory)
+        try top.rejectUnknownKeys()
+        return config
+    }
+
+    private static func parseWatches(
+        _ top: inout TOMLFields,
+        file: String,
+        locator: TOMLKeyLocator,
+        baseDirectory: URL
+    ) throws(ConfigurationError) -> [WatchConfiguration] {
+        guard let value = top.value("watch") else { return [] }
+        guard let array = value.array else {
+            throw top.invalid("watch", expected: "an array of tables ([[watch]])", got: TOMLFields.show(value))
+        }
+        var watches: [WatchConfiguration] = []
+        for (index, element) in array.enumerated() {
+            guard let table = element.table else {
+                throw top.invalid("watch[\(index)]", expected: "a table", got: TOMLFields.show(element))
+            }
+            var fields = TOMLFields(table, path: "watch[\(index)]", file: file, locator: locator)
+            let name = try fields.string("name") ?? "watch\(index)"
+            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+                throw fields.invalid("name", expected: "letters, digits, '-', '_' or '.'", got: "\"\(name)\"")
+            }
+            if watches.contains(where: { $0.name == name }) {
+                throw fields.conflict("name", "another watch is already named '\(name)'")
+            }
+            guard let inbox = try fields.string("inbox") else {
+                throw .missingKey(file: file, key: fields.keyPath("inbox"))
+            }
+            guard let outbox = try fields.string("outbox") else {
+                throw .missingKey(file: file, key: fields.keyPath("outbox"))
+            }
+            var watch = WatchConfiguration(
+                name: name,
+                inbox: RecipeConfiguration.resolve(inbox, baseDirectory),
+                outbox: RecipeConfiguration.resolve(outbox, baseDirectory)
+            )
+            if watch.inbox == watch.outbox { throw fields.conflict("outbox", "outbox must differ from inbox") }
+            watch.priority = try fields.int("priority", range: -1000...1000) ?? 0
+            watch.paused = try fields.bool("paused") ?? false
+            if let recipeValue = fields.value("recipe") {
+                guard let recipeTable = recipeValue.table else {
+                    throw fields.invalid("recipe", expected: "a table", got: TOMLFields.show(recipeValue))
+                }
+                var recipeFields = TOMLFields(recipeTable, path: fields.keyPath("recipe"), file: file, locator: locator)
+                try watch.recipe.apply(&recipeFields, baseDirectory: baseDirectory)
+            }
+            try fields.rejectUnknownKeys()
+            watches.append(watch)
+        }
+        return watches
+    }
+}

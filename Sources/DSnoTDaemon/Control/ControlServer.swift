@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: Apache-2.0
+// The control socket on NIO: bind (or adopt a socket-activated fd), frame lines, isolate connections.
+
+import DSnoTControlProtocol
+import Foundation
+public import Logging
+import NIOCore
+import NIOPosix
+public import ServiceLifecycle
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Serves `ControlHandler` on a Unix stream socket.
+///
+/// Each connection is served by its own child task, reading newline-delimited requests up to
+/// `ProtocolVersion.maximumRequestBytes` and answering in order. A malformed request gets an error
+/// line and the connection stays open; an oversized one or a client too slow to send a complete line
+/// gets an error line and is closed. Nothing a client does can end the server.
+public struct ControlServer: Service {
+    /// Where the listening socket comes from.
+    public enum Listener: Sendable {
+        /// Bind `path` (removing only a stale socket there).
+        case path(String)
+        /// A listening descriptor received from systemd (`sd_listen_fds`).
+        case activated(Int32)
+    }
+
+    let handler: ControlHandler
+    let listener: Listener
+    let logger: Logger
+    let requestTimeout: TimeAmount
+    let ready: (@Sendable () -> Void)?
+
+    /// - Parameters:
+    ///   - requestTimeout: how long a client may take to send a complete request line.
+    ///   - ready: called once the socket accepts connections.
+    public init(
+        handler: ControlHandler,
+        listener: Listener,
+        logger: Logger,
+        requestTimeoutSeconds: Int64 = 30,
+        ready: (@Sendable () -> Void)? = nil
+    ) {
+        self.handler = handler
+        self.listener = listener
+        self.logger = logger
+        self.requestTimeout = .seconds(requestTimeoutSeconds)
+        self.ready = ready
+    }
+
+    struct Connection: Sendable {
+        let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        let peer: PeerCredentials
+    }
+
+    public func run() async throws {
+        let fd: Int32
+        switch listener {
+        case .path(let path): fd = try SocketFile.bindListening(path: path)
+        case .activated(let descriptor): fd = descriptor
+        }
+        let timeout = requestTimeout
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .bind(fd) { channel in
+                Self.peerCredentials(of: channel).flatMapThrowing { peer in
+                    try channel.pipeline.syncOperations.addHandler(
+                        RequestDeadlineHandler(timeout: timeout),
+                        name: "deadline"
+                    )
+                    return Connection(
+                        channel: try NIOAsyncChannel(wrappingChannelSynchronously: channel),
+                        peer: peer
+                    )
+                }
+            }
+        logger.info("Control socket listening", metadata: ["socket": "\(listener)"])
+        ready?()
+        try await withThrowingDiscardingTaskGroup { group in
+            try await server.executeThenClose { inbound in
+                for try await connection in inbound.cancelOnGracefulShutdown() {
+                    group.addTask { await self.serve(connection) }
+                }
+            }
+            group.cancelAll()
+        }
+        if case .path(let path) = listener { unlink(path) }
+    }
+
+    private func serve(_ connection: Connection) async {
+        do {
+            try await connection.channel.executeThenClose { inbound, outbound in
+                var framer = LineFramer(maximumLineBytes: ProtocolVersion.maximumRequestBytes)
+                for try await buffer in inbound {
+                    framer.append(buffer.readableBytesView)
+                    while let item = framer.next() {
+                        guard case .line(let line) = item else {
+                            let error = ControlError(
+                                code: .requestTooLarge,
+                                message: "request exceeds \(ProtocolVersion.maximumRequestBytes) bytes"
+                            )
+                            try await outbound.write(Self.encode(.failure(error)))
+                            return
+                        }
+                        if line.isEmpty { continue }
+                        let reply = await handler.handle(line: Data(line), peer: connection.peer)
+                        try await outbound.write(Self.encode(reply.response))
+                        if case .stream(_, let events) = reply {
+                            try await connection.channel.channel.pipeline.removeHandler(name: "deadline").get()
+                            for await event in events { try await outbound.write(Self.encode(.event(event))) }
+                            return
+                        }
+                    }
+                }
+            }
+        } catch {
+            logger.debug(
+                "Control connection closed",
+                metadata: ["error": "\(error)", "peer.uid": "\(connection.peer.uid)"]
+            )
+        }
+    }
+
+    static func encode(_ response: ControlResponse) -> ByteBuffer {
+        let data =
+            (try? WireCodec.encodeLine(response))
+            ?? Data(
+                #"{"ok":false,"error":{"code":"internal","message":"cannot encode response"},"version":1}"#.utf8 + [
+                    0x0A
+                ]
+            )
+        return ByteBuffer(bytes: data)
+    }
+
+    static func peerCredentials(of channel: any Channel) -> EventLoopFuture<PeerCredentials> {
+        guard let provider = channel as? any SocketOptionProvider else {
+            return channel.eventLoop.makeSucceededFuture(PeerCredentials(pid: 0, uid: UInt32.max, gid: UInt32.max))
+        }
+        return provider.unsafeGetSocketOption(level: .socket, name: NIOBSDSocket.Option(rawValue: SO_PEERCRED))
+            .map { (credentials: LinuxUcred) in
+                PeerCredentials(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid)
+            }
+    }
+}
+
+/// Layout of Linux `struct ucred` (`SO_PEERCRED`), which Glibc's module map hides behind `_GNU_SOURCE`.
+struct LinuxUcred: Sendable {
+    var pid: Int32
+    var uid: UInt32
+    var gid: UInt32
+}

@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: Apache-2.0
+// JobStore over SQLite (GRDB, WAL journal) in the state directory.
+
+public import DSnoTControlProtocol
+import Foundation
+import GRDB
+
+/// The embedded job store: `<state_dir>/jobs.sqlite`, WAL mode, one row per job and one per transition.
+///
+/// ```swift
+/// let store = try SQLiteJobStore(path: "/var/lib/dsnot/jobs.sqlite")
+/// let (job, inserted) = try store.insert(record)
+/// ```
+public final class SQLiteJobStore: JobStore {
+    private let pool: DatabasePool
+
+    /// Opens (creating if needed) the database and migrates it.
+    /// - Throws: `JobStoreError.cannotOpen`.
+    public init(path: String) throws {
+        do {
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(5)
+            pool = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw JobStoreError.cannotOpen(path: path, reason: "\(error)")
+        }
+    }
+
+    private static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE job (
+                        id TEXT PRIMARY KEY NOT NULL,
+                        key TEXT NOT NULL UNIQUE,
+                        watch TEXT NOT NULL,
+                        state TEXT NOT NULL,
+                        priority INTEGER NOT NULL,
+                        created_at DOUBLE NOT NULL,
+                        record TEXT NOT NULL,
+                        recipe TEXT NOT NULL
+                    );
+                    CREATE INDEX job_state ON job(state);
+                    CREATE TABLE job_history (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        job_id TEXT NOT NULL REFERENCES job(id),
+                        at DOUBLE NOT NULL,
+                        from_state TEXT,
+                        to_state TEXT NOT NULL,
+                        detail TEXT
+                    );
+                    CREATE INDEX job_history_job ON job_history(job_id);
+                    """
+            )
+        }
+        return migrator
+    }
+
+    public func insert(_ job: JobRecord, recipe: RecipeConfiguration) throws -> (job: JobRecord, inserted: Bool) {
+        try write("insert") { db in
+            if let row = try Row.fetchOne(db, sql: "SELECT record FROM job WHERE key = ?", arguments: [job.key]) {
+                return (try Self.decode(row), false)
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO job (id, key, watch, state, priority, created_at, record, recipe)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    job.id, job.key, job.watch, job.state.rawValue, job.priority,
+                    job.createdAt.timeIntervalSince1970, try Self.encode(job),
+                    String(decoding: try JSONEncoder().encode(recipe), as: UTF8.self),
+                ]
+            )
+            try Self.recordHistory(db, job: job, from: nil, detail: "created")
+            return (job, true)
+        }
+    }
+
+    public func update(_ job: JobRecord, from previous: JobRecord, detail: String?) throws {
+        try write("update") { db in
+            try db.execute(
+                sql: "UPDATE job SET state = ?, priority = ?, record = ? WHERE id = ?",
+                arguments: [job.state.rawValue, job.priority, try Self.encode(job), job.id]
+            )
+            if previous.state != job.state {
+                try Self.recordHistory(db, job: job, from: previous.state, detail: detail)
+            }
+        }
+    }
+
+    public func job(id: String) throws -> JobRecord? {
+        try read("job(id:)") { db in
+            try Row.fetchOne(db, sql: "SELECT record FROM job WHERE id = ?", arguments: [id]).map(Self.decode)
+        }
+    }
+
+    public func recipe(jobID: String) throws -> RecipeConfiguration? {
+        try read("recipe") { db in
+            guard let text = try String.fetchOne(db, sql: "SELECT recipe FROM job WHERE id = ?", arguments: [jobID])
+            else { return nil }
+            return try JSONDecoder().decode(RecipeConfiguration.self, from: Data(text.utf8))
+        }
+    }
+
+    public func job(key: String) throws -> JobRecord? {
+        try read("job(key:)") { db in
+            try Row.fetchOne(db, sql: "SELECT record FROM job WHERE key = ?", arguments: [key]).map(Self.decode)
+        }
+    }
+
+    public func jobs(state: JobState?, watch: String?, limit: Int?) throws -> [JobRecord] {
+        try read("jobs") { db in
+            var clauses: [String] = []
+            var arguments: StatementArguments = []
+            if let state {
+                clauses.append("state = ?")
+                arguments += [state.rawValue]
+            }
+            if let watch {
+                clauses.append("watch = ?")
+                arguments += [watch]
+            }
+            let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+            let limitClause = limit.map { " LIMIT \(max(0, $0))" } ?? ""
+            return try Row.fetchAll(
+                db,
+                sql: "SELECT record FROM job \(whereClause) ORDER BY created_at DESC, id DESC\(limitClause)",
+                arguments: arguments
+            ).map(Self.decode)
+        }
+    }
+
+    public func counts() throws -> [JobState: Int] {
+        try read("counts") { db in
+            var result: [JobState: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM job GROUP BY state") {
+                let name: String = row["state"]
+                if let state = JobState(rawValue: name) { result[state] = row["n"] }
+            }
+            return result
+        }
+    }
+
+    public func history(jobID: String) throws -> [JobHistoryEntry] {
+        try read("history") { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM job_history WHERE job_id = ? ORDER BY seq",
+                arguments: [jobID]
+            ).map { row in
+                let from: String? = row["from_state"]
+                let to: String = row["to_state"]
+                return JobHistoryEntry(
+                    jobID: row["job_id"],
+                    at: Date(timeIntervalSince1970: row["at"]),
+                    from: from.flatMap(JobState.init(rawValue:)),
+                    to: JobState(rawValue: to) ?? .failed,
+                    detail: row["detail"]
+                )
+            }
+        }
+    }
+
+    /// The journal mode SQLite reports (`"wal"`), for tests.
+    public func journalMode() throws -> String {
+        try read("journal_mode") { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "" }
+    }
+
+    private static func recordHistory(_ db: Database, job: JobRecord, from: JobState?, detail: String?) throws {
+        try db.execute(
+            sql: "INSERT INTO job_history (job_id, at, from_state, to_state, detail) VALUES (?, ?, ?, ?, ?)",
+            arguments: [job.id, job.updatedAt.timeIntervalSince1970, from?.rawValue, job.state.rawValue, detail]
+        )
+    }
+
+    private static func encode(_ job: JobRecord) throws -> String {
+        String(decoding: try WireCodec.makeEncoder().encode(job), as: UTF8.self)
+    }
+
+    private static func decode(_ row: Row) throws -> JobRecord {
+        let text: String = row["record"]
+        return try WireCodec.makeDecoder().decode(JobRecord.self, from: Data(text.utf8))
+    }
+
+    private func write<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
+        do { return try pool.write(body) } catch {
+            throw JobStoreError.database(operation: operation, reason: "\(error)")
+        }
+    }
+
+    private func read<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {
+        do { return try pool.read(body) } catch {
+            throw JobStoreError.database(operation: operation, reason: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: Apache-2.0
+// The scheduler's commands: recover at start, enqueue, cancel, retry, pause, resume, status, reload.
+
+public import DSnoTControlProtocol
+import Foundation
+import Logging
+
+extension PruneScheduler {
+    /// Start-up recovery: jobs left `running` or `publishing` by a previous process go back to the
+    /// queue, and orphaned `.dsnot-tmp-*` directories in every outbox are removed.
+    /// - Returns: the re-queued jobs.
+    @discardableResult
+    public func recover() throws -> [JobRecord] {
+        var requeued: [JobRecord] = []
+        for state in [JobState.running, .publishing] {
+            for job in try store.jobs(state: state, watch: nil, limit: nil) {
+                requeued.append(try commit(.requeue(reason: "daemon restarted"), job))
+            }
+        }
+        var outboxes = Set(settings.watches.map(\.outbox))
+        for job in try store.jobs(state: nil, watch: nil, limit: nil) { outboxes.insert(job.outbox) }
+        for outbox in outboxes {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: outbox)) ?? []
+            where name.hasPrefix(".dsnot-tmp-") {
+                let path = URL(fileURLWithPath: outbox).appendingPathComponent(name).path
+                try? FileManager.default.removeItem(atPath: path)
+                logger.info("Removed orphaned temp output", metadata: ["output.path": "\(path)"])
+            }
+        }
+        return requeued
+    }
+
+    /// Queues the checkpoint at `inputPath` for `watch` with `recipe`, unless a job with the same key
+    /// (input fingerprint + recipe hash) exists.
+    /// - Returns: the job and whether it is new.
+    @discardableResult
+    public func enqueue(
+        inputPath: String,
+        fingerprint: String,
+        watch: String,
+        outbox: String,
+        recipe: RecipeConfiguration,
+        priority: Int
+    ) throws -> (job: JobRecord, inserted: Bool) {
+        let key = "\(fingerprint.prefix(32))-\(recipe.hash.prefix(16))"
+        let record = JobRecord(
+            id: "j-" + SHA256.hex(Array(key.utf8)).prefix(12),
+            key: key,
+            watch: watch,
+            inputPath: inputPath,
+            outbox: outbox,
+            recipe: recipe.label,
+            priority: priority,
+            createdAt: now()
+        )
+        let result = try store.insert(record, recipe: recipe)
+        if result.inserted {
+            events.publish(JobEvent(kind: "state", job: result.job))
+            logger.notice(
+                "Job queued",
+                metadata: ["event": "job.queued", "job.id": "\(record.id)", "model.path": "\(inputPath)"]
+            )
+            wake()
+        }
+        return result
+    }
+
+    /// Cancels a queued job now, or a running one at its next block boundary.
+    public func cancel(id: String) throws -> JobRecord {
+        let job = try existing(id)
+        if let entry = running[id] {
+            entry.flag.set(.user)
+            var record = entry.record
+            record.waitingReason = "cancelling at the next block boundary"
+            return record
+        }
+        let cancelled = try commit(.cancel(reason: "cancelled by user"), job)
+        logger.notice("Job cancelled", metadata: ["event": "job.cancelled", "job.id": "\(id)"])
+        return cancelled
+    }
+
+    /// Re-queues a failed or cancelled job.
+    public func retry(id: String) throws -> JobRecord {
+        let job = try commit(.retry, try existing(id))
+        wake()
+        return job
+    }
+
+    /// Pauses the queue (`watch == nil`) or one watch. Running jobs continue.
+    public func pause(watch: String?) throws -> String {
+        guard let watch else {
+            globalPaused = true
+            publishStatusLine()
+            return "queue paused"
+        }
+        try requireWatch(watch)
+        pausedWatches.insert(watch)
+        return "watch '\(watch)' paused"
+    }
+
+    /// Resumes the queue or one watch.
+    public func resume(watch: String?) throws -> String {
+        guard let watch else {
+            globalPaused = false
+            wake()
+            return "queue resumed"
+        }
+        try requireWatch(watch)
+        pausedWatches.remove(watch)
+        wake()
+        return "watch '\(watch)' resumed"
+    }
+
+    /// Replaces the settings after a reload. Running jobs keep their recipe.
+    public func apply(_ newSettings: Settings) {
+        let newNames = Set(newSettings.watches.map(\.name))
+        pausedWatches = pausedWatches.intersection(newNames)
+            .union(newSettings.watches.filter(\.paused).map(\.name))
+        settings = newSettings
+        wake()
+    }
+
+    /// The current settings.
+    public var currentSettings: Settings { settings }
+
+    /// The scheduler's part of `status`.
+    public func snapshot() throws -> (
+        counts: [String: Int], running: [JobProgressReport], paused: Bool, pausedWatches: Set<String>,
+        waitingReason: String?
+    ) {
+        var counts = Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0.rawValue, 0) })
+        for (state, count) in try store.counts() { counts[state.rawValue] = count }
+        let reports = running.values.sorted { $0.record.id < $1.record.id }.map {
+            JobProgressReport(job: $0.record, etaSeconds: eta(for: $0.record))
+        }
+        return (counts, reports, globalPaused, pausedWatches, waitingReason)
+    }
+
+    /// A job, with the live record for running jobs.
+    public func job(id: String) throws -> JobRecord {
+        if let entry = running[id] { return entry.record }
+        return try existing(id)
+    }
+
+    /// The live ETA of a running job.
+    public func etaSeconds(id: String) -> Double? {
+        running[id].flatMap { eta(for: $0.record) }
+    }
+
+    private func existing(_ id: String) throws -> JobRecord {
+        guard let job = try store.job(id: id) else {
+            throw ControlError(code: .notFound, message: "no job '\(id)' (dsnotctl list shows the ids)")
+        }
+        return running[id]?.record ?? job
+    }
+
+    private func requireWatch(_ name: String) throws {
+        guard settings.watches.contains(where: { $0.name == name }) else {
+            let names = settings.watches.map(\.name).joined(separator: ", ")
+            throw ControlError(code: .notFound, message: "no watch '\(name)' (configured: \(names))")
+        }
+    }
+}

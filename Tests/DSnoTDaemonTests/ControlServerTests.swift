@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: Apache-2.0
+// The control server live on a Unix socket: bad clients are answered and isolated, others unaffected.
+
+import DSnoTClient
+import DSnoTControlProtocol
+import Foundation
+import Testing
+
+@testable import DSnoTDaemon
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@Suite struct ControlServerTests {
+    /// Runs a server on a temp socket for the duration of `body`.
+    func withServer(_ body: (String, TempDirectory) async throws -> Void) async throws {
+        let directory = try TempDirectory()
+        defer { directory.remove() }
+        let configuration = testConfiguration(in: directory)
+        let store = try SQLiteJobStore(path: directory.sub("jobs.sqlite").path)
+        let events = EventHub()
+        let scheduler = PruneScheduler(
+            store: store,
+            runner: ScriptedJobRunner(),
+            settings: .init(configuration),
+            events: events,
+            logger: testLogger
+        )
+        let handler = ControlHandler(
+            scheduler: scheduler,
+            store: store,
+            events: events,
+            daemon: DaemonStatus(configuration: configuration, configPath: nil),
+            access: AccessPolicy(daemonUID: 999, adminGroupID: nil),
+            reload: { .success("ok") }
+        )
+        let (ready, readyContinuation) = AsyncStream.makeStream(of: Void.self)
+        let server = ControlServer(
+            handler: handler,
+            listener: .path(directory.socketPath),
+            logger: testLogger,
+            requestTimeoutSeconds: 1,
+            ready: { readyContinuation.yield() }
+        )
+        let task = Task { try await server.run() }
+        defer { task.cancel() }
+        for await _ in ready { break }
+        try await body(directory.socketPath, directory)
+    }
+
+    @Test func badRequestsGetErrorsAndTheConnectionStaysUsable() async throws {
+        try await withServer { socket, _ in
+            let state = try await offPool { () -> DaemonState in
+                let client = try ControlClient(socketPath: socket, timeoutSeconds: 5)
+                let cases: [(String, ControlError.Code)] = [
+                    ("this is not json\n", .malformedRequest),
+                    (#"{"version":1,"command":"teleport"}"# + "\n", .unknownCommand),
+                    (#"{"version":7,"command":"status"}"# + "\n", .versionMismatch),
+                    (#"{"version":1,"command":"show"}"# + "\n", .malformedRequest),
+                ]
+                for (line, code) in cases {
+                    let response = try client.sendRaw(Data(line.utf8))
+                    #expect(!response.ok && response.error?.code == code, "\(line)")
+                }
+                // Same connection, still answering.
+                return try client.status().state
+            }
+            #expect(state == .running)
+        }
+    }
+
+    @Test func oversizedRequestClosesOnlyThatConnection() async throws {
+        try await withServer { socket, _ in
+            let state = try await offPool { () -> DaemonState in
+                let bystander = try ControlClient(socketPath: socket, timeoutSeconds: 5)
+                let attacker = try ControlClient(socketPath: socket, timeoutSeconds: 5)
+                let huge = Data(repeating: UInt8(ascii: "x"), count: ProtocolVersion.maximumRequestBytes + 10)
+                let response = try attacker.sendRaw(huge)
+                #expect(response.error?.code == .requestTooLarge)
+                #expect(throws: ClientError.self) { try attacker.status() }
+                return try bystander.status().state
+            }
+            #expect(state == .running)
+        }
+    }
+
+    @Test func slowClientTimesOutWithoutBlockingOthers() async throws {
+        try await withServer { socket, _ in
+            let started = Date()
+            let state = try await offPool { () -> DaemonState in
+                let slow = try ControlClient(socketPath: socket, timeoutSeconds: 5)
+                // Half a request, then silence.
+                try slow.sendPartial(Data(#"{"version":1,"#.utf8))
+                // Meanwhile another client is served at once.
+                let duringStall = try ControlClient(socketPath: socket, timeoutSeconds: 5).status().state
+                #expect(duringStall == .running)
+                // The server answers `timeout` after its 1 s deadline and closes the slow connection.
+                let response = try slow.readResponse()
+                #expect(response.error?.code == .timeout)
+                #expect(throws: ClientError.self) { try slow.status() }
+                return try ControlClient(socketPath: socket, timeoutSeconds: 5).status().state
+            }
+            #expect(Date().timeIntervalSince(started) < 4)
+            #expect(state == .running)
+        }
+    }
+
+    @Test func manyConcurrentClientsAreServed() async throws {
+        try await withServer { socket, _ in
+            let counts = try await offPool { () -> [Int] in
+                let clients = try (0..<16).map { _ in try ControlClient(socketPath: socket, timeoutSeconds: 5) }
+                return try clients.map { try $0.jobs().count }
+            }
+            #expect(counts == Array(repeating: 0, count: 16))
+        }
+    }
+
+    // As root (CI), SO_PEERCRED says uid 0 and the policy admits writes; the unprivileged path runs as
+    // `nobody` in the end-to-end test.
+    @Test(.enabled(if: getuid() == 0, "SO_PEERCRED uid 0 needs a root test process"))
+    func peerCredentialsComeFromTheKernel() async throws {
+        try await withServer { socket, _ in
+            let message = try await offPool {
+                try ControlClient(socketPath: socket, timeoutSeconds: 5).perform(.pause(watch: nil))
+            }
+            #expect(message == "queue paused")
+        }
+    }
+
+    @Test func missingSocketIsReportedAsDaemonNotRunning() throws {
+        let directory = try TempDirectory()
+        defer { directory.remove() }
+        #expect(throws: ClientError.daemonNotRunning(socketPath: directory.socketPath, errno: ENOENT)) {
+            try ControlClient(socketPath: directory.socketPath)
+        }
+    }
+}
+
+@Suite struct SocketFileTests {
+    @Test func staleSocketIsReplacedRegularFileIsNot() throws {
+        let directory = try TempDirectory()
+        defer { directory.remove() }
+        let path = directory.socketPath
+        // A stale socket: bound, then its listener closed without unlinking.
+        let stale = try SocketFile.bindListening(path: path)
+        close(stale)
+        let fresh = try SocketFile.bindListening(path: path)
+        // A live one: refuses to steal it.
+        #expect(throws: SocketFileError.alreadyRunning(path: path)) { try SocketFile.bindListening(path: path) }
+        close(fresh)
+        unlink(path)
+        // A regular file is never removed.
+        try Data("precious".utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: SocketFileError.notASocket(path: path)) { try SocketFile.bindListening(path: path) }
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "precious")
+    }
+
+    @Test func socketPathLongerThanSunPathIsRejected() {
+        let path = "/tmp/" + String(repeating: "d", count: 120)
+        #expect(throws: SocketFileError.self) { try SocketFile.bindListening(path: path) }
+    }
+}
+
+@Suite struct LineFramerTests {
+    @Test func framesLinesAcrossChunksAndStripsCR() {
+        var framer = LineFramer(maximumLineBytes: 10)
+        framer.append(Array("ab".utf8))
+        #expect(framer.next() == nil)
+        framer.append(Array("c\r\nde\nf".utf8))
+        #expect(framer.next() == .line(Array("abc".utf8)))
+        #expect(framer.next() == .line(Array("de".utf8)))
+        #expect(framer.next() == nil)
+        #expect(framer.pendingBytes == 1)
+    }
+
+    @Test func overlongLineFailsOnceEvenWithoutNewline() {
+        var framer = LineFramer(maximumLineBytes: 4)
+        framer.append(Array("12345".utf8))
+        #expect(framer.next() == .tooLong)
+        framer.append(Array("ok\n".utf8))
+        #expect(framer.next() == nil)
+    }
+
+    @Test func lineOfExactlyTheLimitIsAccepted() {
+        var framer = LineFramer(maximumLineBytes: 4)
+        framer.append(Array("1234\n".utf8))
+        #expect(framer.next() == .line(Array("1234".utf8)))
+    }
+}
