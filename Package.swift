@@ -19,6 +19,7 @@ let package = Package(
     products: [
         .library(name: "SafeTensors", targets: ["SafeTensors"]),
         .library(name: "DSnoTCore", targets: ["DSnoTCore"]),
+        .library(name: "SparseFormat", targets: ["SparseFormat"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -43,6 +44,11 @@ let package = Package(
             ],
             swiftSettings: numericSettings
         ),
+        .target(
+            name: "SparseFormat",
+            dependencies: ["SafeTensors", "CLZ4", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: numericSettings
+        ),
 
         .testTarget(
             name: "ShimTests",
@@ -59,6 +65,11 @@ let package = Package(
             name: "DSnoTCoreTests",
             dependencies: ["DSnoTCore", "SafeTensors"],
             resources: [.copy("Resources")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SparseFormatTests",
+            dependencies: ["SparseFormat", "SafeTensors"],
             swiftSettings: strictSettings
         ),
     ],
