@@ -125,6 +125,12 @@ public final class SparseCheckpointWriter {
         }
         denseBytes += UInt64(byteCount)
         if pruned {
+            guard name.hasSuffix(".weight") else {
+                throw SparseFormatError.unexpectedTensor(
+                    tensor: name,
+                    reason: "a pruned tensor's name must end in .weight"
+                )
+            }
             guard shape.count == 2 else {
                 throw SparseFormatError.unexpectedTensor(
                     tensor: name,
