@@ -52,6 +52,8 @@ public struct OutputManifest: Codable, Sendable, Equatable {
     public var sparsityStructure: String
     /// The LZ4 level's name (`fast`, `hc-9`, …).
     public var lz4Level: String
+    /// `true` for the byte-plane variant (`BytePlanes`); absent otherwise.
+    public var bytePlanes: Bool?
     /// Module names of the pruned weights (the config's `targets`).
     public var targets: [String]
     public var shards: [Shard]
@@ -63,6 +65,7 @@ public struct OutputManifest: Codable, Sendable, Equatable {
         case format
         case sparsityStructure = "sparsity_structure"
         case lz4Level = "lz4_level"
+        case bytePlanes = "byte_planes"
         case targets, shards, compression, files
     }
 

@@ -53,6 +53,8 @@ public final class SparseCheckpointWriter {
     public let plan: OutputPlan
     public let structure: SparsityStructure
     public let level: LZ4Level
+    /// Whether 2-byte tensors are stored as byte planes (`BytePlanes`; not `lz4 -d`-compatible).
+    public let bytePlanes: Bool
 
     struct ShardState {
         var remaining: Set<String>
@@ -78,12 +80,20 @@ public final class SparseCheckpointWriter {
     ///   - plan: the input's sharding.
     ///   - structure: unstructured (`sparse-bitmask`) or 2:4 (`sparse-24-bitmask`).
     ///   - level: LZ4 level.
+    ///   - bytePlanes: opt-in byte-plane variant (smaller, but only `unpack` restores it).
     /// - Throws: `SparseFormatError.unexpectedTensor` when the plan names a tensor twice.
-    public init(directory: String, plan: OutputPlan, structure: SparsityStructure, level: LZ4Level = .fast) throws {
+    public init(
+        directory: String,
+        plan: OutputPlan,
+        structure: SparsityStructure,
+        level: LZ4Level = .fast,
+        bytePlanes: Bool = false
+    ) throws {
         self.directory = directory
         self.plan = plan
         self.structure = structure
         self.level = level
+        self.bytePlanes = bytePlanes
         shards = plan.shards.map { ShardState(remaining: Set($0.tensors)) }
         for (index, shard) in plan.shards.enumerated() {
             for name in shard.tensors {
@@ -94,8 +104,10 @@ public final class SparseCheckpointWriter {
         }
     }
 
-    /// The output file name of an input shard: `<shard>.lz4`.
-    public static func outputName(ofShard fileName: String) -> String { fileName + ".lz4" }
+    /// The output file name of an input shard: `<shard>.lz4`, or `<shard>.planes.lz4` for byte planes.
+    public static func outputName(ofShard fileName: String, bytePlanes: Bool = false) -> String {
+        fileName + (bytePlanes ? BytePlanes.frameSuffix : ".lz4")
+    }
 
     /// The module name a pruned weight is stored under (`.weight` removed, as compressed-tensors does).
     public static func moduleName(ofWeight name: String) -> String {
@@ -205,7 +217,11 @@ public final class SparseCheckpointWriter {
         if shards[shard].spool == nil {
             shards[shard].spool = try FileSink(creating: spoolPath(shard))
         }
-        try shards[shard].spool!.write(bytes)
+        if bytePlanes && entry.dtype.byteWidth == 2 {
+            try BytePlanes.split(bytes).withUnsafeBytes { try shards[shard].spool!.write($0) }
+        } else {
+            try shards[shard].spool!.write(bytes)
+        }
         shards[shard].entries.append(entry)
         weightMap[entry.name] = plan.shards[shard].fileName
     }
@@ -214,8 +230,10 @@ public final class SparseCheckpointWriter {
 
     /// Writes the shard's frame: header, then the spooled data, through one LZ4 frame.
     private func finishShard(_ index: Int) throws {
-        let layout = try SafeTensorsLayout(entries: shards[index].entries)
-        let outputPath = directory + "/" + Self.outputName(ofShard: plan.shards[index].fileName)
+        let metadata = bytePlanes ? ["format": "pt", BytePlanes.metadataKey: "2"] : ["format": "pt"]
+        let layout = try SafeTensorsLayout(entries: shards[index].entries, metadata: metadata)
+        let outputPath =
+            directory + "/" + Self.outputName(ofShard: plan.shards[index].fileName, bytePlanes: bytePlanes)
         let writer = try LZ4FrameWriter(
             sink: FileSink(creating: outputPath),
             contentSize: UInt64(layout.fileSize),
@@ -250,7 +268,7 @@ public final class SparseCheckpointWriter {
     func partialManifest() -> OutputManifest {
         let shardFigures = plan.shards.indices.map {
             OutputManifest.Shard(
-                name: Self.outputName(ofShard: plan.shards[$0].fileName),
+                name: Self.outputName(ofShard: plan.shards[$0].fileName, bytePlanes: bytePlanes),
                 safetensorsBytes: shards[$0].safetensorsBytes,
                 lz4Bytes: shards[$0].lz4Bytes
             )
@@ -261,6 +279,7 @@ public final class SparseCheckpointWriter {
             format: structure.formatName,
             sparsityStructure: structure.rawValue,
             lz4Level: level.name,
+            bytePlanes: bytePlanes ? true : nil,
             targets: targets,
             shards: shardFigures,
             compression: .init(

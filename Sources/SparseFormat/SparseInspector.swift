@@ -69,7 +69,7 @@ public enum SparseInspector {
         var paths: [String]
         if FileIO.isDirectory(path) {
             let names = try FileIO.listDirectory(path)
-            let frames = names.filter { $0.hasSuffix(".safetensors.lz4") }
+            let frames = names.filter { SparseUnpacker.shardName(ofFrame: $0) != nil }
             paths = (frames.isEmpty ? names.filter { $0.hasSuffix(".safetensors") } : frames).map { path + "/" + $0 }
         } else {
             paths = [path]
@@ -84,7 +84,7 @@ public enum SparseInspector {
             var content = file
             if file.hasSuffix(".lz4") {
                 content = scratch + "/content.safetensors"
-                try SparseUnpacker.decompressFrame(at: file, to: content)
+                try SparseUnpacker.decompressShard(at: file, to: content)
             }
             defer { if content != file { try? FileIO.removeTree(content) } }
             let safetensors = try FileIO.safeTensors { try SafeTensorsFile(path: content) }

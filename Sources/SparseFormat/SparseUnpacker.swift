@@ -60,11 +60,11 @@ public enum SparseUnpacker {
         var weightMap: [String: String] = [:]
         var totalData: UInt64 = 0
         let names = try FileIO.listDirectory(source)
-        for name in names where name.hasSuffix(".safetensors.lz4") {
-            let base = String(name.dropLast(4))
+        for name in names {
+            guard let base = shardName(ofFrame: name) else { continue }
             switch mode {
             case .compressedTensors:
-                try decompressFrame(at: source + "/" + name, to: staging + "/" + base)
+                try decompressShard(at: source + "/" + name, to: staging + "/" + base)
                 let file = try FileIO.safeTensors { try SafeTensorsFile(path: staging + "/" + base) }
                 let groups = try SparseTensorGroups(file: file)
                 for case .sparse(let group) in groups.items {
@@ -73,7 +73,7 @@ public enum SparseUnpacker {
                 summary.tensorCount += file.header.tensors.count
             case .dense:
                 let sparsePath = staging + "/.sparse-" + base
-                try decompressFrame(at: source + "/" + name, to: sparsePath)
+                try decompressShard(at: source + "/" + name, to: sparsePath)
                 let layout = try densify(sparseFile: sparsePath, to: staging + "/" + base)
                 try FileIO.removeTree(sparsePath)
                 for entry in layout.entries { weightMap[entry.name] = base }
@@ -86,7 +86,7 @@ public enum SparseUnpacker {
         guard !summary.files.isEmpty else {
             throw SparseFormatError.invalidOutput(path: source, reason: "no *.safetensors.lz4 files")
         }
-        for name in names where !name.hasSuffix(".safetensors.lz4") && !name.hasPrefix(".") {
+        for name in names where shardName(ofFrame: name) == nil && !name.hasPrefix(".") {
             let path = source + "/" + name
             guard !FileIO.isDirectory(path), name != OutputManifest.reportFileName else { continue }
             if mode == .dense && name == "config.json" {
@@ -101,6 +101,34 @@ public enum SparseUnpacker {
             }
         }
         return summary
+    }
+
+    /// The safetensors name a shard frame restores to (`x.safetensors.lz4` or
+    /// `x.safetensors.planes.lz4` → `x.safetensors`), or `nil` for any other file.
+    public static func shardName(ofFrame name: String) -> String? {
+        if name.hasSuffix(".safetensors" + BytePlanes.frameSuffix) {
+            return String(name.dropLast(BytePlanes.frameSuffix.count))
+        }
+        if name.hasSuffix(".safetensors.lz4") { return String(name.dropLast(4)) }
+        return nil
+    }
+
+    /// Decompresses a shard frame into the new file `destination`: the compressed-tensors
+    /// safetensors file, with byte planes (`*.planes.lz4`) joined back.
+    /// - Throws: `SparseFormatError` about the frame or, for byte planes, the file inside.
+    public static func decompressShard(at path: String, to destination: String) throws {
+        guard path.hasSuffix(BytePlanes.frameSuffix) else { return try decompressFrame(at: path, to: destination) }
+        let planes = destination + ".planes"
+        try decompressFrame(at: path, to: planes)
+        defer { try? FileIO.removeTree(planes) }
+        let file = try FileIO.safeTensors { try SafeTensorsFile(path: planes) }
+        guard file.header.metadata[BytePlanes.metadataKey] == "2" else {
+            throw SparseFormatError.invalidOutput(
+                path: path,
+                reason: "byte-plane shard without the '\(BytePlanes.metadataKey)' marker"
+            )
+        }
+        try BytePlanes.restore(file, to: destination)
     }
 
     /// Decompresses one LZ4 frame file into the new file `destination`, validating the frame.

@@ -71,10 +71,10 @@ public enum SparseVerifier {
         defer { try? FileIO.removeTree(scratch) }
         var modules: [String] = []
         var tensorsByShard: [String: Set<String>] = [:]
-        for file in manifest.files where file.name.hasSuffix(".safetensors.lz4") {
-            let base = String(file.name.dropLast(4))
+        for file in manifest.files {
+            guard let base = SparseUnpacker.shardName(ofFrame: file.name) else { continue }
             let sparsePath = scratch + "/" + base
-            try SparseUnpacker.decompressFrame(at: directory + "/" + file.name, to: sparsePath)
+            try SparseUnpacker.decompressShard(at: directory + "/" + file.name, to: sparsePath)
             defer { try? FileIO.removeTree(sparsePath) }
             let safetensors = try FileIO.safeTensors { try SafeTensorsFile(path: sparsePath) }
             let groups = try SparseTensorGroups(file: safetensors)

@@ -37,7 +37,14 @@ struct CheckpointFixture {
     let manifest: OutputManifest
 
     /// Writes and publishes `<dir>/out`.
-    init(dtype: DType, structure: SparsityStructure, in dir: TemporaryDirectory, seed: UInt64 = 1) throws {
+    init(
+        dtype: DType,
+        structure: SparsityStructure,
+        in dir: TemporaryDirectory,
+        seed: UInt64 = 1,
+        name: String = "out",
+        bytePlanes: Bool = false
+    ) throws {
         self.dtype = dtype
         self.structure = structure
         var factory = TensorFactory(seed: seed)
@@ -50,9 +57,14 @@ struct CheckpointFixture {
                 )
             }
         )
-        output = dir.file("out")
-        let publisher = try AtomicPublisher(target: output, id: "fixture")
-        let writer = try SparseCheckpointWriter(directory: publisher.stagingPath, plan: plan, structure: structure)
+        output = dir.file(name)
+        let publisher = try AtomicPublisher(target: output, id: "fixture-" + name)
+        let writer = try SparseCheckpointWriter(
+            directory: publisher.stagingPath,
+            plan: plan,
+            structure: structure,
+            bytePlanes: bytePlanes
+        )
         for tensor in Self.tensors {
             let count = tensor.shape.reduce(1, *)
             var bytes = factory.dense(count: count, dtype: dtype)
@@ -70,7 +82,9 @@ struct CheckpointFixture {
                 try writer.write(name: tensor.name, dtype: dtype, shape: tensor.shape, bytes: $0, pruned: tensor.pruned)
             }
         }
-        try Tool.write(dir.file("tokenizer.json"), Array(#"{"model": {"type": "BPE"}}"#.utf8))
+        if !FileIO.exists(dir.file("tokenizer.json")) {
+            try Tool.write(dir.file("tokenizer.json"), Array(#"{"model": {"type": "BPE"}}"#.utf8))
+        }
         manifest = try writer.finish(
             inputConfig: Array(Self.config.utf8),
             ignore: ["lm_head"],
