@@ -63,6 +63,6 @@ public enum BytePlanes {
                 try sink.write(raw)
             }
         }
-        try sink.syncAndClose()
+        try sink.close()
     }
 }

@@ -38,6 +38,15 @@ public final class FileSink: ByteSink {
         bytesWritten += UInt64(bytes.count)
     }
 
+    /// Closes the file without syncing it (temporary files; published outputs are synced by
+    /// `AtomicPublisher.publish`, which fsyncs every file of the tree).
+    /// - Throws: `SparseFormatError.io`.
+    public func close() throws {
+        guard let fd else { return }
+        self.fd = nil
+        try FileIO.call(path, "close") { try fd.close() }
+    }
+
     /// Flushes the file's data to disk (`fsync`) and closes it.
     /// - Throws: `SparseFormatError.io`.
     public func syncAndClose() throws {
@@ -82,18 +91,18 @@ enum FileIO {
         }
     }
 
-    /// Copies `source` to the new file `destination` and syncs it.
+    /// Copies `source` to the new file `destination` (not synced: see `FileSink.close`).
     static func copy(from source: String, to destination: String) throws {
         let sink = try FileSink(creating: destination)
         try forEachChunk(of: source) { try sink.write($0) }
-        try sink.syncAndClose()
+        try sink.close()
     }
 
-    /// Writes `bytes` to the new file `path` and syncs it.
+    /// Writes `bytes` to the new file `path` (not synced: see `FileSink.close`).
     static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
         let sink = try FileSink(creating: path)
         try bytes.withUnsafeBytes { try sink.write($0) }
-        try sink.syncAndClose()
+        try sink.close()
     }
 
     /// Reads a whole (small) file: configs, indexes, manifests. Refuses files above `limit` bytes.

@@ -20,8 +20,8 @@ extension SparseCheckpointWriter {
     /// Completes the output: checks every planned tensor arrived, writes `config.json` (the
     /// input's plus `quantization_config`), copies `files`, writes the index when the plan asks
     /// for one, then `dsnot-report.json` = `report` (a JSON object, may be `nil`) plus an `output`
-    /// section with the SHA-256 of every other file and the compression figures. Every file is
-    /// fsynced; publishing (directory fsync, rename) is `AtomicPublisher`'s job.
+    /// section with the SHA-256 of every other file and the compression figures. Durability
+    /// (fsync of every file and directory, rename) is `AtomicPublisher.publish`'s job.
     /// - Parameters:
     ///   - inputConfig: the input's `config.json` bytes (a JSON object).
     ///   - ignore: module names the config's `sparsity_config.ignore` lists.

@@ -242,12 +242,12 @@ public final class SparseCheckpointWriter {
         )
         try layout.headerBytes.withUnsafeBytes { try writer.write($0) }
         if let spool = shards[index].spool {
-            try FileIO.call(spool.path, "close") { try spool.syncAndClose() }
+            try spool.close()
             try FileIO.forEachChunk(of: spool.path) { try writer.write($0) }
             try FileIO.removeTree(spool.path)
         }
         let sink = try writer.finish()
-        try sink.syncAndClose()
+        try sink.close()
         shards[index].spool = nil
         shards[index].entries = []
         shards[index].done = true

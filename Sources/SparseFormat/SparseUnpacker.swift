@@ -137,7 +137,7 @@ public enum SparseUnpacker {
         let reader = try LZ4FrameReader(path: path)
         var sink = try FileSink(creating: destination)
         try reader.decompress(into: &sink)
-        try sink.syncAndClose()
+        try sink.close()
     }
 
     /// Writes the dense form of the sparse safetensors file `sparseFile` to the new file `destination`.
@@ -167,7 +167,7 @@ public enum SparseUnpacker {
                 try dense.withUnsafeBytes { try sink.write($0) }
             }
         }
-        try sink.syncAndClose()
+        try sink.close()
         return layout
     }
 }
