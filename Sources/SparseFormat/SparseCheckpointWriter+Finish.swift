@@ -40,8 +40,9 @@ extension SparseCheckpointWriter {
         var config = try Self.jsonObject(inputConfig, what: "config.json")
         config["quantization_config"] =
             [
+                // No top-level "format": compressed-tensors would then parse a QuantizationConfig,
+                // which requires config_groups (checked with compressed-tensors 0.14.0.1).
                 "quant_method": "compressed-tensors",
-                "format": structure.formatName,
                 "sparsity_config": [
                     "format": structure.formatName,
                     "global_sparsity": manifest.compression.globalSparsity,
