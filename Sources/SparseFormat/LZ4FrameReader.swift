@@ -122,9 +122,18 @@ public final class LZ4FrameReader {
             }
             if produced > 0 { return produced }
             if used == 0 || inputStart == inputEnd {
+                // Keep any unconsumed bytes, then append what the file has next.
+                let rest = inputEnd - inputStart
+                if rest > 0 && inputStart > 0 {
+                    input.baseAddress!.copyMemory(from: input.baseAddress! + inputStart, byteCount: rest)
+                }
                 inputStart = 0
-                inputEnd = try FileIO.call(path, "read") { try fd.read(into: input) }
-                if inputEnd == 0 { throw SparseFormatError.truncatedFrame(file: path, decompressedBytes: bytesOut) }
+                inputEnd = rest
+                let got = try FileIO.call(path, "read") {
+                    try fd.read(into: UnsafeMutableRawBufferPointer(rebasing: input[rest...]))
+                }
+                if got == 0 { throw SparseFormatError.truncatedFrame(file: path, decompressedBytes: bytesOut) }
+                inputEnd += got
             }
         }
     }

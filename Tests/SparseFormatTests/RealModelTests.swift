@@ -46,6 +46,31 @@ import Testing
         }
     }
 
+    /// Current `transformers` loads the `unpack --dense` output as a plain checkpoint: no missing
+    /// or unexpected keys, no quantization config, the weights are the file's, and a forward pass is finite.
+    static func checkTransformersLoads(_ dense: String, python: String, scratch: TemporaryDirectory) throws {
+        let script = """
+            import sys, torch, transformers
+            from safetensors.torch import load_file
+            model, info = transformers.AutoModelForCausalLM.from_pretrained(
+                sys.argv[1], torch_dtype=torch.bfloat16, output_loading_info=True)
+            assert not info["missing_keys"] and not info["unexpected_keys"], info
+            assert getattr(model.config, "quantization_config", None) is None
+            ref = load_file(sys.argv[1] + "/model.safetensors")
+            w = model.state_dict()["model.layers.3.mlp.up_proj.weight"]
+            assert torch.equal(w.view(torch.int16), ref["model.layers.3.mlp.up_proj.weight"].view(torch.int16))
+            sparsity = (w == 0).float().mean().item()
+            logits = model(torch.tensor([[1, 504, 3575, 282, 4649, 314]])).logits
+            assert torch.isfinite(logits).all()
+            print("transformers", transformers.__version__, "loaded; up_proj sparsity", round(sparsity, 4))
+            """
+        try Tool.write(scratch.file("load.py"), Array(script.utf8))
+        let (status, output) = try Tool.run([python, scratch.file("load.py"), dense])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("loaded; up_proj sparsity 0.5"), "\(output)")
+        print("[real-model] \(output.split(separator: "\n").last ?? "")")
+    }
+
     static func seconds(_ body: () throws -> Void) rethrows -> Double {
         let start = DispatchTime.now().uptimeNanoseconds
         try body()
@@ -86,7 +111,12 @@ import Testing
                 }
             }
         }
-        let manifest = try writer.finish(inputConfig: Array(#"{"model_type": "llama"}"#.utf8))
+        let modelDir = try #require(Self.modelDirectory)
+        let copied = ["tokenizer.json", "generation_config.json"].filter { FileIO.exists(modelDir + "/" + $0) }
+        let manifest = try writer.finish(
+            inputConfig: try Tool.read(modelDir + "/config.json"),
+            copying: copied.map { .init(source: modelDir + "/" + $0, name: $0) }
+        )
         try publisher.publish()
         let frame = dir.file("out/" + manifest.shards[0].name)
         #expect(try Tool.run(["lz4", "-t", "-q", frame]).status == 0)
@@ -110,6 +140,9 @@ import Testing
             status = try Tool.run(["lz4", "-d", "-q", "-f", dir.file("cli.lz4"), dir.file("cli.out")]).status
         }
         #expect(status == 0)
+        if structure == .unstructured && !bytePlanes, let python = CompressedTensorsInteropTests.python {
+            try Self.checkTransformersLoads(dir.file("dense"), python: python, scratch: dir)
+        }
         let c = manifest.compression
         print(
             """
