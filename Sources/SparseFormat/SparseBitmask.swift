@@ -139,10 +139,16 @@ public enum SparseBitmask {
         var dense = [UInt8](repeating: 0, count: rows * cols * width)
         dense.withUnsafeMutableBytes { out in
             var next = 0
+            // Visit set bits only (padding bits were rejected by countBits, so col < cols).
             for row in 0..<rows {
-                for col in 0..<cols where bitmask[row * rowBytes + col >> 3] & (UInt8(1) << UInt8(col & 7)) != 0 {
-                    ElementBytes.copy(from: compressed, index: next, to: out, index: row * cols + col, width: width)
-                    next += 1
+                for k in 0..<rowBytes {
+                    var byte = bitmask[row * rowBytes + k]
+                    while byte != 0 {
+                        let col = 8 * k + byte.trailingZeroBitCount
+                        ElementBytes.copy(from: compressed, index: next, to: out, index: row * cols + col, width: width)
+                        next += 1
+                        byte &= byte &- 1
+                    }
                 }
             }
         }

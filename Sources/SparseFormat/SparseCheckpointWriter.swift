@@ -119,7 +119,7 @@ public final class SparseCheckpointWriter {
     ///   - name: the input tensor name.
     ///   - dtype, shape: as in the input.
     ///   - bytes: the tensor's dense bytes after pruning (pruned positions `+0`).
-    ///   - pruned: whether this is a pruned weight (stored sparse; must be 2-D).
+    ///   - pruned: whether this is a pruned weight (stored sparse; must be 2-D and named `….weight`).
     /// - Throws: `SparseFormatError.unexpectedTensor` (not planned, written twice, wrong byte size,
     ///   not 2-D), `.notTwoFour`, I/O errors.
     public func write(name: String, dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer, pruned: Bool) throws {
