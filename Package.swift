@@ -25,6 +25,7 @@ let package = Package(
         .library(name: "DSnoTDaemon", targets: ["DSnoTDaemon"]),
         .executable(name: "dsnotd", targets: ["dsnotd"]),
         .executable(name: "dsnotctl", targets: ["dsnotctl"]),
+        .library(name: "SparseFormat", targets: ["SparseFormat"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
@@ -97,6 +98,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
+        .target(
+            name: "SparseFormat",
+            dependencies: ["SafeTensors", "CLZ4", .product(name: "SystemPackage", package: "swift-system")],
+            swiftSettings: numericSettings
         ),
 
         .testTarget(
@@ -136,6 +141,8 @@ let package = Package(
         .testTarget(
             name: "dsnotctlTests",
             dependencies: ["dsnotctl", "DSnoTClient", "DSnoTControlProtocol"],
+            name: "SparseFormatTests",
+            dependencies: ["SparseFormat", "SafeTensors"],
             swiftSettings: strictSettings
         ),
     ],

@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: Apache-2.0
+// SparseBitmask: compressed-tensors `sparse-bitmask` packing and validating unpacking of one 2-D tensor.
+// Layout reference: neuralmagic/compressed-tensors 0.14 compressors/sparse_compressors/sparse_bitmask.py.
+// Shapes: dense (rows, cols); compressed (nnz); bitmask (rows, ceil(cols/8)); row_offsets (rows).
+
+/// The sparsity layout of an output.
+public enum SparsityStructure: String, Sendable, Codable, CaseIterable {
+    /// `sparse-bitmask`: any pattern.
+    case unstructured
+    /// `sparse-24-bitmask`: exactly two stored values in every group of four along a row.
+    case twoFour = "2:4"
+
+    /// The compressed-tensors `format` name.
+    public var formatName: String {
+        switch self {
+        case .unstructured: "sparse-bitmask"
+        case .twoFour: "sparse-24-bitmask"
+        }
+    }
+}
+
+/// One tensor in packed form: the stored values, their bitmask and (unstructured) row offsets.
+public struct PackedSparseTensor: Sendable, Equatable {
+    /// Stored values, row-major, raw element bytes of the original dtype.
+    public var compressed: [UInt8]
+    /// `rows × ceil(cols/8)` bytes; bit j of byte k in a row is column 8k+j (least significant first).
+    public var bitmask: [UInt8]
+    /// Values stored before each row (unstructured only; empty for 2:4).
+    public var rowOffsets: [Int64]
+    /// Number of stored values.
+    public var storedCount: Int
+    /// Number of elements whose bytes are not all zero (for the sparsity figure).
+    public var nonZeroCount: Int
+}
+
+/// Packing and unpacking of the `sparse-bitmask` layout on raw element bytes.
+///
+/// **Which values are stored.** An element is stored iff its bytes are not all zero, i.e. iff it
+/// is not `+0.0` (compressed-tensors uses `tensor != 0`, which also drops `-0.0`). Keeping `-0.0`
+/// makes `unpack --dense` reproduce the dense sink bit for bit: the dense sink writes `+0` for
+/// pruned weights, and an unpruned weight that happens to be `-0.0` keeps its sign. Decompressors
+/// that only read the bitmask (compressed-tensors' own) restore the same bits.
+public enum SparseBitmask {
+    /// Bytes per bitmask row for `cols` columns.
+    public static func bitmaskRowBytes(cols: Int) -> Int { (cols + 7) / 8 }
+
+    /// Packs a dense row-major tensor.
+    /// - Parameters:
+    ///   - dense: `rows × cols × width` bytes.
+    ///   - width: element size in bytes (1, 2, 4 or 8).
+    public static func pack(dense: UnsafeRawBufferPointer, rows: Int, cols: Int, width: Int) -> PackedSparseTensor {
+        precondition(dense.count == rows * cols * width, "SparseBitmask.pack: byte count must be rows × cols × width")
+        let rowBytes = bitmaskRowBytes(cols: cols)
+        var bitmask = [UInt8](repeating: 0, count: rows * rowBytes)
+        var compressed = [UInt8](repeating: 0, count: dense.count)
+        var rowOffsets = [Int64](repeating: 0, count: rows)
+        var stored = 0
+        compressed.withUnsafeMutableBytes { out in
+            bitmask.withUnsafeMutableBufferPointer { bits in
+                for row in 0..<rows {
+                    rowOffsets[row] = Int64(stored)
+                    for col in 0..<cols {
+                        let index = row * cols + col
+                        if ElementBytes.isNonZero(dense, index: index, width: width) {
+                            bits[row * rowBytes + col >> 3] |= UInt8(1) << UInt8(col & 7)
+                            ElementBytes.copy(from: dense, index: index, to: out, index: stored, width: width)
+                            stored += 1
+                        }
+                    }
+                }
+            }
+        }
+        compressed.removeLast(compressed.count - stored * width)
+        return PackedSparseTensor(
+            compressed: compressed,
+            bitmask: bitmask,
+            rowOffsets: rowOffsets,
+            storedCount: stored,
+            nonZeroCount: stored
+        )
+    }
+
+    /// Validates a packed tensor and expands it to dense row-major bytes (zeros where the bitmask is clear).
+    /// - Parameters:
+    ///   - rowOffsets: the `.row_offsets` values, or `nil` when the layout has none (2:4).
+    ///   - file, tensor: names for error messages.
+    /// - Throws: `SparseFormatError.invalidSparseTensor`, `.popcountMismatch`, `.rowOffsetsInconsistent`.
+    public static func unpack(
+        compressed: UnsafeRawBufferPointer,
+        bitmask: UnsafeRawBufferPointer,
+        rowOffsets: [Int64]?,
+        rows: Int,
+        cols: Int,
+        width: Int,
+        file: String,
+        tensor: String
+    ) throws -> [UInt8] {
+        let rowBytes = bitmaskRowBytes(cols: cols)
+        guard bitmask.count == rows * rowBytes else {
+            throw SparseFormatError.invalidSparseTensor(
+                file: file,
+                tensor: tensor,
+                reason: "bitmask has \(bitmask.count) bytes, [\(rows), \(cols)] needs \(rows * rowBytes)"
+            )
+        }
+        let storedCount = compressed.count / width
+        let rowCounts = try countBits(bitmask, rows: rows, cols: cols, file: file, tensor: tensor)
+        let total = rowCounts.reduce(0, +)
+        guard total == storedCount else {
+            throw SparseFormatError.popcountMismatch(
+                file: file,
+                tensor: tensor,
+                bitmaskCount: total,
+                compressedCount: storedCount
+            )
+        }
+        if let rowOffsets {
+            guard rowOffsets.count == rows else {
+                throw SparseFormatError.invalidSparseTensor(
+                    file: file,
+                    tensor: tensor,
+                    reason: "row_offsets has \(rowOffsets.count) entries, expected \(rows)"
+                )
+            }
+            var running = 0
+            for row in 0..<rows {
+                guard rowOffsets[row] == Int64(running) else {
+                    throw SparseFormatError.rowOffsetsInconsistent(
+                        file: file,
+                        tensor: tensor,
+                        row: row,
+                        expected: running,
+                        found: Int(rowOffsets[row])
+                    )
+                }
+                running += rowCounts[row]
+            }
+        }
+        var dense = [UInt8](repeating: 0, count: rows * cols * width)
+        dense.withUnsafeMutableBytes { out in
+            var next = 0
+            // Visit set bits only (padding bits were rejected by countBits, so col < cols).
+            for row in 0..<rows {
+                for k in 0..<rowBytes {
+                    var byte = bitmask[row * rowBytes + k]
+                    while byte != 0 {
+                        let col = 8 * k + byte.trailingZeroBitCount
+                        ElementBytes.copy(from: compressed, index: next, to: out, index: row * cols + col, width: width)
+                        next += 1
+                        byte &= byte &- 1
+                    }
+                }
+            }
+        }
+        return dense
+    }
+
+    /// Per-row popcounts, rejecting set padding bits past `cols`.
+    static func countBits(
+        _ bitmask: UnsafeRawBufferPointer,
+        rows: Int,
+        cols: Int,
+        file: String,
+        tensor: String
+    ) throws -> [Int] {
+        let rowBytes = bitmaskRowBytes(cols: cols)
+        let tailBits = cols % 8
+        let tailMask: UInt8 = tailBits == 0 ? 0 : ~((UInt8(1) << UInt8(tailBits)) - 1)
+        var counts = [Int](repeating: 0, count: rows)
+        for row in 0..<rows {
+            var count = 0
+            for k in 0..<rowBytes { count += bitmask[row * rowBytes + k].nonzeroBitCount }
+            if tailBits != 0 && bitmask[row * rowBytes + rowBytes - 1] & tailMask != 0 {
+                throw SparseFormatError.invalidSparseTensor(
+                    file: file,
+                    tensor: tensor,
+                    reason: "row \(row) sets bitmask padding bits past column \(cols)"
+                )
+            }
+            counts[row] = count
+        }
+        return counts
+    }
+}
+
+/// Raw element access by byte width, without interpreting the value.
+enum ElementBytes {
+    @inline(__always)
+    static func isNonZero(_ buffer: UnsafeRawBufferPointer, index: Int, width: Int) -> Bool {
+        switch width {
+        case 2: buffer.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self) != 0
+        case 4: buffer.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self) != 0
+        case 8: buffer.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self) != 0
+        default: buffer[index] != 0
+        }
+    }
+
+    @inline(__always)
+    static func copy(
+        from source: UnsafeRawBufferPointer,
+        index: Int,
+        to destination: UnsafeMutableRawBufferPointer,
+        index target: Int,
+        width: Int
+    ) {
+        switch width {
+        case 2:
+            destination.storeBytes(
+                of: source.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self),
+                toByteOffset: target * 2,
+                as: UInt16.self
+            )
+        case 4:
+            destination.storeBytes(
+                of: source.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self),
+                toByteOffset: target * 4,
+                as: UInt32.self
+            )
+        case 8:
+            destination.storeBytes(
+                of: source.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self),
+                toByteOffset: target * 8,
+                as: UInt64.self
+            )
+        default:
+            destination[target] = source[index]
+        }
+    }
+}

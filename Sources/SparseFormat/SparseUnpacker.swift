@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: Apache-2.0
+// SparseUnpacker: `dsnotctl unpack` — LZ4 frames back to compressed-tensors safetensors, or to a dense checkpoint.
+
+import Foundation
+import SafeTensors
+
+/// Turns a sparse output directory back into a loadable checkpoint.
+///
+/// - `.compressedTensors`: every `<shard>.lz4` decompressed to `<shard>` (what `lz4 -d` gives),
+///   config and index unchanged.
+/// - `.dense`: every sparse group expanded to `X.weight` in its original dtype, zeros in place;
+///   `config.json` without `quantization_config`; the index rewritten for the dense tensor names.
+///   `transformers` loads it like any dense checkpoint.
+///
+/// Everything is validated on the way (frame checksums and sizes, safetensors headers, bitmask
+/// popcounts, row offsets) and the destination is published atomically: on any error nothing
+/// appears at `destination`.
+public enum SparseUnpacker {
+    /// What `unpack` produces.
+    public enum Mode: String, Sendable, Codable {
+        case compressedTensors = "compressed-tensors"
+        case dense
+    }
+
+    /// What was unpacked.
+    public struct Summary: Sendable, Codable, Equatable {
+        public var destination: String
+        public var mode: Mode
+        /// Safetensors files written.
+        public var files: [String]
+        /// Tensors in the result (dense names in `.dense` mode).
+        public var tensorCount: Int
+        /// Bytes of the safetensors files written.
+        public var bytes: UInt64
+    }
+
+    /// Unpacks `outputDirectory` into the new directory `destination`.
+    /// - Throws: `SparseFormatError` (`targetExists` when `destination` exists; any frame or
+    ///   structure error); nothing is left at `destination` on error.
+    @discardableResult
+    public static func unpack(outputDirectory: String, destination: String, mode: Mode) throws -> Summary {
+        let publisher = try AtomicPublisher(
+            target: destination,
+            id: "unpack-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        )
+        do {
+            let summary = try unpack(outputDirectory, into: publisher.stagingPath, mode: mode, destination: destination)
+            try publisher.publish()
+            return summary
+        } catch {
+            try? publisher.discard()
+            throw error
+        }
+    }
+
+    private static func unpack(_ source: String, into staging: String, mode: Mode, destination: String) throws
+        -> Summary
+    {
+        var summary = Summary(destination: destination, mode: mode, files: [], tensorCount: 0, bytes: 0)
+        var weightMap: [String: String] = [:]
+        var totalData: UInt64 = 0
+        let names = try FileIO.listDirectory(source)
+        for name in names {
+            guard let base = shardName(ofFrame: name) else { continue }
+            switch mode {
+            case .compressedTensors:
+                try decompressShard(at: source + "/" + name, to: staging + "/" + base)
+                let file = try FileIO.safeTensors { try SafeTensorsFile(path: staging + "/" + base) }
+                let groups = try SparseTensorGroups(file: file)
+                for case .sparse(let group) in groups.items {
+                    _ = try SparseTensorGroups.denseBytes(of: group, in: file)
+                }
+                summary.tensorCount += file.header.tensors.count
+            case .dense:
+                let sparsePath = staging + "/.sparse-" + base
+                try decompressShard(at: source + "/" + name, to: sparsePath)
+                let layout = try densify(sparseFile: sparsePath, to: staging + "/" + base)
+                try FileIO.removeTree(sparsePath)
+                for entry in layout.entries { weightMap[entry.name] = base }
+                totalData += UInt64(layout.dataSize)
+                summary.tensorCount += layout.entries.count
+            }
+            summary.files.append(base)
+            summary.bytes += try FileIO.fileSize(staging + "/" + base)
+        }
+        guard !summary.files.isEmpty else {
+            throw SparseFormatError.invalidOutput(path: source, reason: "no *.safetensors.lz4 files")
+        }
+        for name in names where shardName(ofFrame: name) == nil && !name.hasPrefix(".") {
+            let path = source + "/" + name
+            guard !FileIO.isDirectory(path), name != OutputManifest.reportFileName else { continue }
+            if mode == .dense && name == "config.json" {
+                var config = try SparseCheckpointWriter.jsonObject(try FileIO.readSmallFile(path), what: path)
+                config.removeValue(forKey: "quantization_config")
+                try FileIO.writeFile(staging + "/" + name, try SparseCheckpointWriter.encode(config))
+            } else if mode == .dense && name == "model.safetensors.index.json" {
+                let index: [String: Any] = ["metadata": ["total_size": totalData], "weight_map": weightMap]
+                try FileIO.writeFile(staging + "/" + name, try SparseCheckpointWriter.encode(index))
+            } else {
+                try FileIO.copy(from: path, to: staging + "/" + name)
+            }
+        }
+        return summary
+    }
+
+    /// The safetensors name a shard frame restores to (`x.safetensors.lz4` or
+    /// `x.safetensors.planes.lz4` → `x.safetensors`), or `nil` for any other file.
+    public static func shardName(ofFrame name: String) -> String? {
+        if name.hasSuffix(".safetensors" + BytePlanes.frameSuffix) {
+            return String(name.dropLast(BytePlanes.frameSuffix.count))
+        }
+        if name.hasSuffix(".safetensors.lz4") { return String(name.dropLast(4)) }
+        return nil
+    }
+
+    /// Decompresses a shard frame into the new file `destination`: the compressed-tensors
+    /// safetensors file, with byte planes (`*.planes.lz4`) joined back.
+    /// - Throws: `SparseFormatError` about the frame or, for byte planes, the file inside.
+    public static func decompressShard(at path: String, to destination: String) throws {
+        guard path.hasSuffix(BytePlanes.frameSuffix) else { return try decompressFrame(at: path, to: destination) }
+        let planes = destination + ".planes"
+        try decompressFrame(at: path, to: planes)
+        defer { try? FileIO.removeTree(planes) }
+        let file = try FileIO.safeTensors { try SafeTensorsFile(path: planes) }
+        guard file.header.metadata[BytePlanes.metadataKey] == "2" else {
+            throw SparseFormatError.invalidOutput(
+                path: path,
+                reason: "byte-plane shard without the '\(BytePlanes.metadataKey)' marker"
+            )
+        }
+        try BytePlanes.restore(file, to: destination)
+    }
+
+    /// Decompresses one LZ4 frame file into the new file `destination`, validating the frame.
+    /// - Throws: `SparseFormatError` about the frame, or I/O.
+    public static func decompressFrame(at path: String, to destination: String) throws {
+        let reader = try LZ4FrameReader(path: path)
+        var sink = try FileSink(creating: destination)
+        try reader.decompress(into: &sink)
+        try sink.close()
+    }
+
+    /// Writes the dense form of the sparse safetensors file `sparseFile` to the new file `destination`.
+    /// - Returns: the dense file's layout.
+    /// - Throws: `SparseFormatError` about the file's structure, or I/O.
+    @discardableResult
+    public static func densify(sparseFile: String, to destination: String) throws -> SafeTensorsLayout {
+        let file = try FileIO.safeTensors { try SafeTensorsFile(path: sparseFile) }
+        let groups = try SparseTensorGroups(file: file)
+        let entries = groups.items.map { item -> SafeTensorsLayout.Entry in
+            switch item {
+            case .plain(let info):
+                .init(name: info.name, dtype: info.dtype, shape: info.shape, byteCount: info.byteCount)
+            case .sparse(let g):
+                .init(name: g.denseName, dtype: g.dtype, shape: [g.rows, g.cols], byteCount: g.denseBytes)
+            }
+        }
+        let metadata = file.header.metadata.isEmpty ? ["format": "pt"] : file.header.metadata
+        let layout = try SafeTensorsLayout(entries: entries, metadata: metadata)
+        let sink = try FileSink(creating: destination)
+        try layout.headerBytes.withUnsafeBytes { try sink.write($0) }
+        for item in groups.items {
+            switch item {
+            case .plain(let info): try sink.write(file.rawBytes(of: info))
+            case .sparse(let group):
+                let dense = try SparseTensorGroups.denseBytes(of: group, in: file)
+                try dense.withUnsafeBytes { try sink.write($0) }
+            }
+        }
+        try sink.close()
+        return layout
+    }
+}

@@ -1,0 +1,135 @@
+// SPDX-License-Identifier: Apache-2.0
+// LZ4 frames: interop with the lz4 CLI both ways, bounded streaming, and a table of corrupt frames.
+
+import Foundation
+import SafeTensors
+import Testing
+
+@testable import SparseFormat
+
+@Suite struct LZ4FrameTests {
+    /// 9 MiB + 5 bytes: three 4 MiB blocks, the last one partial; compressible but not trivial.
+    static func sample() -> [UInt8] {
+        var factory = TensorFactory(seed: 11)
+        let count = (9 << 20) + 5
+        var bytes = [UInt8](repeating: 0, count: count)
+        for i in 0..<count {
+            bytes[i] = i % 5 == 0 ? UInt8(truncatingIfNeeded: factory.next()) : UInt8(i % 199 / 8)
+        }
+        return bytes
+    }
+
+    static func writeFrame(_ data: [UInt8], to path: String, level: LZ4Level = .fast, sliceSize: Int = 300_001) throws {
+        let writer = try LZ4FrameWriter(sink: FileSink(creating: path), contentSize: UInt64(data.count), level: level)
+        try data.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let end = min(raw.count, offset + sliceSize)
+                try writer.write(UnsafeRawBufferPointer(rebasing: raw[offset..<end]))
+                offset = end
+            }
+        }
+        try writer.finish().syncAndClose()
+    }
+
+    @Test(arguments: [LZ4Level.fast, .hc(9)])
+    func frameIsValidForLZ4CLIAndRestoresByteForByte(level: LZ4Level) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let data = Self.sample()
+        try Self.writeFrame(data, to: dir.file("data.lz4"), level: level)
+        #expect(try Tool.run(["lz4", "-t", "-q", dir.file("data.lz4")]).status == 0)
+        #expect(try Tool.run(["lz4", "-d", "-q", dir.file("data.lz4"), dir.file("data")]).status == 0)
+        #expect(try Tool.read(dir.file("data")) == data)
+        // `lz4 --list` shows the recorded content size, the 4 MiB block size and the checksum flag.
+        let listing = try Tool.run(["lz4", "--list", "-v", dir.file("data.lz4")]).output
+        #expect(listing.contains("B7"))
+        #expect(listing.contains("XXH32"))
+        #expect(try FileIO.fileSize(dir.file("data.lz4")) < UInt64(data.count))
+    }
+
+    @Test func readerRestoresWhatTheCLICompressed() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let data = Self.sample()
+        try Tool.write(dir.file("data"), data)
+        let status = try Tool.run(["lz4", "-q", "-B7", "-BI", "--content-size", dir.file("data"), dir.file("data.lz4")])
+        #expect(status.status == 0)
+        let reader = try LZ4FrameReader(path: dir.file("data.lz4"))
+        #expect(reader.contentSize == UInt64(data.count))
+        var sink = MemorySink()
+        try reader.decompress(into: &sink)
+        #expect(sink.bytes == data)
+        #expect(reader.isFinished)
+    }
+
+    @Test func writerRejectsMoreOrFewerBytesThanDeclared() throws {
+        let writer = try LZ4FrameWriter(sink: MemorySink(), contentSize: 4)
+        let five: [UInt8] = [1, 2, 3, 4, 5]
+        #expect(throws: SparseFormatError.contentSizeMismatch(file: "<lz4 frame>", declared: 4, actual: 5)) {
+            try five.withUnsafeBytes { try writer.write($0) }
+        }
+        try five.withUnsafeBytes { try writer.write(UnsafeRawBufferPointer(rebasing: $0[0..<3])) }
+        #expect(throws: SparseFormatError.contentSizeMismatch(file: "<lz4 frame>", declared: 4, actual: 3)) {
+            _ = try writer.finish()
+        }
+    }
+
+    enum CorruptFrame: String, CaseIterable {
+        case empty, wrongMagic, truncatedHeader, truncatedBlock, checksumMismatch, contentSizeTooLarge
+        case contentSizeTooSmall, trailingGarbage, noContentSize
+    }
+
+    /// One row per way a frame on disk can be wrong (llama.cpp test-gguf style hand-made files).
+    @Test(arguments: CorruptFrame.allCases)
+    func readerRejectsCorruptFrame(_ kind: CorruptFrame) throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let data = Array(Self.sample().prefix(5 << 20))
+        let path = dir.file("frame.lz4")
+        try Self.writeFrame(data, to: path)
+        var frame = try Tool.read(path)
+        // Header: magic(4) FLG(1) BD(1) content size(8) HC(1) = 15 bytes.
+        func setContentSize(_ size: UInt64) {
+            for i in 0..<8 { frame[6 + i] = UInt8(truncatingIfNeeded: size >> UInt64(8 * i)) }
+            frame[14] = UInt8(truncatingIfNeeded: XXH32.hashShort(Array(frame[4..<14])) >> 8)
+        }
+        switch kind {
+        case .empty: frame = []
+        case .wrongMagic: frame[0] ^= 0xFF
+        case .truncatedHeader: frame = Array(frame.prefix(9))
+        case .truncatedBlock: frame = Array(frame.prefix(frame.count / 2))
+        case .checksumMismatch: frame[frame.count - 1] ^= 0x01
+        case .contentSizeTooLarge: setContentSize(UInt64(data.count) + 1)
+        case .contentSizeTooSmall: setContentSize(UInt64(data.count) - 1)
+        case .trailingGarbage: frame += [1, 2, 3]
+        case .noContentSize:
+            try Tool.write(dir.file("plain"), data)
+            #expect(try Tool.run(["lz4", "-q", "-f", dir.file("plain"), path]).status == 0)
+            frame = try Tool.read(path)
+        }
+        try FileIO.removeTree(path)
+        try Tool.write(path, frame)
+        var sink = MemorySink()
+        do {
+            let reader = try LZ4FrameReader(path: path)
+            try reader.decompress(into: &sink)
+            Issue.record("corrupt frame (\(kind)) was accepted")
+        } catch let error as SparseFormatError {
+            #expect(Self.matches(error, kind), "\(kind): got \(error)")
+            #expect(!error.description.isEmpty)
+        }
+    }
+
+    static func matches(_ error: SparseFormatError, _ kind: CorruptFrame) -> Bool {
+        switch (kind, error) {
+        case (.empty, .truncatedFrame), (.truncatedHeader, .truncatedFrame), (.truncatedBlock, .truncatedFrame): true
+        case (.wrongMagic, .notLZ4Frame(_, let magic)): magic != LZ4FrameReader.magic
+        case (.checksumMismatch, .frameChecksumMismatch): true
+        case (.contentSizeTooLarge, .contentSizeMismatch), (.contentSizeTooSmall, .contentSizeMismatch): true
+        case (.trailingGarbage, .trailingData): true
+        case (.noContentSize, .contentSizeMissing): true
+        default: false
+        }
+    }
+}

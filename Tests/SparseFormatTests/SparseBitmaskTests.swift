@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+// sparse-bitmask and sparse-24-bitmask packing: exact layout, bit-exact round trips, rejected inconsistencies.
+
+import SafeTensors
+import Testing
+
+@testable import SparseFormat
+
+@Suite struct SparseBitmaskTests {
+    /// numpy.packbits(bitorder="little") per row, as compressed-tensors' `pack_bitmasks` does.
+    @Test func bitmaskIsLeastSignificantBitFirstAndPaddedPerRow() {
+        // 2 × 9 U8 values (width 1): row 0 keeps columns 0, 2, 8; row 1 keeps column 7.
+        let dense: [UInt8] = [5, 0, 6, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 9, 0]
+        let packed = dense.withUnsafeBytes { SparseBitmask.pack(dense: $0, rows: 2, cols: 9, width: 1) }
+        #expect(packed.bitmask == [0b0000_0101, 0b0000_0001, 0b1000_0000, 0b0000_0000])
+        #expect(packed.compressed == [5, 6, 7, 9])
+        #expect(packed.rowOffsets == [0, 3])
+        #expect(packed.storedCount == 4)
+    }
+
+    @Test(arguments: [DType.f32, .f16, .bf16], [SparsityStructure.unstructured, .twoFour])
+    func packThenUnpackIsBitExact(dtype: DType, structure: SparsityStructure) throws {
+        var factory = TensorFactory(seed: 42)
+        let (rows, cols) = (13, 36)
+        let dense = factory.prune(
+            factory.dense(count: rows * cols, dtype: dtype),
+            rows: rows,
+            cols: cols,
+            width: dtype.byteWidth,
+            structure: structure
+        )
+        let width = dtype.byteWidth
+        let restored: [UInt8] = try dense.withUnsafeBytes { raw in
+            switch structure {
+            case .unstructured:
+                let packed = SparseBitmask.pack(dense: raw, rows: rows, cols: cols, width: width)
+                return try packed.compressed.withUnsafeBytes { c in
+                    try packed.bitmask.withUnsafeBytes { b in
+                        try SparseBitmask.unpack(
+                            compressed: c,
+                            bitmask: b,
+                            rowOffsets: packed.rowOffsets,
+                            rows: rows,
+                            cols: cols,
+                            width: width,
+                            file: "t",
+                            tensor: "w"
+                        )
+                    }
+                }
+            case .twoFour:
+                let packed = try Sparse24Bitmask.pack(dense: raw, rows: rows, cols: cols, width: width, tensor: "w")
+                #expect(packed.storedCount == rows * cols / 2)
+                return try packed.compressed.withUnsafeBytes { c in
+                    try packed.bitmask.withUnsafeBytes { b in
+                        try Sparse24Bitmask.unpack(
+                            compressed: c,
+                            bitmask: b,
+                            rows: rows,
+                            cols: cols,
+                            width: width,
+                            file: "t",
+                            tensor: "w"
+                        )
+                    }
+                }
+            }
+        }
+        #expect(restored == dense)
+    }
+
+    /// An unpruned weight that is exactly -0.0 is stored (its bits are not all zero), so its sign
+    /// survives; +0.0 is not stored and comes back as +0.0.
+    @Test func negativeZeroIsStoredAndPositiveZeroIsNot() throws {
+        let values: [UInt16] = [0x8000, 0x0000, 0x3F80, 0x0000]  // bf16: -0, +0, 1, +0
+        let bytes = values.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+        let packed = bytes.withUnsafeBytes { SparseBitmask.pack(dense: $0, rows: 1, cols: 4, width: 2) }
+        #expect(packed.bitmask == [0b0101])
+        #expect(packed.compressed == [0x00, 0x80, 0x80, 0x3F])
+    }
+
+    @Test func twoFourPadsSparseGroupsAndRejectsDenseOnes() throws {
+        let padded: [UInt8] = [0, 0, 0, 4, 0, 0, 0, 0]  // groups: one non-zero, none
+        let packed = try padded.withUnsafeBytes {
+            try Sparse24Bitmask.pack(dense: $0, rows: 1, cols: 8, width: 1, tensor: "w")
+        }
+        #expect(packed.bitmask == [0b0011_1001])  // group 0 keeps columns 0 and 3, group 1 columns 4 and 5
+        #expect(packed.compressed == [0, 4, 0, 0])
+        #expect(packed.nonZeroCount == 1)
+        let dense: [UInt8] = [1, 2, 3, 0]
+        #expect(throws: SparseFormatError.notTwoFour(tensor: "w", row: 0, column: 0, nonZeros: 3)) {
+            _ = try dense.withUnsafeBytes {
+                try Sparse24Bitmask.pack(dense: $0, rows: 1, cols: 4, width: 1, tensor: "w")
+            }
+        }
+    }
+
+    enum Inconsistency: CaseIterable {
+        case extraBit, missingBit, rowOffsetShifted, rowOffsetsShort, paddingBit, bitmaskTooShort
+    }
+
+    @Test(arguments: Inconsistency.allCases)
+    func unpackRejectsInconsistentGroups(_ kind: Inconsistency) {
+        // 2 × 4 U8: row 0 keeps columns 0, 1; row 1 keeps column 3.
+        var compressed: [UInt8] = [1, 2, 3]
+        var bitmask: [UInt8] = [0b0011, 0b1000]
+        var offsets: [Int64] = [0, 2]
+        var cols = 4
+        switch kind {
+        case .extraBit: bitmask[1] |= 0b0001
+        case .missingBit: compressed.append(4)
+        case .rowOffsetShifted: offsets[1] = 1
+        case .rowOffsetsShort: offsets = [0]
+        case .paddingBit:
+            cols = 3
+            bitmask = [0b0011, 0b1000]
+        case .bitmaskTooShort: bitmask = [0b0011]
+        }
+        do {
+            _ = try compressed.withUnsafeBytes { c in
+                try bitmask.withUnsafeBytes { b in
+                    try SparseBitmask.unpack(
+                        compressed: c,
+                        bitmask: b,
+                        rowOffsets: offsets,
+                        rows: 2,
+                        cols: cols,
+                        width: 1,
+                        file: "f",
+                        tensor: "w"
+                    )
+                }
+            }
+            Issue.record("\(kind) was accepted")
+        } catch let error as SparseFormatError {
+            switch (kind, error) {
+            case (.extraBit, .popcountMismatch(_, _, 4, 3)), (.missingBit, .popcountMismatch(_, _, 3, 4)): break
+            case (.rowOffsetShifted, .rowOffsetsInconsistent(_, _, 1, 2, 1)): break
+            case (.rowOffsetsShort, .invalidSparseTensor), (.paddingBit, .invalidSparseTensor): break
+            case (.bitmaskTooShort, .invalidSparseTensor): break
+            default: Issue.record("\(kind): unexpected \(error)")
+            }
+        } catch {
+            Issue.record("\(kind): unexpected \(error)")
+        }
+    }
+}

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: Apache-2.0
+// Test helpers: temporary directories, external tools, seeded tensors, XXH32 for hand-made frame headers.
+
+import Foundation
+import SafeTensors
+
+@testable import SparseFormat
+
+/// A fresh temporary directory, removed by `remove()`.
+struct TemporaryDirectory {
+    let path: String
+    init() throws {
+        path = try FileIO.makeTemporaryDirectory(in: NSTemporaryDirectory(), prefix: "sparseformat-test-")
+    }
+    func remove() { try? FileIO.removeTree(path) }
+    func file(_ name: String) -> String { path + "/" + name }
+}
+
+enum Tool {
+    /// Runs a command through `/usr/bin/env`; returns the exit status.
+    @discardableResult
+    static func run(_ arguments: [String], environment: [String: String]? = nil) throws -> (
+        status: Int32, output: String
+    ) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// The Python interpreter of the interop peers (`DSNOT_PYTHON`), when set and present.
+    static var python: String? {
+        guard let path = ProcessInfo.processInfo.environment["DSNOT_PYTHON"],
+            FileManager.default.fileExists(atPath: path)
+        else { return nil }
+        return path
+    }
+
+    static func read(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
+    static func write(_ path: String, _ bytes: [UInt8]) throws { try Data(bytes).write(to: URL(fileURLWithPath: path)) }
+}
+
+/// Seeded test tensors in raw little-endian bytes.
+struct TensorFactory {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 24) * 2 - 1 }
+
+    /// `count` values of `dtype`, roughly N(0, 1/3)-shaped, never `+0`.
+    mutating func dense(count: Int, dtype: DType) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for _ in 0..<count {
+            let value = float() * 0.1
+            switch dtype {
+            case .f32: withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes += $0 }
+            case .f16: withUnsafeBytes(of: FloatConversion.f16Bits(value).littleEndian) { bytes += $0 }
+            case .bf16: withUnsafeBytes(of: FloatConversion.bf16Bits(value).littleEndian) { bytes += $0 }
+            default: preconditionFailure("test factory supports float dtypes")
+            }
+            if bytes.suffix(dtype.byteWidth).allSatisfy({ $0 == 0 }) { bytes[bytes.count - 1] = 0x3C }
+        }
+        return bytes
+    }
+
+    /// Prunes `bytes` (rows × cols of `width`): unstructured keeps elements with a coin flip
+    /// (about half), 2:4 zeroes two random positions of every group of four. Pruned → `+0`.
+    /// A few kept values are set to `-0.0` to check the sign survives.
+    mutating func prune(_ bytes: [UInt8], rows: Int, cols: Int, width: Int, structure: SparsityStructure) -> [UInt8] {
+        var out = bytes
+        func zero(_ index: Int) { for b in 0..<width { out[index * width + b] = 0 } }
+        switch structure {
+        case .unstructured:
+            for i in 0..<(rows * cols) where next() & 1 == 0 { zero(i) }
+        case .twoFour:
+            for group in stride(from: 0, to: rows * cols, by: 4) {
+                let first = Int(next() % 4)
+                let second = (first + 1 + Int(next() % 3)) % 4
+                zero(group + first)
+                zero(group + second)
+            }
+        }
+        // A kept -0.0: sign bit only (the most significant byte of a little-endian element).
+        for i in stride(from: 7, to: rows * cols, by: 97)
+        where out[i * width..<(i + 1) * width].contains(where: { $0 != 0 }) {
+            zero(i)
+            out[i * width + width - 1] = 0x80
+        }
+        return out
+    }
+}
+
+/// XXH32 (seed 0), to rebuild an LZ4 frame header checksum after editing the header in a test.
+enum XXH32 {
+    static let p1: UInt32 = 2_654_435_761
+    static let p2: UInt32 = 2_246_822_519
+    static let p3: UInt32 = 3_266_489_917
+    static let p4: UInt32 = 668_265_263
+    static let p5: UInt32 = 374_761_393
+
+    static func rotl(_ x: UInt32, _ r: UInt32) -> UInt32 { (x << r) | (x >> (32 - r)) }
+
+    static func word(_ b: [UInt8], _ i: Int) -> UInt32 {
+        UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24
+    }
+
+    /// XXH32 of a short input (< 16 bytes, enough for frame descriptors).
+    static func hashShort(_ input: [UInt8]) -> UInt32 {
+        precondition(input.count < 16, "hashShort handles inputs under 16 bytes")
+        var h = p5 &+ UInt32(input.count)
+        var i = 0
+        while i + 4 <= input.count {
+            h = rotl(h &+ word(input, i) &* p3, 17) &* p4
+            i += 4
+        }
+        while i < input.count {
+            h = rotl(h &+ UInt32(input[i]) &* p5, 11) &* p1
+            i += 1
+        }
+        h ^= h >> 15
+        h = h &* p2
+        h ^= h >> 13
+        h = h &* p3
+        h ^= h >> 16
+        return h
+    }
+}
