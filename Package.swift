@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "DSnoTDaemon",
             dependencies: [
-                "DSnoTControlProtocol", "CSystemd",
+                "DSnoTControlProtocol", "CSystemd", "SafeTensors", "DSnoTCore", "SparseFormat",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -98,6 +98,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
+        ),
         .target(
             name: "SparseFormat",
             dependencies: ["SafeTensors", "CLZ4", .product(name: "SystemPackage", package: "swift-system")],
@@ -141,6 +142,9 @@ let package = Package(
         .testTarget(
             name: "dsnotctlTests",
             dependencies: ["dsnotctl", "DSnoTClient", "DSnoTControlProtocol"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "SparseFormatTests",
             dependencies: ["SparseFormat", "SafeTensors"],
             swiftSettings: strictSettings

@@ -2,6 +2,7 @@
 // SparseCheckpointWriter+Finish: config.json with sparsity metadata, copied files, index, report with sha256.
 
 import Foundation
+import SafeTensors
 
 extension SparseCheckpointWriter {
     /// A file copied unchanged into the output (tokenizer, generation config, …).

@@ -2,6 +2,7 @@
 // SHA-256 against the FIPS 180-4 / NIST example vectors and against sha256sum.
 
 import Foundation
+import SafeTensors
 import Testing
 
 @testable import SparseFormat

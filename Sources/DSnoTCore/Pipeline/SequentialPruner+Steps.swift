@@ -133,8 +133,8 @@ extension SequentialPruner {
             finalRelativeError: m.finalRelativeError,
             errorRowsSampled: m.errorRowsSampled,
             dampening: m.dampeningUsed,
-            secondsBase: m.baseSeconds,
-            secondsDsnot: m.dsnotSeconds
+            secondsBase: result.baseSeconds,
+            secondsDsnot: result.dsnotSeconds
         )
         return (report, result.mask.prunedCount, writeSeconds)
     }

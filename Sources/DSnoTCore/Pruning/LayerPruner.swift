@@ -22,10 +22,6 @@ public struct LayerMetrics: Sendable, Equatable {
     public var skippedByDSnoT: Bool
     /// SparseGPT's dampening that succeeded.
     public var dampeningUsed: Float?
-    /// Seconds spent in the base pruner (mask, and SparseGPT's weight update).
-    public var baseSeconds: Double = 0
-    /// Seconds spent in DSnoT's refinement (0 when it did not run).
-    public var dsnotSeconds: Double = 0
 }
 
 /// The result of pruning one layer.
@@ -38,6 +34,11 @@ public struct LayerPruningResult: Sendable {
     /// The base method's mask (equal to `mask` without DSnoT).
     public var baseMask: PruneMask
     public var metrics: LayerMetrics
+    /// Seconds spent in the base pruner (mask, and SparseGPT's weight update); not part of `metrics`,
+    /// which are deterministic.
+    public var baseSeconds: Double = 0
+    /// Seconds spent in DSnoT's refinement (0 when it did not run).
+    public var dsnotSeconds: Double = 0
 
     /// The sparse weights: `weights`, or `dense` under `mask`.
     public func sparseWeights(dense: Matrix) -> Matrix { weights ?? mask.applied(to: dense) }
@@ -117,12 +118,17 @@ public enum LayerPruner {
             hessian: statistics?.hessian ?? metricHessian,
             metricRows: metricRows
         )
-        metrics.baseSeconds = baseSeconds
-        metrics.dsnotSeconds = dsnotSeconds
         metrics.dsnot = record
         metrics.skippedByDSnoT = dsnotSettings != nil && !runsDSnoT
         metrics.dampeningUsed = base.dampening
-        return LayerPruningResult(mask: finalMask, weights: finalWeights, baseMask: base.mask, metrics: metrics)
+        return LayerPruningResult(
+            mask: finalMask,
+            weights: finalWeights,
+            baseMask: base.mask,
+            metrics: metrics,
+            baseSeconds: baseSeconds,
+            dsnotSeconds: dsnotSeconds
+        )
     }
 
     static func seconds(_ duration: Duration) -> Double {

@@ -4,6 +4,7 @@
 public import DSnoTControlProtocol
 import Foundation
 import Logging
+import SafeTensors
 
 extension PruneScheduler {
     /// Start-up recovery: jobs left `running` or `publishing` by a previous process go back to the

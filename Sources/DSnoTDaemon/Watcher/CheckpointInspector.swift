@@ -2,6 +2,7 @@
 // Is a checkpoint directory complete, and what is its fingerprint? Structural checks only, no tensor data.
 
 public import Foundation
+import SafeTensors
 
 /// Why a checkpoint directory is not (yet) ready.
 public enum CheckpointNotReady: Error, Equatable, CustomStringConvertible {

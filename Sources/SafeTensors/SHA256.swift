@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// SHA256: FIPS 180-4 SHA-256, streaming, for the output manifest (no crypto package dependency).
-
-public import SafeTensors
+// SHA256: FIPS 180-4 SHA-256, streaming: file checksums, recipe hashes, job keys (no crypto package offline).
 
 /// Streaming SHA-256 (FIPS 180-4). Also a `ByteSink`, so a stream can be hashed while written.
 ///
@@ -78,13 +76,8 @@ public struct SHA256: ByteSink, Sendable {
         return hasher.finalize()
     }
 
-    /// SHA-256 of the file at `path`, read in 1 MiB chunks.
-    /// - Throws: `SparseFormatError.io`.
-    public static func hash(fileAt path: String) throws -> Digest {
-        var hasher = SHA256()
-        try FileIO.forEachChunk(of: path) { hasher.update($0) }
-        return hasher.finalize()
-    }
+    /// Lower-case hex SHA-256 of `message`.
+    public static func hex(_ message: [UInt8]) -> String { hash(message).hex }
 
     /// A finished digest.
     public struct Digest: Sendable, Equatable, Hashable {
