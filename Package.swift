@@ -57,6 +57,14 @@ let package = Package(
             ],
             swiftSettings: numericSettings
         ),
+        // One pruning job end to end (calibrate, prune, evaluate, write): shared by dsnotctl and dsnotd.
+        .target(
+            name: "DSnoTPipeline",
+            dependencies: [
+                "DSnoTCore", "SafeTensors", "SparseFormat", .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "dsnot-bench",
             dependencies: ["SafeTensors"],
@@ -69,7 +77,7 @@ let package = Package(
         .target(
             name: "DSnoTDaemon",
             dependencies: [
-                "DSnoTControlProtocol", "CSystemd", "SafeTensors", "DSnoTCore", "SparseFormat",
+                "DSnoTControlProtocol", "CSystemd", "SafeTensors", "DSnoTCore", "SparseFormat", "DSnoTPipeline",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -94,7 +102,8 @@ let package = Package(
         .executableTarget(
             name: "dsnotctl",
             dependencies: [
-                "DSnoTClient", "DSnoTControlProtocol",
+                "DSnoTClient", "DSnoTControlProtocol", "DSnoTCore", "SafeTensors", "SparseFormat", "DSnoTPipeline",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings

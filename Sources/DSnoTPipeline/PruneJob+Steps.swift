@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+// PruneJob+Steps: calibration, the output sink per format, and the before/after evaluation.
+
+import DSnoTCore
+import Foundation
+import SafeTensors
+import SparseFormat
+
+/// The output of one job: where tensors go, and how to finish or abandon the directory.
+struct OutputTarget {
+    let sink: any PrunedTensorSink
+    let finish: ([UInt8]) throws -> Void
+    let abort: () -> Void
+}
+
+extension PruneJob {
+    /// Files copied unchanged into the output (config.json and the index are rewritten by the writers).
+    static let companionFiles = [
+        "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+        "tokenizer.model",
+    ]
+
+    /// The calibration windows of the recipe (D2), or `nil` when the recipe needs none and names none.
+    func loadCalibration(model: any DecoderModel) throws -> CalibrationSet? {
+        let c = options.recipe.calibration
+        guard let path = c.path, !path.isEmpty else {
+            if options.recipe.needsCalibration { try options.recipe.validateCalibration() }
+            return nil
+        }
+        switch c.source {
+        case .tokens:
+            return try CalibrationSet.load(tokenFile: path, vocabularySize: model.vocabularySize)
+        case .text:
+            let tokens = try tokenize(path)
+            let length = min(c.sequenceLength, model.maxPositions)
+            return try CalibrationSet(tokens: tokens, count: c.sequences, length: length, seed: c.seed)
+        }
+    }
+
+    /// A whole text file as one token stream with the checkpoint's own tokenizer, no special tokens.
+    func tokenize(_ path: String) throws -> [Int32] {
+        let tokenizerPath = input + "/tokenizer.json"
+        guard FileManager.default.fileExists(atPath: tokenizerPath) else {
+            throw PruneJobError.missingTokenizer(directory: input)
+        }
+        let tokenizer = try Tokenizer(contentsOf: tokenizerPath)
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw PruneJobError.unreadableText(path: path, reason: error.localizedDescription)
+        }
+        return try tokenizer.encode(text)
+    }
+
+    func makeSink(checkpoint: Checkpoint, directory: String) throws -> OutputTarget {
+        switch options.format {
+        case .dense:
+            let sink = try DenseCheckpointSink(input: checkpoint, directory: directory)
+            return OutputTarget(
+                sink: sink,
+                finish: { report in
+                    try sink.finish()
+                    try Data(report).write(to: URL(fileURLWithPath: directory + "/dsnot-report.json"))
+                },
+                abort: { sink.abort() })
+        case .sparse(let level, let bytePlanes):
+            let plan = OutputPlan(
+                shards: zip(checkpoint.shards, checkpoint.files).map { shard, file in
+                    OutputPlan.Shard(fileName: shard, tensors: file.header.tensors.map(\.name))
+                },
+                writesIndex: checkpoint.isSharded)
+            let structure: SparsityStructure = options.recipe.pattern == .nOfM(2, 4) ? .twoFour : .unstructured
+            let writer = try SparseCheckpointWriter(
+                directory: directory, plan: plan, structure: structure, level: level, bytePlanes: bytePlanes)
+            let input = self.input
+            return OutputTarget(
+                sink: SparseSink(writer),
+                finish: { report in
+                    let config = Array(try Data(contentsOf: URL(fileURLWithPath: input + "/config.json")))
+                    let copies = Self.companionFiles.filter { FileManager.default.fileExists(atPath: input + "/" + $0) }
+                        .map { SparseCheckpointWriter.CopiedFile(source: input + "/" + $0, name: $0) }
+                    try writer.finish(inputConfig: config, copying: copies, report: report)
+                },
+                abort: {})
+        }
+    }
+
+    /// Perplexity of the dense and the pruned model on the same windows (D10).
+    func evaluate(
+        _ evaluation: EvaluationOptions,
+        dense: any DecoderModel,
+        pruned: any DecoderModel,
+        progress: (Progress) -> Void,
+        isCancelled: () -> Bool
+    ) throws -> PruneReport.PerplexitySummary {
+        let tokens = try tokenize(evaluation.textPath).map(Int.init)
+        let length = min(evaluation.sequenceLength, dense.maxPositions)
+        var results: [Perplexity.Result] = []
+        // Perplexity takes an optional (hence escaping) callback; it does not keep it past the call.
+        try withoutActuallyEscaping(progress) { report in
+            for (isPruned, model) in [(false, dense), (true, pruned)] {
+                if isCancelled() { throw PipelineError.cancelled(block: dense.blockCount) }
+                results.append(
+                    try Perplexity.evaluate(
+                        model: model, tokens: tokens, sequenceLength: length, maxWindows: evaluation.maxWindows,
+                        progress: { report(.evaluating(pruned: isPruned, done: $0, total: $1)) }))
+            }
+        }
+        return PruneReport.PerplexitySummary(
+            text: evaluation.textPath, sequenceLength: length, windows: results[0].windowLosses.count,
+            dense: results[0].perplexity, pruned: results[1].perplexity)
+    }
+}
