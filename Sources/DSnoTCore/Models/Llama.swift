@@ -92,6 +92,8 @@ public struct LlamaModel: DecoderModel {
     public var hiddenSize: Int { configuration.hiddenSize }
     public var vocabularySize: Int { configuration.vocabularySize }
     public var maxPositions: Int { configuration.maxPositions }
+    public var attentionHeads: Int { configuration.attentionHeads }
+    public var headDim: Int { configuration.headDim }
 
     public func embed(tokens: [Int]) throws -> Matrix { try embedding.lookup(tokens) }
 
