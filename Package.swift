@@ -19,10 +19,12 @@ let package = Package(
     products: [
         .library(name: "SafeTensors", targets: ["SafeTensors"]),
         .library(name: "DSnoTCore", targets: ["DSnoTCore"]),
+        .executable(name: "dsnot-bench", targets: ["dsnot-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // System-library shims: module map + header only (see each folder's README).
@@ -43,6 +45,11 @@ let package = Package(
             ],
             swiftSettings: numericSettings
         ),
+        .executableTarget(
+            name: "dsnot-bench",
+            dependencies: ["SafeTensors"],
+            swiftSettings: strictSettings
+        ),
 
         .testTarget(
             name: "ShimTests",
@@ -51,7 +58,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SafeTensorsTests",
-            dependencies: ["SafeTensors"],
+            dependencies: ["SafeTensors", .product(name: "PropertyBased", package: "swift-property-based")],
             resources: [.copy("Resources")],
             swiftSettings: strictSettings
         ),

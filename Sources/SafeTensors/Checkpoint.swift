@@ -54,44 +54,9 @@ public final class Checkpoint: Sendable {
         let indexPath = Self.join(directory, Self.indexFileName)
         if TemporaryFile.exists(indexPath) {
             let index = try CheckpointIndex(path: indexPath)
-            guard !index.weightMap.isEmpty else {
-                throw SafeTensorsError.invalidIndex(file: indexPath, reason: "'weight_map' is empty")
-            }
-            let shardNames = Set(index.weightMap.map(\.shard)).sorted()
-            var files: [SafeTensorsFile] = []
-            for shard in shardNames {
-                let path = Self.join(directory, shard)
-                guard TemporaryFile.exists(path) else {
-                    throw SafeTensorsError.missingShard(index: indexPath, shard: shard)
-                }
-                files.append(try SafeTensorsFile(path: path))
-            }
-            let shardIndex = Dictionary(uniqueKeysWithValues: shardNames.enumerated().map { ($1, $0) })
-            var fileOfTensor: [String: Int] = [:]
-            for (tensor, shard) in index.weightMap {
-                guard let i = shardIndex[shard] else { continue }  // unreachable: shardNames covers weightMap
-                guard files[i].info(ifPresent: tensor) != nil else {
-                    throw SafeTensorsError.indexMismatch(
-                        index: indexPath,
-                        tensor: tensor,
-                        reason: "the index places it in '\(shard)', which lacks it"
-                    )
-                }
-                fileOfTensor[tensor] = i
-            }
-            for (i, file) in files.enumerated() {
-                for name in file.tensorNames where fileOfTensor[name] != i {
-                    let reason =
-                        if let other = fileOfTensor[name] {
-                            "present in '\(shardNames[i])' but the index places it in '\(shardNames[other])'"
-                        } else {
-                            "present in '\(shardNames[i])' but missing from the index"
-                        }
-                    throw SafeTensorsError.indexMismatch(index: indexPath, tensor: name, reason: reason)
-                }
-            }
+            let (shards, files, fileOfTensor) = try Self.openShards(of: index, path: indexPath, directory: directory)
             self.indexPath = indexPath
-            self.shards = shardNames
+            self.shards = shards
             self.indexMetadata = index.metadata
             self.files = files
             self.fileOfTensor = fileOfTensor
@@ -105,6 +70,52 @@ public final class Checkpoint: Sendable {
             self.fileOfTensor = Dictionary(uniqueKeysWithValues: file.tensorNames.map { ($0, 0) })
         }
         tensorNames = files.flatMap(\.tensorNames)
+    }
+
+    /// Opens the shards an index names and checks that they agree with it both ways.
+    /// - Returns: sorted shard names, their files, and tensor name → position in both.
+    private static func openShards(
+        of index: CheckpointIndex,
+        path indexPath: String,
+        directory: String
+    ) throws -> ([String], [SafeTensorsFile], [String: Int]) {
+        guard !index.weightMap.isEmpty else {
+            throw SafeTensorsError.invalidIndex(file: indexPath, reason: "'weight_map' is empty")
+        }
+        let shardNames = Set(index.weightMap.map(\.shard)).sorted()
+        var files: [SafeTensorsFile] = []
+        for shard in shardNames {
+            let path = join(directory, shard)
+            guard TemporaryFile.exists(path) else {
+                throw SafeTensorsError.missingShard(index: indexPath, shard: shard)
+            }
+            files.append(try SafeTensorsFile(path: path))
+        }
+        let shardIndex = Dictionary(uniqueKeysWithValues: shardNames.enumerated().map { ($1, $0) })
+        var fileOfTensor: [String: Int] = [:]
+        for (tensor, shard) in index.weightMap {
+            guard let i = shardIndex[shard] else { continue }  // unreachable: shardNames covers weightMap
+            guard files[i].info(ifPresent: tensor) != nil else {
+                throw SafeTensorsError.indexMismatch(
+                    index: indexPath,
+                    tensor: tensor,
+                    reason: "the index places it in '\(shard)', which lacks it"
+                )
+            }
+            fileOfTensor[tensor] = i
+        }
+        for (i, file) in files.enumerated() {
+            for name in file.tensorNames where fileOfTensor[name] != i {
+                let reason =
+                    if let other = fileOfTensor[name] {
+                        "present in '\(shardNames[i])' but the index places it in '\(shardNames[other])'"
+                    } else {
+                        "present in '\(shardNames[i])' but missing from the index"
+                    }
+                throw SafeTensorsError.indexMismatch(index: indexPath, tensor: name, reason: reason)
+            }
+        }
+        return (shardNames, files, fileOfTensor)
     }
 
     /// Whether the checkpoint has an index.
@@ -138,6 +149,12 @@ public final class Checkpoint: Sendable {
     /// - Throws: `SafeTensorsError.tensorNotFound` or `.typeMismatch`.
     public func floats(named name: String) throws -> [Float] {
         try file(containing: name).floats(named: name)
+    }
+
+    /// Converts a tensor's values to `Float` into a caller-owned buffer of exactly its element count.
+    /// - Throws: `SafeTensorsError.tensorNotFound`, `.typeMismatch` or `.wrongByteCount`.
+    public func floats(named name: String, into destination: UnsafeMutableBufferPointer<Float>) throws {
+        try file(containing: name).floats(named: name, into: destination)
     }
 
     /// The single file of an unsharded checkpoint: `model.safetensors`, else the only `*.safetensors`.

@@ -31,7 +31,14 @@ struct CheckpointIndex: Sendable {
         do {
             object = try bytes.withUnsafeBytes { try StrictJSON.parseObject($0, file: path) }
         } catch let error as SafeTensorsError {
-            throw SafeTensorsError.invalidIndex(file: path, reason: error.description)
+            let reason =
+                switch error {
+                case .headerNotUTF8: "not valid UTF-8"
+                case .headerNotJSON(_, let reason): "not a JSON object: \(reason)"
+                case .duplicateTensor(_, let key): "top-level key '\(key)' appears twice"
+                default: error.description
+                }
+            throw SafeTensorsError.invalidIndex(file: path, reason: reason)
         }
         var weightMap: [(tensor: String, shard: String)]?
         var metadata: [String: String] = [:]

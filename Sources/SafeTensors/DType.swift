@@ -4,8 +4,8 @@
 /// An element type of a safetensors tensor, spelled as in the file header (`"BF16"`, `"F32"`, …).
 ///
 /// ```swift
-/// let dtype = try DType(headerName: "BF16", tensor: "model.embed_tokens.weight")
-/// dtype.byteWidth  // 2
+/// let dtype = DType(rawValue: "BF16")  // .bf16; unknown names give nil (the reader reports them)
+/// dtype?.byteWidth                    // 2
 /// ```
 public enum DType: String, Sendable, CaseIterable, Codable {
     case f64 = "F64"

@@ -12,9 +12,11 @@ extension Header {
     ///   - metadata: the `__metadata__` object (omitted when empty).
     ///   - file: the destination's name, for error messages.
     /// - Returns: the complete prefix (8-byte length + JSON) and the validated header it encodes.
-    /// - Throws: `SafeTensorsError.invalidDeclaration` for an empty, duplicate or reserved name, a
+    /// Public so that other writers (an LZ4-framed sink, a custom layout) can plan a file exactly as
+    /// `SafeTensorsStreamWriter` would.
+    /// - Throws: `SafeTensorsError.invalidDeclaration` for a duplicate or reserved name, a
     ///   negative dimension, a size overflow, or a header longer than `Header.maximumLength`.
-    static func encode(
+    public static func encode(
         declarations: [TensorDeclaration],
         metadata: [String: String],
         file: String

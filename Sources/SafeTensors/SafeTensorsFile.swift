@@ -144,17 +144,42 @@ public final class SafeTensorsFile: @unchecked Sendable {
         return try copy.withUnsafeBufferPointer(body)
     }
 
-    /// A tensor's values converted to `Float` (from F64, F32, F16 or BF16).
+    /// A tensor's values converted to `Float` (from F64, F32, F16 or BF16) in a new array.
     /// - Throws: `SafeTensorsError.tensorNotFound` or `.typeMismatch` for a non-float dtype.
     public func floats(named name: String) throws -> [Float] {
-        let info = try info(named: name)
-        guard info.dtype.isFloatingPoint else {
-            throw SafeTensorsError.typeMismatch(file: path, tensor: name, dtype: info.dtype, requested: "Float")
-        }
+        let info = try floatInfo(named: name)
         return [Float](unsafeUninitializedCapacity: info.elementCount) { buffer, count in
             FloatConversion.convert(rawBytes(of: info), dtype: info.dtype, into: buffer)
             count = info.elementCount
         }
+    }
+
+    /// Converts a tensor's values to `Float` into a caller-owned buffer (reused across tensors, it
+    /// saves the page faults of a fresh allocation, which cost more than the conversion).
+    /// - Parameters:
+    ///   - name: a tensor of dtype F64, F32, F16 or BF16.
+    ///   - destination: exactly `elementCount` floats.
+    /// - Throws: `SafeTensorsError.tensorNotFound`, `.typeMismatch`, or `.wrongByteCount` when
+    ///   `destination` does not hold exactly the tensor's elements.
+    public func floats(named name: String, into destination: UnsafeMutableBufferPointer<Float>) throws {
+        let info = try floatInfo(named: name)
+        guard destination.count == info.elementCount else {
+            throw SafeTensorsError.wrongByteCount(
+                file: path,
+                tensor: name,
+                expectedBytes: 4 * info.elementCount,
+                actualBytes: 4 * destination.count
+            )
+        }
+        FloatConversion.convert(rawBytes(of: info), dtype: info.dtype, into: destination)
+    }
+
+    private func floatInfo(named name: String) throws -> TensorInfo {
+        let info = try info(named: name)
+        guard info.dtype.isFloatingPoint else {
+            throw SafeTensorsError.typeMismatch(file: path, tensor: name, dtype: info.dtype, requested: "Float")
+        }
+        return info
     }
 
     /// A tensor's values as `Int` (from I64, I32, I16, I8, U8 or BOOL).

@@ -124,7 +124,8 @@ public final class SafeTensorsRandomAccessWriter: @unchecked Sendable {
         }
     }
 
-    /// Removes the temporary file; the writer cannot be used afterwards. Idempotent.
+    /// Removes the temporary file; the writer cannot be used afterwards. Idempotent. Call it only
+    /// once no `write` is in progress on another thread (it closes the descriptor they write to).
     public func abort() {
         lock.withLock {
             closed = true

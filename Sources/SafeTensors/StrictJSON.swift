@@ -6,11 +6,14 @@
 /// Foundation's parsers keep only one of two duplicate keys and accept some non-standard input;
 /// a header that names a tensor twice must be rejected, so dsnot parses headers itself. Objects keep
 /// their key order; integers that fit `Int` are `.integer`, other numbers `.number`. Nesting deeper
-/// than `maximumDepth` is rejected (no unbounded recursion on hostile input).
+/// than `maximumDepth` is rejected (no unbounded recursion on hostile input), and so are arrays longer
+/// than `maximumArrayLength` (a shape has a handful of dimensions; without the limit a 100 MB header
+/// of `[0,0,0,…]` would become 50 million values). Memory is thus a small multiple of the input size.
 enum StrictJSON {
     static let maximumDepth = 64
+    static let maximumArrayLength = 4096
 
-    indirect enum Value: Equatable, Sendable {
+    enum Value: Equatable, Sendable {  // not `indirect`: arrays already box, scalars stay inline
         case null
         case bool(Bool)
         case integer(Int)
@@ -169,6 +172,9 @@ enum StrictJSON {
                 return .array(values)
             }
             while true {
+                guard values.count < StrictJSON.maximumArrayLength else {
+                    throw fail("array longer than \(StrictJSON.maximumArrayLength) elements")
+                }
                 values.append(try parseValue(depth: depth + 1))
                 skipWhitespace()
                 guard index < bytes.count else { throw fail("unterminated array") }

@@ -66,4 +66,42 @@ import Testing
             _ = try checkpoint.info(named: "z")
         }
     }
+
+    /// Seeded random shardings (1–4 shards, 1–12 tensors, random placement, mixed dtypes) written with
+    /// the stream writer plus an index: the checkpoint finds every tensor in its shard, byte for byte.
+    @Test(arguments: 0..<12)
+    func randomShardingsReadBackEveryTensor(seed: UInt64) throws {
+        var state = seed &+ 0x9E37_79B9
+        func next(_ bound: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int(state >> 33) % bound
+        }
+        let dir = try TemporaryDirectory()
+        let shardCount = 1 + next(4)
+        let shardNames = (1...shardCount).map { "model-\($0)-of-\(shardCount).safetensors" }
+        var contents: [String: [(TensorDeclaration, [UInt8])]] = [:]
+        var placement: [(String, String)] = []
+        for i in 0..<(1 + next(12)) {
+            let dtype = DType.allCases[next(DType.allCases.count)]
+            let declaration = TensorDeclaration(name: "layer.\(i).w", dtype: dtype, shape: [next(4), 1 + next(5)])
+            let bytes = (0..<declaration.shape.reduce(dtype.byteWidth, *)).map { _ in UInt8(next(256)) }
+            let shard = shardNames[i < shardCount ? i : next(shardCount)]  // every shard gets a tensor
+            contents[shard, default: []].append((declaration, bytes))
+            placement.append((declaration.name, shard))
+        }
+        for (shard, tensors) in contents {
+            try SafeTensorsStreamWriter.writeFile(path: dir.file(shard), tensors: tensors)
+        }
+        try Self.writeIndex(dir, placement.reversed())  // index order is irrelevant
+        let checkpoint = try Checkpoint(directory: dir.path)
+        #expect(checkpoint.shards == contents.keys.sorted())
+        #expect(Set(checkpoint.tensorNames) == Set(placement.map(\.0)))
+        for (shard, tensors) in contents {
+            for (declaration, bytes) in tensors {
+                #expect(try checkpoint.file(containing: declaration.name).path == dir.file(shard))
+                #expect(TensorDeclaration(try checkpoint.info(named: declaration.name)) == declaration)
+                #expect(Array(try checkpoint.rawBytes(named: declaration.name)) == bytes)
+            }
+        }
+    }
 }

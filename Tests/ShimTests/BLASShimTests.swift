@@ -22,8 +22,21 @@ import Testing
         let b = Self.values(k * n, seed: 2)
         var c = [Float](repeating: .nan, count: m * n)
         cblas_sgemm(
-            CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(m), blasint(n), blasint(k),
-            1, a, blasint(k), b, blasint(n), 0, &c, blasint(n))
+            CblasRowMajor,
+            CblasNoTrans,
+            CblasNoTrans,
+            blasint(m),
+            blasint(n),
+            blasint(k),
+            1,
+            a,
+            blasint(k),
+            b,
+            blasint(n),
+            0,
+            &c,
+            blasint(n)
+        )
         var worst = 0.0
         for i in 0..<m {
             for j in 0..<n {

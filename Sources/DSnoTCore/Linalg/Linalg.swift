@@ -19,9 +19,17 @@ public enum Linalg {
             b.storage.withUnsafeBufferPointer { pb in
                 c.storage.withUnsafeMutableBufferPointer { pc in
                     gemm(
-                        m: a.rows, n: n, k: a.columns, a: pa.baseAddress, lda: a.columns,
-                        b: pb.baseAddress, ldb: b.columns, transposeB: transposeB,
-                        c: pc.baseAddress, ldc: n)
+                        m: a.rows,
+                        n: n,
+                        k: a.columns,
+                        a: pa.baseAddress,
+                        lda: a.columns,
+                        b: pb.baseAddress,
+                        ldb: b.columns,
+                        transposeB: transposeB,
+                        c: pc.baseAddress,
+                        ldc: n
+                    )
                 }
             }
         }
@@ -35,10 +43,19 @@ public enum Linalg {
     ///   - c: `(m, n)` with leading dimension `ldc`.
     /// The corresponding C function is `cblas_sgemm`.
     public static func gemm(
-        m: Int, n: Int, k: Int, alpha: Float = 1,
-        a: UnsafePointer<Float>?, lda: Int, transposeA: Bool = false,
-        b: UnsafePointer<Float>?, ldb: Int, transposeB: Bool = false,
-        beta: Float = 0, c: UnsafeMutablePointer<Float>?, ldc: Int
+        m: Int,
+        n: Int,
+        k: Int,
+        alpha: Float = 1,
+        a: UnsafePointer<Float>?,
+        lda: Int,
+        transposeA: Bool = false,
+        b: UnsafePointer<Float>?,
+        ldb: Int,
+        transposeB: Bool = false,
+        beta: Float = 0,
+        c: UnsafeMutablePointer<Float>?,
+        ldc: Int
     ) {
         guard m > 0, n > 0 else { return }
         guard k > 0 else {
@@ -47,8 +64,21 @@ public enum Linalg {
             return
         }
         cblas_sgemm(
-            CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-            blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+            CblasRowMajor,
+            transposeA ? CblasTrans : CblasNoTrans,
+            transposeB ? CblasTrans : CblasNoTrans,
+            blasint(m),
+            blasint(n),
+            blasint(k),
+            alpha,
+            a,
+            blasint(lda),
+            b,
+            blasint(ldb),
+            beta,
+            c,
+            blasint(ldc)
+        )
     }
 
     /// The number of threads OpenBLAS uses.

@@ -27,7 +27,10 @@ public struct Matrix: Sendable, Equatable {
     /// A matrix over existing row-major storage.
     /// - Precondition: `storage.count == rows * columns`.
     public init(rows: Int, columns: Int, storage: [Float]) {
-        precondition(storage.count == rows * columns, "Matrix: storage has \(storage.count) elements, shape needs \(rows * columns)")
+        precondition(
+            storage.count == rows * columns,
+            "Matrix: storage has \(storage.count) elements, shape needs \(rows * columns)"
+        )
         self.rows = rows
         self.columns = columns
         self.storage = storage

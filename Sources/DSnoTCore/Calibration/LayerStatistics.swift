@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: Apache-2.0
+// LayerStatistics: the per-input-feature calibration statistics of one linear layer (ALGORITHM.md D1, B§3).
+// Shapes: one call receives X (tokens, in) for one calibration sequence; every statistic is (in).
+
+/// Calibration statistics of one linear layer, accumulated one sequence at a time.
+///
+/// With `N` sequences of `L` tokens (`x_{n,t} ∈ R^{C_in}`), exactly as the reference wrappers:
+/// * `scalerRow_j = (1/N) Σ_{n,t} x²` (Wanda, DSnoT),
+/// * `sumRow_j = (1/N) Σ_{n,t} x = L · mean` (DSnoT's `sum_metric_row`; `update_threshold` is in these units),
+/// * `variance_j` = the token-weighted mean of each sequence's population variance (DSnoT's `var`),
+/// * optionally `hessian = (2/N) Σ x xᵀ` (SparseGPT; also DSnoT's `accept: .trueError`).
+///
+/// The sums are kept in `Double` (cheap: `C_in` entries); the Hessian is summed in `Float` by
+/// `sgemm` (`XᵀX` per sequence, `C_in²` floats, so it is only kept when asked for).
+///
+/// ```swift
+/// var stats = LayerStatistics(inputFeatures: 4096, accumulateHessian: false)
+/// stats.accumulate(sequence: x)        // x: Matrix (tokens, 4096), once per calibration sequence
+/// let s = stats.scalerRow              // [Float] (4096)
+/// ```
+public struct LayerStatistics: Sendable {
+    /// Input width `C_in`.
+    public let inputFeatures: Int
+    /// Number of sequences accumulated (`N`).
+    public private(set) var sequenceCount: Int = 0
+    /// Number of tokens accumulated over all sequences (`N · L` for equal lengths).
+    public private(set) var tokenCount: Int = 0
+
+    private var sumOfSquares: [Double]
+    private var sum: [Double]
+    private var weightedVariance: [Double]  // Σ_n L_n · Var_t(x_n)
+    private var hessianSum: [Float]?  // Σ x xᵀ, row-major (in, in); already final when `hessianIsFinal`
+    private var hessianIsFinal = false
+
+    /// Empty statistics for a layer with `inputFeatures` inputs.
+    /// - Parameter accumulateHessian: also accumulate `Σ x xᵀ` (needs `inputFeatures²` floats).
+    public init(inputFeatures: Int, accumulateHessian: Bool) {
+        precondition(inputFeatures >= 0, "LayerStatistics: negative width")
+        self.inputFeatures = inputFeatures
+        sumOfSquares = [Double](repeating: 0, count: inputFeatures)
+        sum = sumOfSquares
+        weightedVariance = sumOfSquares
+        hessianSum = accumulateHessian ? [Float](repeating: 0, count: inputFeatures * inputFeatures) : nil
+    }
+
+    /// Statistics from stored values (golden files, resumed jobs). `hessian` is the final
+    /// `(2/N) Σ x xᵀ`, row-major `(in, in)`.
+    /// - Throws: `PruningError.statisticShapeMismatch` when a length differs from `scalerRow.count`.
+    public init(
+        scalerRow: [Float],
+        sumRow: [Float],
+        variance: [Float],
+        hessian: [Float]?,
+        sequenceCount: Int,
+        tokenCount: Int
+    ) throws {
+        let c = scalerRow.count
+        for (name, n) in [("sum_row", sumRow.count), ("variance", variance.count)] where n != c {
+            throw PruningError.statisticShapeMismatch(layer: "(stored)", statistic: name, expected: c, got: n)
+        }
+        if let h = hessian, h.count != c * c {
+            throw PruningError.statisticShapeMismatch(
+                layer: "(stored)",
+                statistic: "hessian",
+                expected: c * c,
+                got: h.count
+            )
+        }
+        guard sequenceCount > 0, tokenCount >= sequenceCount else {
+            throw PruningError.invalidSetting(
+                name: "sequence_count/token_count",
+                expected: "N > 0 and N·L ≥ N",
+                got: "\(sequenceCount)/\(tokenCount)"
+            )
+        }
+        inputFeatures = c
+        self.sequenceCount = sequenceCount
+        self.tokenCount = tokenCount
+        let n = Double(sequenceCount)
+        sumOfSquares = scalerRow.map { Double($0) * n }
+        sum = sumRow.map { Double($0) * n }
+        weightedVariance = variance.map { Double($0) * Double(tokenCount) }
+        hessianSum = hessian
+        hessianIsFinal = true
+    }
+
+    /// Whether the Hessian is being accumulated.
+    public var hasHessian: Bool { hessianSum != nil }
+
+    /// Tokens per sequence `L` (the mean when lengths differ; 0 before any sequence).
+    public var tokensPerSequence: Int { sequenceCount == 0 ? 0 : tokenCount / sequenceCount }
+
+    /// Adds one calibration sequence.
+    /// - Parameter sequence: `(tokens, inputFeatures)`, the layer's inputs for that sequence.
+    public mutating func accumulate(sequence: Matrix) {
+        precondition(
+            sequence.columns == inputFeatures,
+            "LayerStatistics: \(sequence.columns) columns, expected \(inputFeatures)"
+        )
+        sequence.storage.withUnsafeBufferPointer { accumulate(tokens: sequence.rows, values: $0) }
+    }
+
+    /// Adds one calibration sequence from raw row-major storage `(tokens, inputFeatures)`.
+    public mutating func accumulate(tokens: Int, values: UnsafeBufferPointer<Float>) {
+        precondition(!hessianIsFinal, "LayerStatistics: stored statistics cannot accumulate more data")
+        precondition(values.count == tokens * inputFeatures, "LayerStatistics: storage does not match (tokens, in)")
+        guard tokens > 0 else { return }
+        let c = inputFeatures
+        // Pass 1: Σx and Σx² per feature (Double).
+        var seqSum = [Double](repeating: 0, count: c)
+        var seqSq = [Double](repeating: 0, count: c)
+        for t in 0..<tokens {
+            let row = t * c
+            for j in 0..<c {
+                let x = Double(values[row + j])
+                seqSum[j] += x
+                seqSq[j] += x * x
+            }
+        }
+        // Pass 2: population variance of this sequence, centred for accuracy.
+        var seqVar = [Double](repeating: 0, count: c)
+        let invL = 1.0 / Double(tokens)
+        for t in 0..<tokens {
+            let row = t * c
+            for j in 0..<c {
+                let d = Double(values[row + j]) - seqSum[j] * invL
+                seqVar[j] += d * d
+            }
+        }
+        for j in 0..<c {
+            sum[j] += seqSum[j]
+            sumOfSquares[j] += seqSq[j]
+            weightedVariance[j] += seqVar[j]  // = L · Var_t
+        }
+        sequenceCount += 1
+        tokenCount += tokens
+        if hessianSum != nil {
+            // H_sum (in, in) += Xᵀ X with X (tokens, in).
+            hessianSum!.withUnsafeMutableBufferPointer { h in
+                Linalg.gemm(
+                    m: c,
+                    n: c,
+                    k: tokens,
+                    a: values.baseAddress,
+                    lda: c,
+                    transposeA: true,
+                    b: values.baseAddress,
+                    ldb: c,
+                    beta: 1,
+                    c: h.baseAddress,
+                    ldc: c
+                )
+            }
+        }
+    }
+
+    /// `(1/N) Σ x²` per feature.
+    public var scalerRow: [Float] { perSequence(sumOfSquares) }
+
+    /// `(1/N) Σ x` per feature (`L` times the token mean).
+    public var sumRow: [Float] { perSequence(sum) }
+
+    /// The token-weighted mean of the per-sequence population variances.
+    public var variance: [Float] {
+        guard tokenCount > 0 else { return [Float](repeating: 0, count: inputFeatures) }
+        let inv = 1.0 / Double(tokenCount)
+        return weightedVariance.map { Float($0 * inv) }
+    }
+
+    /// Token mean per feature (recorded for reports; no algorithm uses it).
+    public var mean: [Float] {
+        guard tokenCount > 0 else { return [Float](repeating: 0, count: inputFeatures) }
+        let inv = 1.0 / Double(tokenCount)
+        return sum.map { Float($0 * inv) }
+    }
+
+    /// SparseGPT's `H = (2/N) Σ x xᵀ`, `(in, in)`, or `nil` when not accumulated.
+    public var hessian: Matrix? {
+        guard let h = hessianSum else { return nil }
+        if hessianIsFinal || sequenceCount == 0 {
+            return Matrix(rows: inputFeatures, columns: inputFeatures, storage: h)
+        }
+        let scale = Float(2.0 / Double(sequenceCount))
+        return Matrix(rows: inputFeatures, columns: inputFeatures, storage: h.map { $0 * scale })
+    }
+
+    private func perSequence(_ v: [Double]) -> [Float] {
+        guard sequenceCount > 0 else { return [Float](repeating: 0, count: inputFeatures) }
+        let inv = 1.0 / Double(sequenceCount)
+        return v.map { Float($0 * inv) }
+    }
+}

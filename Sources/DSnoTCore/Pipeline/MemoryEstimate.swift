@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: Apache-2.0
+// MemoryEstimate: the pipeline's peak memory, computed up front so a caller can refuse a job that cannot fit.
+
+import SafeTensors
+
+/// An upper estimate of `SequentialPruner`'s peak resident memory, from the model's shapes, the
+/// calibration size and the recipe, before anything is loaded.
+///
+/// Terms (bytes): one block's linear weights in fp32 and the same block's checkpoint pages that
+/// were mapped to read them; the calibration hidden states `N × L × hidden` fp32 (updated in place);
+/// one sequence's intermediates (every linear output of a block, the attention scores of a head);
+/// the statistics of the block's distinct layer inputs (vectors in fp64, Gram/Hessian matrices
+/// `C_in²` fp32); the pruner's working set for the largest layer; a fixed runtime baseline (Swift
+/// runtime, OpenBLAS buffers).
+public struct MemoryEstimate: Sendable, Equatable, Codable {
+    public var blockWeights: Int
+    public var checkpointPages: Int
+    public var activations: Int
+    public var sequenceScratch: Int
+    public var statistics: Int
+    public var prunerWorkspace: Int
+    public var runtimeBaseline: Int
+
+    /// The sum of all terms.
+    public var total: Int {
+        blockWeights + checkpointPages + activations + sequenceScratch + statistics + prunerWorkspace
+            + runtimeBaseline
+    }
+
+    /// Bytes the Swift runtime, Foundation and OpenBLAS's per-thread buffers take before any work.
+    public static let baselineBytes = 160 << 20
+
+    /// Estimates the peak for pruning `model` with `recipe` on `sequences × length` calibration tokens.
+    public static func estimate(
+        model: any DecoderModel,
+        recipe: Recipe,
+        sequences: Int,
+        length: Int,
+        errorSequences: Int
+    ) -> MemoryEstimate {
+        let layers = model.prunableLinearLayers(block: 0)
+        let f = MemoryLayout<Float>.stride
+        let weights = layers.reduce(0) { $0 + $1.outFeatures * $1.inFeatures }
+        let pages = layers.reduce(0) { $0 + $1.outFeatures * $1.inFeatures * $1.dtype.byteWidth }
+        let calibrated = recipe.needsCalibration || errorSequences > 0
+        let activations = calibrated ? sequences * length * model.hiddenSize * f : 0
+        // Per sequence: every linear output, the block input/output copies, one head's L × L scores.
+        let outputs = layers.reduce(0) { $0 + $1.outFeatures }
+        let scratch = calibrated ? (length * (outputs + 4 * model.hiddenSize) + length * length) * f : 0
+        // Distinct inputs: layers reading the same activations share their statistics.
+        var inputs: [Int] = []
+        var seen = Set<String>()
+        for layer in layers where seen.insert(Self.inputGroup(of: layer.name.rawValue)).inserted {
+            inputs.append(layer.inFeatures)
+        }
+        let gram = recipe.needsHessian || errorSequences > 0
+        let statistics =
+            calibrated
+            ? inputs.reduce(0) { $0 + 5 * $1 * MemoryLayout<Double>.stride + (gram ? $1 * $1 * f : 0) } : 0
+        let largest = layers.map { $0.outFeatures * $0.inFeatures }.max() ?? 0
+        let widest = layers.map(\.inFeatures).max() ?? 0
+        // Dense copy, scores, sparse result, candidate lists (Int32), mask bytes; SparseGPT's Hinv and copy.
+        var workspace = 5 * largest * f + largest
+        if recipe.method == .sparsegpt { workspace += 2 * widest * widest * f }
+        return MemoryEstimate(
+            blockWeights: weights * f,
+            checkpointPages: pages,
+            activations: activations,
+            sequenceScratch: scratch,
+            statistics: statistics,
+            prunerWorkspace: workspace,
+            runtimeBaseline: baselineBytes
+        )
+    }
+
+    /// Layers whose inputs are the same activations: q/k/v (and OPT's) read the normed hidden states,
+    /// gate/up read the post-attention normed states. Anything else is its own group.
+    static func inputGroup(of name: String) -> String {
+        switch name {
+        case "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj": "attention-input"
+        case "mlp.gate_proj", "mlp.up_proj": "mlp-input"
+        default: name
+        }
+    }
+}

@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: Apache-2.0
+// PruneReport: what a pruning run did, per layer and in total; written as dsnot-report.json.
+
+/// The record of one pruning run, written into the output as `dsnot-report.json` (snake_case keys).
+///
+/// Per linear layer: achieved sparsity, DSnoT's swaps and its own error `Σ_i |e_i|` before and
+/// after refinement, and the true relative output reconstruction error
+/// `‖(W − Ŵ)X‖²_F / ‖WX‖²_F` of the base and final masks, measured with the Gram matrix `XᵀX` of
+/// that layer's calibration inputs (`errorSequences` says how many sequences, `errorRowsSampled`
+/// how many output rows).
+public struct PruneReport: Codable, Sendable, Equatable {
+    /// Bumped when a field changes meaning.
+    public var formatVersion = 1
+    public var recipe: Recipe
+    /// `Recipe.stableHash`.
+    public var recipeHash: String
+    public var modelType: String
+    public var blockCount: Int
+    public var calibration: CalibrationSummary?
+    public var layers: [LayerReport] = []
+    public var totals = Totals()
+    public var timings = Timings()
+    /// `MemoryEstimate.total` computed before the run.
+    public var memoryEstimateBytes: Int
+    /// Filled in by callers that evaluate (`dsnotctl prune --eval-text`, the daemon's quality gate).
+    public var perplexity: PerplexitySummary?
+
+    public struct CalibrationSummary: Codable, Sendable, Equatable {
+        public var sequences: Int
+        public var sequenceLength: Int
+        /// SHA-256 of the token ids (int32 little-endian, window after window).
+        public var fingerprint: String
+        /// Sequences whose inputs fed the reconstruction-error Gram matrices.
+        public var errorSequences: Int
+    }
+
+    public struct LayerReport: Codable, Sendable, Equatable {
+        public var name: String
+        public var block: Int
+        public var shape: [Int]
+        public var dtype: String
+        public var sparsity: Double
+        public var baseSparsity: Double
+        public var prunedPerRowMin: Int
+        public var prunedPerRowMax: Int
+        public var dsnot: DSnoTSummary?
+        /// DSnoT was configured but its `skip` list excluded this layer.
+        public var dsnotSkipped: Bool
+        public var baseRelativeError: Double?
+        public var finalRelativeError: Double?
+        public var errorRowsSampled: Int
+        public var dampening: Float?
+        public var secondsBase: Double
+        public var secondsDsnot: Double
+    }
+
+    public struct DSnoTSummary: Codable, Sendable, Equatable {
+        public var swaps: Int
+        public var cycles: Int
+        public var errorBefore: Double
+        public var errorAfter: Double
+        public var rowsRejected: Int
+    }
+
+    public struct Totals: Codable, Sendable, Equatable {
+        public var prunableWeights = 0
+        public var prunedWeights = 0
+        public var dsnotSwaps = 0
+        /// `prunedWeights / prunableWeights`.
+        public var sparsity: Double { prunableWeights == 0 ? 0 : Double(prunedWeights) / Double(prunableWeights) }
+
+        enum CodingKeys: String, CodingKey { case prunableWeights, prunedWeights, dsnotSwaps, sparsity }
+
+        public init() {}
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            prunableWeights = try c.decode(Int.self, forKey: .prunableWeights)
+            prunedWeights = try c.decode(Int.self, forKey: .prunedWeights)
+            dsnotSwaps = try c.decode(Int.self, forKey: .dsnotSwaps)
+        }
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(prunableWeights, forKey: .prunableWeights)
+            try c.encode(prunedWeights, forKey: .prunedWeights)
+            try c.encode(dsnotSwaps, forKey: .dsnotSwaps)
+            try c.encode(sparsity, forKey: .sparsity)
+        }
+    }
+
+    /// Wall-clock seconds per phase. `base` and `dsnot` are the pruners' own time (mask search,
+    /// SparseGPT's update, DSnoT's refinement); `statistics` and `propagation` are the two forward passes.
+    public struct Timings: Codable, Sendable, Equatable {
+        public var copy = 0.0
+        public var embedding = 0.0
+        public var statistics = 0.0
+        public var base = 0.0
+        public var dsnot = 0.0
+        public var writing = 0.0
+        public var propagation = 0.0
+        public var total = 0.0
+    }
+
+    public struct PerplexitySummary: Codable, Sendable, Equatable {
+        public var text: String
+        public var sequenceLength: Int
+        public var windows: Int
+        public var dense: Double
+        public var pruned: Double
+        /// `100 · (pruned / dense − 1)`.
+        public var increasePercent: Double { 100 * (pruned / dense - 1) }
+
+        public init(text: String, sequenceLength: Int, windows: Int, dense: Double, pruned: Double) {
+            self.text = text
+            self.sequenceLength = sequenceLength
+            self.windows = windows
+            self.dense = dense
+            self.pruned = pruned
+        }
+
+        enum CodingKeys: String, CodingKey { case text, sequenceLength, windows, dense, pruned, increasePercent }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            text = try c.decode(String.self, forKey: .text)
+            sequenceLength = try c.decode(Int.self, forKey: .sequenceLength)
+            windows = try c.decode(Int.self, forKey: .windows)
+            dense = try c.decode(Double.self, forKey: .dense)
+            pruned = try c.decode(Double.self, forKey: .pruned)
+        }
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(text, forKey: .text)
+            try c.encode(sequenceLength, forKey: .sequenceLength)
+            try c.encode(windows, forKey: .windows)
+            try c.encode(dense, forKey: .dense)
+            try c.encode(pruned, forKey: .pruned)
+            try c.encode(increasePercent, forKey: .increasePercent)
+        }
+    }
+}

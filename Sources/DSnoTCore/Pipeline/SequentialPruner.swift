@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: Apache-2.0
+// SequentialPruner: the block-by-block pruning flow of ALGORITHM.md D3 (reference B§2.3).
+
+public import Logging
+import SafeTensors
+
+/// Prunes a model block by block, holding one block in fp32 at a time (D3):
+///
+/// ```
+/// for block b:  load b (fp32)
+///               dense forward over the N sequences → statistics of every linear layer
+///               base pruner (+ DSnoT) per linear → write the block's tensors to the sink
+///               pruned forward over the N sequences → the next block's inputs
+/// ```
+///
+/// Layers that read the same activations (q/k/v; gate/up) share one set of statistics. The
+/// reconstruction-error metric uses a Gram matrix accumulated on the first `errorSequences` sequences
+/// (or the full Hessian when the recipe needs it anyway). Cancellation is checked between sequences,
+/// so a stop costs at most one sequence's forward pass; the partial block is discarded.
+///
+/// ```swift
+/// let pruner = try SequentialPruner(recipe: recipe)
+/// let report = try pruner.run(model: model, source: checkpoint, calibration: set, sink: sink, logger: logger)
+/// ```
+public struct SequentialPruner: Sendable {
+    public let recipe: Recipe
+    /// Calibration sequences whose inputs feed the reconstruction-error metric (when the recipe
+    /// accumulates no Hessian of its own).
+    public var errorSequences: Int
+
+    /// - Throws: `PruningError` for invalid pruning settings (the recipe's calibration source is the
+    ///   caller's business: `run` takes the windows themselves).
+    public init(recipe: Recipe, errorSequences: Int = 8) throws {
+        try recipe.validatePruning()
+        self.recipe = recipe
+        self.errorSequences = max(0, errorSequences)
+    }
+
+    /// The peak-memory estimate of `run` for this model and calibration size.
+    public func memoryEstimate(model: any DecoderModel, sequences: Int, length: Int) -> MemoryEstimate {
+        MemoryEstimate.estimate(
+            model: model,
+            recipe: recipe,
+            sequences: sequences,
+            length: length,
+            errorSequences: recipe.needsHessian ? 0 : min(errorSequences, sequences)
+        )
+    }
+
+    /// Runs the whole pipeline.
+    /// - Parameters:
+    ///   - model: the input model (reads its checkpoint block by block).
+    ///   - source: the same checkpoint's tensors (copied tensors are streamed from it unchanged).
+    ///   - calibration: the windows; required when `recipe.needsCalibration`; optional for magnitude
+    ///     (then only used for the error metric).
+    ///   - sink: receives every output tensor.
+    ///   - progress: called at each phase and sequence.
+    ///   - isCancelled: polled between sequences and blocks.
+    /// - Returns: the run's report (without perplexity).
+    /// - Throws: `PipelineError`, `PruningError`, `ModelLoadError`, or the sink's errors.
+    public func run(
+        model: any DecoderModel,
+        source: any TensorSource,
+        calibration: CalibrationSet?,
+        sink: any PrunedTensorSink,
+        logger: Logger,
+        progress: (PruneProgress) -> Void = { _ in },
+        isCancelled: () -> Bool = { false }
+    ) throws -> PruneReport {
+        let clock = ContinuousClock()
+        let start = clock.now
+        if recipe.needsCalibration, calibration == nil {
+            throw PipelineError.calibrationRequired(method: recipe.method.rawValue)
+        }
+        if let calibration, calibration.length > model.maxPositions {
+            throw PipelineError.sequenceTooLong(length: calibration.length, maximum: model.maxPositions)
+        }
+        let sequences = calibration?.count ?? 0
+        var report = PruneReport(
+            recipe: recipe,
+            recipeHash: recipe.stableHash,
+            modelType: model.modelType,
+            blockCount: model.blockCount,
+            calibration: calibration.map {
+                Self.summary($0, errorSequences: recipe.needsHessian ? $0.count : min(errorSequences, $0.count))
+            },
+            memoryEstimateBytes: memoryEstimate(model: model, sequences: sequences, length: calibration?.length ?? 0)
+                .total
+        )
+
+        progress(PruneProgress(block: 0, blockCount: model.blockCount, phase: .copying))
+        report.timings.copy = try Self.time(clock) { try copyUnprunedTensors(model: model, source: source, sink: sink) }
+
+        var hidden: [Matrix] = []
+        if let calibration {
+            report.timings.embedding = try Self.time(clock) {
+                hidden = try calibration.sequences.map { try model.embed(tokens: $0.map(Int.init)) }
+            }
+        }
+        for b in 0..<model.blockCount {
+            if isCancelled() { throw PipelineError.cancelled(block: b) }
+            var block = try model.loadBlock(b)
+            let layers = model.prunableLinearLayers(block: b)
+            var statistics = BlockStatistics()
+            if !hidden.isEmpty {
+                report.timings.statistics += try Self.time(clock) {
+                    statistics = try collectStatistics(
+                        block: block,
+                        hidden: hidden,
+                        blockCount: model.blockCount,
+                        progress: progress,
+                        isCancelled: isCancelled
+                    )
+                }
+            }
+            progress(PruneProgress(block: b, blockCount: model.blockCount, phase: .pruning))
+            for layer in layers {
+                let entry = try prune(layer: layer, block: &block, statistics: statistics, sink: sink, clock: clock)
+                report.layers.append(entry.report)
+                report.timings.base += entry.report.secondsBase
+                report.timings.dsnot += entry.report.secondsDsnot
+                report.timings.writing += entry.writeSeconds
+                report.totals.prunableWeights += layer.outFeatures * layer.inFeatures
+                report.totals.prunedWeights += entry.pruned
+                report.totals.dsnotSwaps += entry.report.dsnot?.swaps ?? 0
+                logger.debug(
+                    "Pruned layer",
+                    metadata: [
+                        "layer.name": "\(layer.tensorName)", "prune.sparsity": "\(entry.report.sparsity)",
+                        "dsnot.swaps": "\(entry.report.dsnot?.swaps ?? 0)",
+                    ]
+                )
+            }
+            if !hidden.isEmpty && b + 1 < model.blockCount {
+                report.timings.propagation += try Self.time(clock) {
+                    for n in hidden.indices {
+                        if isCancelled() { throw PipelineError.cancelled(block: b) }
+                        hidden[n] = block.forward(hidden[n])
+                        progress(
+                            PruneProgress(
+                                block: b,
+                                blockCount: model.blockCount,
+                                phase: .propagation,
+                                sequencesDone: n + 1,
+                                sequenceCount: hidden.count
+                            )
+                        )
+                    }
+                }
+            }
+        }
+        report.timings.total = Self.seconds(start.duration(to: clock.now))
+        return report
+    }
+}

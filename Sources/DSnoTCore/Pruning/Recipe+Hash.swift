@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: Apache-2.0
+// Recipe+Hash: a canonical JSON form (sorted keys, fixed number formatting) and its SHA-256.
+
+extension Recipe {
+    /// The canonical JSON text: keys sorted, no whitespace, integers in decimal, floating-point
+    /// values in Swift's shortest round-trip form (identical on every platform), absent optionals
+    /// as `null`. Independent of `Codable` so that the hash only changes when the recipe does.
+    public var canonicalJSON: String { canonicalValue.serialized }
+
+    /// `sha256(canonicalJSON)` in lower-case hex: the recipe's identity in reports and output names.
+    public var stableHash: String { SHA256.hex(Array(canonicalJSON.utf8)) }
+
+    var canonicalValue: CanonicalJSON {
+        let patternValue: CanonicalJSON
+        switch pattern {
+        case .unstructured(let r): patternValue = .object(["type": .string("unstructured"), "ratio": .double(r)])
+        case .nOfM(let n, let m): patternValue = .object(["type": .string("n_of_m"), "n": .int(n), "m": .int(m)])
+        }
+        var dsnotValue = CanonicalJSON.null
+        if let d = dsnot {
+            let cycles: CanonicalJSON
+            switch d.maxCycles {
+            case .fixed(let t): cycles = .int(t)
+            case .scaled: cycles = .string("scaled")
+            }
+            dsnotValue = .object([
+                "max_cycles": cycles, "update_threshold": .double(d.updateThreshold),
+                "variance_power": .double(d.variancePower), "same_sign": .bool(d.sameSign),
+                "skip": .array(d.skip.map { .string($0) }), "accept": .string(d.accept.rawValue),
+            ])
+        }
+        return .object([
+            "method": .string(method.rawValue),
+            "pattern": patternValue,
+            "magnitude_scope": .string(magnitudeScope.rawValue),
+            "dsnot": dsnotValue,
+            "sparsegpt": .object([
+                "block_size": .int(sparseGPT.blockSize), "dampening": .float(sparseGPT.dampening),
+                "max_retries": .int(sparseGPT.maxRetries),
+            ]),
+            "calibration": .object([
+                "source": .string(calibration.source.rawValue), "path": calibration.path.map { .string($0) } ?? .null,
+                "sequences": .int(calibration.sequences), "sequence_length": .int(calibration.sequenceLength),
+                "seed": .string(String(calibration.seed)),
+            ]),
+        ])
+    }
+}
+
+/// A minimal JSON value with one canonical serialization.
+enum CanonicalJSON: Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case int(Int)
+    case double(Double)
+    case float(Float)
+    case string(String)
+    case array([CanonicalJSON])
+    case object([String: CanonicalJSON])
+
+    var serialized: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let b): return b ? "true" : "false"
+        case .int(let i): return String(i)
+        case .double(let d):
+            // Integral values keep a ".0" (Swift's description), so 1 and 1.0 hash differently only by type.
+            return d.isFinite ? d.description : "null"
+        case .float(let f): return f.isFinite ? f.description : "null"
+        case .string(let s): return Self.quote(s)
+        case .array(let a): return "[" + a.map(\.serialized).joined(separator: ",") + "]"
+        case .object(let o):
+            // Keys sorted by their UTF-8 bytes.
+            let keys = o.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+            return "{" + keys.map { Self.quote($0) + ":" + (o[$0] ?? .null).serialized }.joined(separator: ",") + "}"
+        }
+    }
+
+    static func quote(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 {
+                    let hex = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,27 @@
+// SPDX-License-Identifier: Apache-2.0
+// dsnot-bench: runs the benchmark suite (`make bench`); each benchmark prints `name: ratio = X (a / b)`.
+//
+// Usage: dsnot-bench [name …]   (no names: run all). Add a benchmark by appending it to `benchmarks`.
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+let benchmarks: [Benchmark] = [
+    ConversionBenchmark.benchmark,
+    CheckpointReadBenchmark.benchmark,
+]
+
+let selected = Array(CommandLine.arguments.dropFirst())
+var failed = false
+for benchmark in benchmarks where selected.isEmpty || selected.contains(benchmark.name) {
+    do {
+        try benchmark.run()
+    } catch {
+        print("\(benchmark.name): failed: \(error)")
+        failed = true
+    }
+}
+exit(failed ? 1 : 0)

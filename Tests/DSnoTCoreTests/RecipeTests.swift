@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: Apache-2.0
+// Recipe tests: validation errors, snake_case Codable round trip, canonical JSON, stable hash, SHA-256 vectors.
+
+import DSnoTCore
+import Foundation
+import Testing
+
+@Suite struct RecipeTests {
+    static let base = Recipe(method: .wanda, pattern: .unstructured(0.5), calibration: .init(path: "c4.txt"))
+
+    @Test(arguments: [
+        ("unstructured", 0.0, PruningError.sparsityOutOfRange(ratio: 0)),
+        ("unstructured", 1.0, PruningError.sparsityOutOfRange(ratio: 1)),
+        ("unstructured", -0.2, PruningError.sparsityOutOfRange(ratio: -0.2)),
+        ("2:4", 0.6, PruningError.patternRatioMismatch(n: 2, m: 4, ratio: 0.6)),
+        ("4:8", 0.7, PruningError.patternRatioMismatch(n: 4, m: 8, ratio: 0.7)),
+        ("1:4", 0.5, PruningError.unsupportedPattern(n: 1, m: 4)),
+        ("2:8", 0.5, PruningError.unsupportedPattern(n: 2, m: 8)),
+        (
+            "blocks", 0.5,
+            PruningError.invalidSetting(name: "pattern", expected: "unstructured, 2:4 or 4:8", got: "blocks")
+        ),
+    ])
+    func unsupportedPatternsAreClearErrors(_ row: (String, Double, PruningError)) {
+        #expect(throws: row.2) { _ = try Recipe.pattern(type: row.0, ratio: row.1) }
+    }
+
+    @Test func supportedPatternsParse() throws {
+        #expect(try Recipe.pattern(type: "2:4", ratio: 0.5) == .nOfM(2, 4))
+        #expect(try Recipe.pattern(type: "4:8", ratio: 0.5) == .nOfM(4, 8))
+        #expect(try Recipe.pattern(type: "unstructured", ratio: 0.6) == .unstructured(0.6))
+    }
+
+    @Test func validateRejectsBadSettings() {
+        var r = Self.base
+        r.pattern = .unstructured(1.5)
+        #expect(throws: PruningError.sparsityOutOfRange(ratio: 1.5)) { try r.validate() }
+        r = Self.base
+        r.dsnot = DSnoT.Settings(updateThreshold: -1)
+        #expect(throws: PruningError.self) { try r.validate() }
+        r = Self.base
+        r.calibration.path = nil
+        #expect(throws: PruningError.self) { try r.validate() }
+        r = Self.base
+        r.calibration.sequences = 0
+        #expect(throws: PruningError.invalidSetting(name: "calibration.sequences", expected: "> 0", got: "0")) {
+            try r.validate()
+        }
+        r = Recipe(
+            method: .magnitude,
+            pattern: .unstructured(0.5),
+            dsnot: DSnoT.Settings(accept: .trueError),
+            calibration: .init(path: "x")
+        )
+        #expect(throws: PruningError.self) { try r.validate() }
+        r = Self.base
+        r.pattern = .nOfM(2, 4)
+        #expect(throws: PruningError.columnsNotMultipleOfGroup(layer: "mlp.down_proj", columns: 11006, m: 4)) {
+            try r.validate(layer: "mlp.down_proj", columns: 11006)
+        }
+        // Magnitude alone needs no calibration data.
+        #expect(throws: Never.self) { try Recipe(method: .magnitude, pattern: .unstructured(0.5)).validate() }
+    }
+
+    @Test func codableRoundTripUsesSnakeCaseKeys() throws {
+        var r = Self.base
+        r.dsnot = DSnoT.Settings(maxCycles: .scaled, sameSign: true, accept: .trueError)
+        r.pattern = .nOfM(2, 4)
+        let data = try JSONEncoder().encode(r)
+        let text = String(decoding: data, as: UTF8.self)
+        for key in [
+            "\"max_cycles\":\"scaled\"", "\"update_threshold\"", "\"variance_power\"", "\"same_sign\":true",
+            "\"sequence_length\":2048", "\"magnitude_scope\"", "\"block_size\":128", "\"n_of_m\"", "\"true-error\"",
+        ] {
+            #expect(text.contains(key), "\(key) in \(text)")
+        }
+        #expect(try JSONDecoder().decode(Recipe.self, from: data) == r)
+    }
+
+    @Test func decodingNOfMWithAnotherRatioFails() {
+        let json = #"{"type":"n_of_m","n":2,"m":4,"ratio":0.6}"#
+        #expect(throws: PruningError.patternRatioMismatch(n: 2, m: 4, ratio: 0.6)) {
+            _ = try JSONDecoder().decode(SparsityPattern.self, from: Data(json.utf8))
+        }
+    }
+
+    @Test func canonicalJSONIsSortedAndFixed() {
+        let json = Self.base.canonicalJSON
+        #expect(
+            json.hasPrefix(
+                #"{"calibration":{"path":"c4.txt","seed":"0","sequence_length":2048,"sequences":128,"source":"text"},"dsnot":null,"magnitude_scope":"layer","method":"wanda","pattern":{"ratio":0.5,"type":"unstructured"}"#
+            )
+        )
+        #expect(json.hasSuffix(#""sparsegpt":{"block_size":128,"dampening":0.01,"max_retries":3}}"#))
+    }
+
+    @Test func hashIsStableAndSensitive() {
+        // Pinned: changing the canonical form changes every recipe id, so it must be deliberate.
+        // Independently computed with Python's hashlib over the canonical text above.
+        #expect(Self.base.stableHash == "cb865347ba09c127a21880a4ee26cb9f348e4b07eac0e54dde00f699d08dd351")
+        #expect(Self.base.stableHash.count == 64)
+        var other = Self.base
+        other.calibration.seed = 1
+        #expect(other.stableHash != Self.base.stableHash)
+        var same = Self.base
+        same.calibration = .init(path: "c4.txt")
+        #expect(same.stableHash == Self.base.stableHash)
+    }
+
+    @Test(arguments: [
+        ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+        ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        (
+            "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        ),
+    ])
+    func sha256MatchesTheFIPSVectors(_ row: (String, String)) {
+        #expect(SHA256.hex(Array(row.0.utf8)) == row.1)
+    }
+
+    @Test func sha256OfAMillionAs() {
+        #expect(
+            SHA256.hex([UInt8](repeating: 0x61, count: 1_000_000))
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
+        )
+    }
+}
