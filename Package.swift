@@ -47,7 +47,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "dsnot-bench",
-            dependencies: ["SafeTensors"],
+            dependencies: ["SafeTensors", "DSnoTCore"],
             swiftSettings: strictSettings
         ),
 

@@ -38,15 +38,15 @@ public enum ForwardBenchmark {
     }
 
     /// The GEMMs of one block forward over `length` tokens: each linear `(L, in) × (in, out)`, then per
-    /// query head `(L, d) × (d, L)` and `(L, L) × (L, d)`.
+    /// query head and causal row tile `[r0, r1)`: `(T, d) × (d, r1)` and `(T, r1) × (r1, d)`.
     static func shapes(model: any DecoderModel, block: Int, length: Int) -> [Shape] {
         let linears = model.prunableLinearLayers(block: block).map {
             Shape(m: length, n: $0.outFeatures, k: $0.inFeatures, transposeB: true)
         }
-        let d = model.headDim
-        let attention = (0..<model.attentionHeads).flatMap { _ in
-            [Shape(m: length, n: length, k: d, transposeB: true), Shape(m: length, n: d, k: length, transposeB: false)]
+        let perHead = CausalAttention.gemmShapes(length: length, headDim: model.headDim).map {
+            Shape(m: $0.m, n: $0.n, k: $0.k, transposeB: $0.transposeB)
         }
+        let attention = (0..<model.attentionHeads).flatMap { _ in perHead }
         return linears + attention
     }
 
@@ -54,7 +54,7 @@ public enum ForwardBenchmark {
     /// - Parameters:
     ///   - block: which block to load (its real weights).
     ///   - sequenceLength: `L`.
-    ///   - repetitions: timed runs of each side; the best is kept (1 warm-up run each, untimed).
+    ///   - repetitions: timed runs of each side, alternating; the best is kept (1 warm-up run each, untimed).
     /// - Throws: `ModelLoadError` from loading the block.
     public static func run(model: any DecoderModel, block: Int, sequenceLength: Int, repetitions: Int) throws -> Report
     {
@@ -68,13 +68,12 @@ public enum ForwardBenchmark {
         )
         let shapes = shapes(model: model, block: block, length: sequenceLength)
         let flops = shapes.reduce(0.0) { $0 + 2 * Double($1.m) * Double($1.n) * Double($1.k) }
-        let forward = bestTime(repetitions) { _ = decoder.forward(hidden) }
         // Operands sized for the largest shape, filled with the same kind of values.
         let largest = shapes.reduce(0) { max($0, $1.m * $1.k, $1.k * $1.n, $1.m * $1.n) }
         let a = (0..<largest).map { _ in rng.normal() }
         let b = (0..<largest).map { _ in rng.normal() }
         var c = [Float](repeating: 0, count: largest)
-        let sgemm = bestTime(repetitions) {
+        let runSGEMM = {
             a.withUnsafeBufferPointer { pa in
                 b.withUnsafeBufferPointer { pb in
                     c.withUnsafeMutableBufferPointer { pc in
@@ -96,6 +95,7 @@ public enum ForwardBenchmark {
                 }
             }
         }
+        let (forward, sgemm) = bestTimes(repetitions, { _ = decoder.forward(hidden) }, runSGEMM)
         return Report(
             sequenceLength: sequenceLength,
             repetitions: repetitions,
@@ -105,14 +105,20 @@ public enum ForwardBenchmark {
         )
     }
 
-    /// The fastest of `count` timed calls, after one untimed warm-up call.
-    static func bestTime(_ count: Int, _ body: () -> Void) -> Double {
-        body()
+    /// The fastest of `count` timed calls of each body, after one untimed warm-up call each. The two
+    /// bodies alternate so that load from other processes on a shared machine hits both alike.
+    static func bestTimes(_ count: Int, _ first: () -> Void, _ second: () -> Void) -> (Double, Double) {
+        first()
+        second()
         let clock = ContinuousClock()
-        var best = Double.infinity
-        for _ in 0..<count {
+        func seconds(_ body: () -> Void) -> Double {
             let elapsed = clock.measure(body)
-            best = min(best, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+            return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        }
+        var best = (Double.infinity, Double.infinity)
+        for _ in 0..<count {
+            best.0 = min(best.0, seconds(first))
+            best.1 = min(best.1, seconds(second))
         }
         return best
     }

@@ -66,7 +66,12 @@ public struct LlamaModel: DecoderModel {
             weight: try reader.floats(LlamaTensors.finalNorm, shape: [c.hiddenSize]),
             epsilon: c.rmsNormEpsilon
         )
-        rotary = RotaryEmbedding(headDim: c.headDim, theta: c.ropeTheta, scaling: c.ropeScaling)
+        rotary = RotaryEmbedding(
+            headDim: c.headDim,
+            theta: c.ropeTheta,
+            scaling: c.ropeScaling,
+            cachedPositions: min(c.maxPositions, 4096)
+        )
         for b in 0..<c.layerCount { try checkBlockHeaders(b) }
         try BlockNames.requireNoExtraBlocks(tensors, prefix: LlamaTensors.blockPrefix, blockCount: c.layerCount)
     }
