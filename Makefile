@@ -8,7 +8,7 @@ PYTHON_PEER := $(CURDIR)/.venv/bin/python
 export DSNOT_PYTHON := $(PYTHON_PEER)
 export DSNOT_REPO := $(CURDIR)
 
-.PHONY: all deps build test bench lint format fixtures clean
+.PHONY: all deps build test bench bench-ppl bench-forward lint format fixtures clean
 
 all: build
 
@@ -27,6 +27,17 @@ test: deps
 bench: deps
 	$(SWIFT) build -c release --product dsnot-bench
 	$$($(SWIFT) build -c release --show-bin-path)/dsnot-bench
+
+## bench-ppl: dense SmolLM2-135M perplexity at L = 512 on the evaluation tokens, checked within 0.1 % of
+## transformers' 41.97 (FIXTURES.md). Slow (minutes); not part of `make test`.
+bench-ppl: deps fixtures
+	$(SWIFT) build --build-tests
+	DSNOT_PPL_FIXTURES=$(CURDIR)/.fixtures $(SWIFT) test --skip-build --filter smolLM2PerplexityMatchesTransformers
+
+## bench-forward: SmolLM2 block forward throughput and its share of the same-shape cblas_sgemm rate.
+bench-forward: deps fixtures
+	$(SWIFT) build --build-tests
+	DSNOT_BENCH_FIXTURES=$(CURDIR)/.fixtures $(SWIFT) test --skip-build --filter smolLM2BlockThroughput
 
 ## fixtures: the real SmolLM2-135M checkpoint and Austen texts under .fixtures/ (FIXTURES.md), checksummed.
 fixtures:

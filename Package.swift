@@ -67,7 +67,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "dsnot-bench",
-            dependencies: ["SafeTensors"],
+            dependencies: ["SafeTensors", "DSnoTCore"],
             swiftSettings: strictSettings
         ),
 

@@ -12,6 +12,7 @@
 let benchmarks: [Benchmark] = [
     ConversionBenchmark.benchmark,
     CheckpointReadBenchmark.benchmark,
+    ForwardPassBenchmark.benchmark,
 ]
 
 let selected = Array(CommandLine.arguments.dropFirst())

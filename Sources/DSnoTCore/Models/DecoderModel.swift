@@ -55,6 +55,10 @@ public protocol DecoderModel: Sendable {
     var vocabularySize: Int { get }
     /// Longest sequence the model positions (`max_position_embeddings`).
     var maxPositions: Int { get }
+    /// Query heads and the width of one head (key/value heads may be fewer).
+    var attentionHeads: Int { get }
+    /// Width of one attention head.
+    var headDim: Int { get }
 
     /// Hidden states entering block 0 for one sequence.
     /// - Returns: `(tokens.count, hiddenSize)`.

@@ -66,7 +66,12 @@ public struct LlamaModel: DecoderModel {
             weight: try reader.floats(LlamaTensors.finalNorm, shape: [c.hiddenSize]),
             epsilon: c.rmsNormEpsilon
         )
-        rotary = RotaryEmbedding(headDim: c.headDim, theta: c.ropeTheta, scaling: c.ropeScaling)
+        rotary = RotaryEmbedding(
+            headDim: c.headDim,
+            theta: c.ropeTheta,
+            scaling: c.ropeScaling,
+            cachedPositions: min(c.maxPositions, 4096)
+        )
         for b in 0..<c.layerCount { try checkBlockHeaders(b) }
         try BlockNames.requireNoExtraBlocks(tensors, prefix: LlamaTensors.blockPrefix, blockCount: c.layerCount)
     }
@@ -92,6 +97,8 @@ public struct LlamaModel: DecoderModel {
     public var hiddenSize: Int { configuration.hiddenSize }
     public var vocabularySize: Int { configuration.vocabularySize }
     public var maxPositions: Int { configuration.maxPositions }
+    public var attentionHeads: Int { configuration.attentionHeads }
+    public var headDim: Int { configuration.headDim }
 
     public func embed(tokens: [Int]) throws -> Matrix { try embedding.lookup(tokens) }
 

@@ -141,6 +141,8 @@ public struct OPTModel: DecoderModel {
     public var hiddenSize: Int { configuration.hiddenSize }
     public var vocabularySize: Int { configuration.vocabularySize }
     public var maxPositions: Int { configuration.maxPositions }
+    public var attentionHeads: Int { configuration.attentionHeads }
+    public var headDim: Int { configuration.headDim }
 
     /// `project_in(embed_tokens(ids)) + embed_positions(2 + position)`.
     public func embed(tokens: [Int]) throws -> Matrix {

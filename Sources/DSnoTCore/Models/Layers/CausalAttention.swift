@@ -27,6 +27,15 @@ public struct CausalAttention: Sendable, Equatable {
         self.slidingWindow = slidingWindow
     }
 
+    /// Query rows per tile: tile `[r0, r1)` only multiplies keys `0..<r1`, so the masked upper
+    /// triangle is never computed beyond the diagonal tiles.
+    static let tileRows = 128
+
+    /// The row tiles of a sequence of `length`.
+    static func tiles(length: Int) -> [Range<Int>] {
+        stride(from: 0, to: length, by: tileRows).map { $0..<min(length, $0 + tileRows) }
+    }
+
     /// - Parameters:
     ///   - q: `(L, heads · d)`.
     ///   - k, v: `(L, kvHeads · d)`.
@@ -41,7 +50,8 @@ public struct CausalAttention: Sendable, Equatable {
         precondition(k.rows == length && v.rows == length, "attention: lengths differ")
         var out = Matrix(rows: length, columns: heads * d)
         guard length > 0 else { return out }
-        var scores = [Float](repeating: 0, count: length * length)  // (L, L), reused per head
+        // One tile of scores (tileRows, L) with leading dimension L, reused for every tile and head.
+        var scores = [Float](repeating: 0, count: min(length, Self.tileRows) * length)
         let group = heads / kvHeads
         q.storage.withUnsafeBufferPointer { pq in
             k.storage.withUnsafeBufferPointer { pk in
@@ -50,33 +60,36 @@ public struct CausalAttention: Sendable, Equatable {
                         scores.withUnsafeMutableBufferPointer { ps in
                             for h in 0..<heads {
                                 let kv = h / group
-                                // S = scale · Q_h K_hᵀ: (L, d) × (d, L).
-                                Linalg.gemm(
-                                    m: length,
-                                    n: length,
-                                    k: d,
-                                    alpha: scale,
-                                    a: pq.baseAddress! + h * d,
-                                    lda: heads * d,
-                                    b: pk.baseAddress! + kv * d,
-                                    ldb: kvHeads * d,
-                                    transposeB: true,
-                                    c: ps.baseAddress,
-                                    ldc: length
-                                )
-                                softmaxCausalRows(ps, length: length)
-                                // O_h = P V_h: (L, L) × (L, d).
-                                Linalg.gemm(
-                                    m: length,
-                                    n: d,
-                                    k: length,
-                                    a: ps.baseAddress,
-                                    lda: length,
-                                    b: pv.baseAddress! + kv * d,
-                                    ldb: kvHeads * d,
-                                    c: po.baseAddress! + h * d,
-                                    ldc: heads * d
-                                )
+                                for tile in Self.tiles(length: length) {
+                                    let keys = tile.upperBound  // keys 0..<r1 are visible to some row of the tile
+                                    // S = scale · Q_h[r0..<r1] K_h[0..<r1]ᵀ: (T, d) × (d, r1).
+                                    Linalg.gemm(
+                                        m: tile.count,
+                                        n: keys,
+                                        k: d,
+                                        alpha: scale,
+                                        a: pq.baseAddress! + tile.lowerBound * heads * d + h * d,
+                                        lda: heads * d,
+                                        b: pk.baseAddress! + kv * d,
+                                        ldb: kvHeads * d,
+                                        transposeB: true,
+                                        c: ps.baseAddress,
+                                        ldc: length
+                                    )
+                                    softmaxCausalRows(ps, rows: tile, stride: length)
+                                    // O_h[r0..<r1] = P V_h[0..<r1]: (T, r1) × (r1, d).
+                                    Linalg.gemm(
+                                        m: tile.count,
+                                        n: d,
+                                        k: keys,
+                                        a: ps.baseAddress,
+                                        lda: length,
+                                        b: pv.baseAddress! + kv * d,
+                                        ldb: kvHeads * d,
+                                        c: po.baseAddress! + tile.lowerBound * heads * d + h * d,
+                                        ldc: heads * d
+                                    )
+                                }
                             }
                         }
                     }
@@ -86,23 +99,27 @@ public struct CausalAttention: Sendable, Equatable {
         return out
     }
 
-    /// Row `i` of `s`: numerically stable softmax over the visible keys, zero elsewhere.
-    func softmaxCausalRows(_ s: UnsafeMutableBufferPointer<Float>, length: Int) {
-        for i in 0..<length {
-            let row = s.baseAddress! + i * length
-            let first = slidingWindow.map { max(0, i - $0 + 1) } ?? 0
-            var maximum = -Float.infinity
-            for j in first...i { maximum = max(maximum, row[j]) }
-            var sum: Float = 0
-            for j in first...i {
-                let e = Foundation.exp(row[j] - maximum)
-                row[j] = e
-                sum += e
+    /// Tile row `t` (query `i = rows.lowerBound + t`) of `s`: numerically stable softmax over the
+    /// visible keys, zero for the other keys `< rows.upperBound`. Rows are interleaved over the
+    /// workers (row `i` costs `i + 1` exponentials).
+    func softmaxCausalRows(_ s: UnsafeMutableBufferPointer<Float>, rows: Range<Int>, stride rowStride: Int) {
+        let keys = rows.upperBound
+        ParallelRows.run(units: 4 * rows.count * keys) { chunk, chunks in
+            for t in Swift.stride(from: chunk, to: rows.count, by: chunks) {
+                let i = rows.lowerBound + t
+                let row = s.baseAddress! + t * rowStride
+                let first = slidingWindow.map { max(0, i - $0 + 1) } ?? 0
+                for j in 0..<first { row[j] = 0 }
+                VectorMath.softmax(row + first, count: i + 1 - first)
+                for j in (i + 1)..<keys { row[j] = 0 }
             }
-            let inverse = 1 / sum
-            for j in 0..<first { row[j] = 0 }
-            for j in first...i { row[j] *= inverse }
-            for j in (i + 1)..<length { row[j] = 0 }
+        }
+    }
+
+    /// The GEMMs `(m, n, k, transposeB)` one head performs on a sequence of `length` (for benchmarks).
+    static func gemmShapes(length: Int, headDim d: Int) -> [(m: Int, n: Int, k: Int, transposeB: Bool)] {
+        tiles(length: length).flatMap { tile in
+            [(tile.count, tile.upperBound, d, true), (tile.count, d, tile.upperBound, false)]
         }
     }
 }

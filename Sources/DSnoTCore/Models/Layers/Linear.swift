@@ -25,17 +25,18 @@ public struct Linear: Sendable, Equatable {
     /// - Returns: `(L, out)`.
     public func callAsFunction(_ x: Matrix) -> Matrix {
         precondition(x.columns == inFeatures, "Linear: input has \(x.columns) features, layer expects \(inFeatures)")
-        var y = Matrix(rows: x.rows, columns: outFeatures)
         let out = outFeatures
-        y.storage.withUnsafeMutableBufferPointer { py in
+        let rows = x.rows
+        // Every element of C is written by the GEMM (beta = 0) or seeded with the bias first: no memset.
+        let storage = [Float](unsafeUninitializedCapacity: rows * out) { py, count in
             if let bias {
                 // Seed C with the bias in every row, then C = X Wᵀ + C.
-                for r in 0..<x.rows { for c in 0..<out { py[r * out + c] = bias[c] } }
+                for r in 0..<rows { for c in 0..<out { py[r * out + c] = bias[c] } }
             }
             x.storage.withUnsafeBufferPointer { px in
                 weight.storage.withUnsafeBufferPointer { pw in
                     Linalg.gemm(
-                        m: x.rows,
+                        m: rows,
                         n: out,
                         k: inFeatures,
                         a: px.baseAddress,
@@ -49,7 +50,8 @@ public struct Linear: Sendable, Equatable {
                     )
                 }
             }
+            count = rows * out
         }
-        return y
+        return Matrix(rows: rows, columns: out, storage: storage)
     }
 }

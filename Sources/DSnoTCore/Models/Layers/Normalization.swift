@@ -83,9 +83,12 @@ enum Activation {
         var h = up
         h.storage.withUnsafeMutableBufferPointer { ph in
             gate.storage.withUnsafeBufferPointer { pg in
-                for i in 0..<ph.count {
-                    let g = pg[i]
-                    ph[i] *= g / (1 + Foundation.exp(-g))
+                ParallelRows.run(units: 8 * ph.count) { chunk, chunks in
+                    VectorMath.siluMultiply(
+                        gate: pg.baseAddress!,
+                        up: ph.baseAddress!,
+                        range: ParallelRows.range(chunk, of: chunks, total: ph.count)
+                    )
                 }
             }
         }

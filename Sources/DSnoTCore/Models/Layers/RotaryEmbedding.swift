@@ -20,9 +20,14 @@ public struct RotaryEmbedding: Sendable, Equatable {
     public let headDim: Int
     /// `[d/2]` inverse frequencies after scaling, fp32 as transformers computes them.
     public let inverseFrequencies: [Float]
+    /// `(cos, sin)` for positions `0..<cachedPositions`, computed once (shared by every block).
+    private var cachedCos: [Float] = []
+    private var cachedSin: [Float] = []
+    private var cachedPositions = 0
 
+    /// - Parameter cachedPositions: positions whose tables are precomputed (the rest on demand).
     /// - Precondition: `headDim` is even and positive (the config loader validates it).
-    public init(headDim: Int, theta: Float, scaling: RopeScaling) {
+    public init(headDim: Int, theta: Float, scaling: RopeScaling, cachedPositions: Int = 0) {
         precondition(headDim > 0 && headDim % 2 == 0, "RotaryEmbedding: head dim must be even")
         self.headDim = headDim
         // inv_freq = 1 / theta^(arange(0, d, 2) / d), in float32.
@@ -43,6 +48,10 @@ public struct RotaryEmbedding: Sendable, Equatable {
                 context: Float(originalContext)
             )
         }
+        if cachedPositions > 0 {
+            (cachedCos, cachedSin) = computeTables(length: cachedPositions)
+            self.cachedPositions = cachedPositions
+        }
     }
 
     /// transformers `_compute_llama3_parameters`: long wavelengths are divided by `factor`, short ones
@@ -62,6 +71,14 @@ public struct RotaryEmbedding: Sendable, Equatable {
 
     /// `(cos, sin)` tables `(L, d/2)` for positions `0..<length`.
     func tables(length: Int) -> (cos: [Float], sin: [Float]) {
+        guard length > cachedPositions else {
+            let count = length * headDim / 2
+            return (Array(cachedCos[0..<count]), Array(cachedSin[0..<count]))
+        }
+        return computeTables(length: length)
+    }
+
+    private func computeTables(length: Int) -> (cos: [Float], sin: [Float]) {
         let half = headDim / 2
         var cosTable = [Float](repeating: 0, count: length * half)
         var sinTable = [Float](repeating: 0, count: length * half)

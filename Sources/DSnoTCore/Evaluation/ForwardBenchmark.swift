@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: Apache-2.0
+// ForwardBenchmark: block forward throughput against the cblas_sgemm rate at the same shapes, in one run.
+
+/// Measures one decoder block's forward pass on random hidden states and, in the same run, plain
+/// `cblas_sgemm` on exactly the GEMMs the block performs (its linear layers and, per head, `Q Kᵀ`
+/// and `P V`). `efficiency` = sgemm time / block time: the share of the GEMM-bound peak the block
+/// reaches once norms, RoPE, softmax, activations, copies and the tap overhead are added.
+///
+/// ```swift
+/// let report = try ForwardBenchmark.run(model: model, block: 0, sequenceLength: 512, repetitions: 5)
+/// print(report.tokensPerSecond, report.efficiency)
+/// ```
+public enum ForwardBenchmark {
+    /// What one measurement found.
+    public struct Report: Sendable, Equatable {
+        public var sequenceLength: Int
+        public var repetitions: Int
+        /// GEMM floating-point operations of one block forward (`2·m·n·k` summed).
+        public var flopsPerForward: Double
+        /// Best-of-`repetitions` wall time of one block forward.
+        public var forwardSeconds: Double
+        /// Best-of-`repetitions` wall time of the same GEMMs through `cblas_sgemm` alone.
+        public var sgemmSeconds: Double
+
+        public var tokensPerSecond: Double { Double(sequenceLength) / forwardSeconds }
+        public var forwardGFLOPS: Double { flopsPerForward / forwardSeconds / 1e9 }
+        public var sgemmGFLOPS: Double { flopsPerForward / sgemmSeconds / 1e9 }
+        /// `forwardGFLOPS / sgemmGFLOPS`.
+        public var efficiency: Double { sgemmSeconds / forwardSeconds }
+    }
+
+    /// One GEMM `(m, k) × (k, n)`, with `B` stored `(n, k)` when `transposeB` (as the block stores it).
+    struct Shape: Equatable {
+        var m: Int
+        var n: Int
+        var k: Int
+        var transposeB: Bool
+    }
+
+    /// The GEMMs of one block forward over `length` tokens: each linear `(L, in) × (in, out)`, then per
+    /// query head and causal row tile `[r0, r1)`: `(T, d) × (d, r1)` and `(T, r1) × (r1, d)`.
+    static func shapes(model: any DecoderModel, block: Int, length: Int) -> [Shape] {
+        let linears = model.prunableLinearLayers(block: block).map {
+            Shape(m: length, n: $0.outFeatures, k: $0.inFeatures, transposeB: true)
+        }
+        let perHead = CausalAttention.gemmShapes(length: length, headDim: model.headDim).map {
+            Shape(m: $0.m, n: $0.n, k: $0.k, transposeB: $0.transposeB)
+        }
+        let attention = (0..<model.attentionHeads).flatMap { _ in perHead }
+        return linears + attention
+    }
+
+    /// Runs the measurement.
+    /// - Parameters:
+    ///   - block: which block to load (its real weights).
+    ///   - sequenceLength: `L`.
+    ///   - repetitions: timed runs of each side, alternating; the best is kept (1 warm-up run each, untimed).
+    /// - Throws: `ModelLoadError` from loading the block.
+    public static func run(model: any DecoderModel, block: Int, sequenceLength: Int, repetitions: Int) throws -> Report
+    {
+        precondition(sequenceLength > 0 && repetitions > 0, "ForwardBenchmark: positive length and repetitions")
+        let decoder = try model.loadBlock(block)
+        var rng = SplitMix64(seed: 1)
+        let hidden = Matrix(
+            rows: sequenceLength,
+            columns: model.hiddenSize,
+            storage: (0..<(sequenceLength * model.hiddenSize)).map { _ in rng.normal() }
+        )
+        let shapes = shapes(model: model, block: block, length: sequenceLength)
+        let flops = shapes.reduce(0.0) { $0 + 2 * Double($1.m) * Double($1.n) * Double($1.k) }
+        // Operands sized for the largest shape, filled with the same kind of values.
+        let largest = shapes.reduce(0) { max($0, $1.m * $1.k, $1.k * $1.n, $1.m * $1.n) }
+        let a = (0..<largest).map { _ in rng.normal() }
+        let b = (0..<largest).map { _ in rng.normal() }
+        var c = [Float](repeating: 0, count: largest)
+        let runSGEMM = {
+            a.withUnsafeBufferPointer { pa in
+                b.withUnsafeBufferPointer { pb in
+                    c.withUnsafeMutableBufferPointer { pc in
+                        for s in shapes {
+                            Linalg.gemm(
+                                m: s.m,
+                                n: s.n,
+                                k: s.k,
+                                a: pa.baseAddress,
+                                lda: s.k,
+                                b: pb.baseAddress,
+                                ldb: s.transposeB ? s.k : s.n,
+                                transposeB: s.transposeB,
+                                c: pc.baseAddress,
+                                ldc: s.n
+                            )
+                        }
+                    }
+                }
+            }
+        }
+        let (forward, sgemm) = bestTimes(repetitions, { _ = decoder.forward(hidden) }, runSGEMM)
+        return Report(
+            sequenceLength: sequenceLength,
+            repetitions: repetitions,
+            flopsPerForward: flops,
+            forwardSeconds: forward,
+            sgemmSeconds: sgemm
+        )
+    }
+
+    /// The fastest of `count` timed calls of each body, after one untimed warm-up call each. The two
+    /// bodies alternate so that load from other processes on a shared machine hits both alike.
+    static func bestTimes(_ count: Int, _ first: () -> Void, _ second: () -> Void) -> (Double, Double) {
+        first()
+        second()
+        let clock = ContinuousClock()
+        func seconds(_ body: () -> Void) -> Double {
+            let elapsed = clock.measure(body)
+            return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+        }
+        var best = (Double.infinity, Double.infinity)
+        for _ in 0..<count {
+            best.0 = min(best.0, seconds(first))
+            best.1 = min(best.1, seconds(second))
+        }
+        return best
+    }
+}
