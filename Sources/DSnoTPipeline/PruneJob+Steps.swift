@@ -63,16 +63,23 @@ extension PruneJob {
                     try sink.finish()
                     try Data(report).write(to: URL(fileURLWithPath: directory + "/dsnot-report.json"))
                 },
-                abort: { sink.abort() })
+                abort: { sink.abort() }
+            )
         case .sparse(let level, let bytePlanes):
             let plan = OutputPlan(
                 shards: zip(checkpoint.shards, checkpoint.files).map { shard, file in
                     OutputPlan.Shard(fileName: shard, tensors: file.header.tensors.map(\.name))
                 },
-                writesIndex: checkpoint.isSharded)
+                writesIndex: checkpoint.isSharded
+            )
             let structure: SparsityStructure = options.recipe.pattern == .nOfM(2, 4) ? .twoFour : .unstructured
             let writer = try SparseCheckpointWriter(
-                directory: directory, plan: plan, structure: structure, level: level, bytePlanes: bytePlanes)
+                directory: directory,
+                plan: plan,
+                structure: structure,
+                level: level,
+                bytePlanes: bytePlanes
+            )
             let input = self.input
             return OutputTarget(
                 sink: SparseSink(writer),
@@ -82,7 +89,8 @@ extension PruneJob {
                         .map { SparseCheckpointWriter.CopiedFile(source: input + "/" + $0, name: $0) }
                     try writer.finish(inputConfig: config, copying: copies, report: report)
                 },
-                abort: {})
+                abort: {}
+            )
         }
     }
 
@@ -103,12 +111,21 @@ extension PruneJob {
                 if isCancelled() { throw PipelineError.cancelled(block: dense.blockCount) }
                 results.append(
                     try Perplexity.evaluate(
-                        model: model, tokens: tokens, sequenceLength: length, maxWindows: evaluation.maxWindows,
-                        progress: { report(.evaluating(pruned: isPruned, done: $0, total: $1)) }))
+                        model: model,
+                        tokens: tokens,
+                        sequenceLength: length,
+                        maxWindows: evaluation.maxWindows,
+                        progress: { report(.evaluating(pruned: isPruned, done: $0, total: $1)) }
+                    )
+                )
             }
         }
         return PruneReport.PerplexitySummary(
-            text: evaluation.textPath, sequenceLength: length, windows: results[0].windowLosses.count,
-            dense: results[0].perplexity, pruned: results[1].perplexity)
+            text: evaluation.textPath,
+            sequenceLength: length,
+            windows: results[0].windowLosses.count,
+            dense: results[0].perplexity,
+            pruned: results[1].perplexity
+        )
     }
 }

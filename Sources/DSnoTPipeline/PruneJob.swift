@@ -48,8 +48,12 @@ public struct PruneJob: Sendable {
         let model = try ModelRegistry.model(config: try configData(), tensors: checkpoint)
         let length = min(options.recipe.calibration.sequenceLength, model.maxPositions)
         let pruner = try SequentialPruner(recipe: options.recipe, errorSequences: options.errorSequences)
-        var memory = pruner.memoryEstimate(model: model, sequences: options.recipe.calibration.sequences, length: length)
-            .total
+        var memory = pruner.memoryEstimate(
+            model: model,
+            sequences: options.recipe.calibration.sequences,
+            length: length
+        )
+        .total
         if options.evaluation != nil {
             // Perplexity streams windows in passes bounded by its 512 MiB activation budget, plus one block.
             memory = max(memory, (512 << 20) + MemoryEstimate.baselineBytes + 2 * (memory / 8))
@@ -82,16 +86,24 @@ public struct PruneJob: Sendable {
         var overlay: SpilledOverlay?
         if options.evaluation != nil {
             overlay = try SpilledOverlay(
-                base: checkpoint, path: directory + "/.dsnot-eval-spill.safetensors",
-                declarations: prunableDeclarations(model))
+                base: checkpoint,
+                path: directory + "/.dsnot-eval-spill.safetensors",
+                declarations: prunableDeclarations(model)
+            )
         }
         defer { overlay?.remove() }
         let sink: any PrunedTensorSink = overlay.map { TeeSink([output.sink, $0]) } ?? output.sink
         var report: PruneReport
         do {
             report = try pruner.run(
-                model: model, source: checkpoint, calibration: calibration, sink: sink, logger: logger,
-                progress: { progress(.pruning($0)) }, isCancelled: isCancelled)
+                model: model,
+                source: checkpoint,
+                calibration: calibration,
+                sink: sink,
+                logger: logger,
+                progress: { progress(.pruning($0)) },
+                isCancelled: isCancelled
+            )
         } catch {
             output.abort()
             throw error
@@ -99,8 +111,12 @@ public struct PruneJob: Sendable {
         if let evaluation = options.evaluation, let overlay {
             try overlay.seal()
             report.perplexity = try evaluate(
-                evaluation, dense: model, pruned: try ModelRegistry.model(config: config, tensors: overlay),
-                progress: progress, isCancelled: isCancelled)
+                evaluation,
+                dense: model,
+                pruned: try ModelRegistry.model(config: config, tensors: overlay),
+                progress: progress,
+                isCancelled: isCancelled
+            )
             overlay.remove()
             if let limit = evaluation.maxIncreasePercent, let p = report.perplexity,
                 !(p.increasePercent <= limit)
@@ -113,7 +129,8 @@ public struct PruneJob: Sendable {
         try output.finish(Self.encode(report))
         logger.info(
             "Pruned checkpoint",
-            metadata: ["model.path": "\(input)", "prune.sparsity": "\(report.totals.sparsity)"])
+            metadata: ["model.path": "\(input)", "prune.sparsity": "\(report.totals.sparsity)"]
+        )
         return Result(report: report, outputBytes: Self.directoryBytes(directory))
     }
 

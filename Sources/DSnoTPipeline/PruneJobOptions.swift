@@ -23,14 +23,19 @@ public enum OutputFormat: Sendable, Equatable {
             case "hc": return .sparse(level: .hc(9), bytePlanes: bytePlanes)
             case "none":
                 throw PruneJobError.invalidOption(
-                    name: "compression", value: compression,
-                    expected: "fast or hc[-N] for --format sparse (use --format dense for uncompressed output)")
+                    name: "compression",
+                    value: compression,
+                    expected: "fast or hc[-N] for --format sparse (use --format dense for uncompressed output)"
+                )
             default:
                 if compression.hasPrefix("hc-"), let n = Int(compression.dropFirst(3)), (3...12).contains(n) {
                     return .sparse(level: .hc(n), bytePlanes: bytePlanes)
                 }
                 throw PruneJobError.invalidOption(
-                    name: "compression", value: compression, expected: "fast, hc, hc-N (N in 3...12) or none")
+                    name: "compression",
+                    value: compression,
+                    expected: "fast, hc, hc-N (N in 3...12) or none"
+                )
             }
         default:
             throw PruneJobError.invalidOption(name: "format", value: format, expected: "sparse or dense")
@@ -49,7 +54,8 @@ public struct EvaluationOptions: Sendable, Equatable {
     /// Fail the job, publishing nothing, when perplexity rises by more than this many percent.
     public var maxIncreasePercent: Double?
 
-    public init(textPath: String, sequenceLength: Int = 2048, maxWindows: Int? = nil, maxIncreasePercent: Double? = nil) {
+    public init(textPath: String, sequenceLength: Int = 2048, maxWindows: Int? = nil, maxIncreasePercent: Double? = nil)
+    {
         self.textPath = textPath
         self.sequenceLength = sequenceLength
         self.maxWindows = maxWindows
@@ -66,8 +72,12 @@ public struct PruneJobOptions: Sendable, Equatable {
     /// Calibration sequences whose inputs feed the per-layer reconstruction-error metric.
     public var errorSequences: Int
 
-    public init(recipe: Recipe, format: OutputFormat = .sparse(level: .fast, bytePlanes: false),
-                evaluation: EvaluationOptions? = nil, errorSequences: Int = 8) {
+    public init(
+        recipe: Recipe,
+        format: OutputFormat = .sparse(level: .fast, bytePlanes: false),
+        evaluation: EvaluationOptions? = nil,
+        errorSequences: Int = 8
+    ) {
         self.recipe = recipe
         self.format = format
         self.evaluation = evaluation

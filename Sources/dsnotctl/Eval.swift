@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+// `dsnotctl eval MODEL_DIR --text FILE`: perplexity by the protocol of ALGORITHM.md D10.
+
+import ArgumentParser
+import DSnoTCore
+import Foundation
+
+extension DsnotCtl {
+    struct Eval: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Measure a checkpoint's perplexity on a text (non-overlapping windows, no BOS).",
+            discussion: """
+                The whole text is tokenized once with the checkpoint's tokenizer.json and cut into \
+                floor(tokens / L) windows of L tokens; perplexity is exp of the mean window loss. \
+                Unpack a sparse output with `dsnotctl unpack --dense` first.
+                """
+        )
+
+        @Argument(help: "Checkpoint directory (config.json, *.safetensors, tokenizer.json).") var model: String
+        @Option(help: "Text file to evaluate on.") var text: String
+        @Option(help: "Window length L (capped at the model's context).") var seqlen = 2048
+        @Option(help: "Evaluate only the first K windows.") var maxWindows: Int?
+        @Flag(help: "Print the result as JSON.") var json = false
+
+        struct Output: Codable {
+            var model: String
+            var text: String
+            var tokens: Int
+            var sequenceLength: Int
+            var windows: Int
+            var perplexity: Double
+            var meanLoss: Double
+            enum CodingKeys: String, CodingKey {
+                case model, text, tokens, windows, perplexity
+                case sequenceLength = "sequence_length"
+                case meanLoss = "mean_loss"
+            }
+        }
+
+        func run() throws {
+            var line = ProgressLine()
+            let output: Output
+            do {
+                let loaded = try ModelRegistry.load(directory: model)
+                let tokenizer = try Tokenizer(contentsOf: model + "/tokenizer.json")
+                let ids = try tokenizer.encode(try String(contentsOfFile: text, encoding: .utf8)).map(Int.init)
+                let length = min(seqlen, loaded.maxPositions)
+                let result = try Perplexity.evaluate(
+                    model: loaded,
+                    tokens: ids,
+                    sequenceLength: length,
+                    maxWindows: maxWindows,
+                    progress: { line.update("perplexity", done: $0, total: $1) }
+                )
+                line.finish()
+                output = Output(
+                    model: model,
+                    text: text,
+                    tokens: ids.count,
+                    sequenceLength: length,
+                    windows: result.windowLosses.count,
+                    perplexity: result.perplexity,
+                    meanLoss: result.meanLoss
+                )
+            } catch {
+                line.finish()
+                throw failOffline(error)
+            }
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try encoder.encode(output), as: UTF8.self))
+            } else {
+                print(
+                    "perplexity \(String(format: "%.4f", output.perplexity)) "
+                        + "(\(output.windows) windows of \(output.sequenceLength) tokens, \(output.tokens) tokens)"
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: Apache-2.0
+// `dsnotctl prune IN OUT`: prune a checkpoint offline with any recipe, publish OUT atomically.
+
+import ArgumentParser
+import DSnoTCore
+import DSnoTPipeline
+import Foundation
+import Logging
+import SparseFormat
+
+extension DsnotCtl {
+    struct Prune: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Prune a checkpoint directory into a new output directory (no daemon needed).",
+            discussion: """
+                Calibrates on --calib-text (tokenized with the checkpoint's tokenizer) or --calib-tokens \
+                (safetensors input_ids [N, L]), runs the base pruner layer by layer, refines the masks with \
+                DSnoT, and publishes OUT atomically (OUT must not exist). --eval-text adds perplexity before \
+                and after; --max-ppl-increase makes it a gate. --json prints dsnot-report.json's content.
+                """
+        )
+
+        @Argument(help: "Input checkpoint directory (config.json, *.safetensors, tokenizer.json).") var input: String
+        @Argument(help: "Output directory; must not exist.") var output: String
+
+        @Option(help: "Base pruner: magnitude, wanda or sparsegpt.") var method = "wanda"
+        @Option(help: "Unstructured sparsity in (0, 1).") var sparsity: Double?
+        @Option(help: "N:M pattern instead of --sparsity: 2:4 or 4:8.") var pattern: String?
+        @Option(help: "Magnitude ranking scope without DSnoT: layer (reference) or row.") var magnitudeScope = "layer"
+
+        @Flag(inversion: .prefixedNo, help: "Refine the base masks with DSnoT.") var dsnot = true
+        @Option(
+            name: .customLong("dsnot-skip"),
+            help: "Layers DSnoT leaves at the base mask (repeatable; default mlp; 'none' for no skip)."
+        )
+        var dsnotSkip: [String] = []
+        @Option(help: "DSnoT cycles per row: a number, or 'scaled' (50·C_in/4096).") var dsnotMaxCycles = "50"
+        @Option(help: "DSnoT update threshold (sequence-sum units).") var dsnotThreshold = 0.1
+        @Option(help: "DSnoT variance power for regrowth.") var dsnotVariancePower = 1.0
+        @Flag(help: "DSnoT stops a row when a swap would flip the sign of its error.") var dsnotSameSign = false
+        @Option(help: "DSnoT row acceptance: none or true-error (default: true-error after sparsegpt).")
+        var dsnotAccept: String?
+
+        @Option(help: "Calibration text file.") var calibText: String?
+        @Option(help: "Pre-tokenized calibration file (safetensors input_ids [N, L]).") var calibTokens: String?
+        @Option(help: "Calibration sequences N.") var nsamples = 128
+        @Option(help: "Calibration sequence length L (capped at the model's context).") var seqlen = 2048
+        @Option(help: "Seed of the calibration window sampler.") var seed: UInt64 = 0
+
+        @Option(help: "Evaluation text: report perplexity before and after.") var evalText: String?
+        @Option(help: "Evaluation window length.") var evalSeqlen = 2048
+        @Option(help: "Evaluate only the first K windows.") var evalWindows: Int?
+        @Option(help: "Fail (publish nothing) if perplexity rises by more than this many percent.")
+        var maxPplIncrease: Double?
+
+        @Option(help: "Output format: sparse (bitmask + LZ4) or dense.") var format = "sparse"
+        @Option(help: "LZ4 level for --format sparse: fast, hc, hc-N (3...12).") var compression = "fast"
+        @Flag(help: "Split 16-bit values into byte planes before LZ4 (smaller; not lz4 -d compatible).")
+        var bytePlanes = false
+        @Flag(help: "Print the report as JSON.") var json = false
+
+        func validate() throws {
+            if sparsity != nil && pattern != nil { throw ValidationError("give --sparsity or --pattern, not both") }
+            if calibText != nil && calibTokens != nil {
+                throw ValidationError("give --calib-text or --calib-tokens, not both")
+            }
+            if FileManager.default.fileExists(atPath: output) {
+                throw ValidationError("output '\(output)' already exists; dsnotctl never overwrites")
+            }
+            if maxPplIncrease != nil && evalText == nil {
+                throw ValidationError("--max-ppl-increase needs --eval-text")
+            }
+        }
+
+        func run() throws {
+            let options: PruneJobOptions
+            let publisher: AtomicPublisher
+            do {
+                options = try makeOptions()
+                publisher = try AtomicPublisher(target: output, id: "\(getpid())")
+            } catch { throw failOffline(error) }
+            var line = ProgressLine()
+            let result: PruneJob.Result
+            do {
+                let job = try PruneJob(input: input, options: options)
+                result = try job.run(into: publisher.stagingPath, logger: Logger(label: "dsnot.prune")) {
+                    Self.draw($0, on: &line)
+                }
+                line.finish()
+                try publisher.publish()
+            } catch {
+                line.finish()
+                try? publisher.discard()
+                throw failOffline(error)
+            }
+            if json {
+                print(String(decoding: try PruneJob.encode(result.report), as: UTF8.self))
+            } else {
+                print(Self.summary(result, output: output))
+            }
+        }
+
+        static func draw(_ progress: PruneJob.Progress, on line: inout ProgressLine) {
+            switch progress {
+            case .loading: line.update("loading", done: 0, total: 1)
+            case .pruning(let p):
+                line.update(
+                    "block \(p.block + 1)/\(p.blockCount) \(p.phase.rawValue)",
+                    done: Int(p.fractionDone * 1000),
+                    total: 1000
+                )
+            case .evaluating(let pruned, let done, let total):
+                line.update(pruned ? "perplexity (pruned)" : "perplexity (dense)", done: done, total: total)
+            case .writing: line.update("writing", done: 1, total: 1)
+            }
+        }
+
+        static func summary(_ result: PruneJob.Result, output: String) -> String {
+            let r = result.report
+            var lines = [
+                "\(output): \(r.modelType), \(r.blockCount) blocks, \(r.layers.count) linear layers",
+                "sparsity \(String(format: "%.4f", r.totals.sparsity)), DSnoT swaps \(r.totals.dsnotSwaps), "
+                    + "time \(Formatting.duration(r.timings.total)), output \(result.outputBytes) bytes",
+            ]
+            if let p = r.perplexity {
+                lines.append(
+                    "perplexity (L=\(p.sequenceLength), \(p.windows) windows): dense \(String(format: "%.3f", p.dense)), "
+                        + "pruned \(String(format: "%.3f", p.pruned)) (\(String(format: "%+.2f", p.increasePercent)) %)"
+                )
+            }
+            return lines.joined(separator: "\n")
+        }
+    }
+}
