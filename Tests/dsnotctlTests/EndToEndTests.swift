@@ -2,6 +2,7 @@
 // End to end: the built dsnotd on a temp config and socket, driven by the built dsnotctl; sd_notify
 // messages read from a test NOTIFY_SOCKET; SIGHUP, SIGTERM; an unprivileged client via setpriv.
 
+import DSnoTClient
 import DSnoTControlProtocol
 import Foundation
 import Testing
@@ -146,6 +147,7 @@ final class NotifySocket: @unchecked Sendable {
         daemon.arguments = ["--config", config]
         var environment = ProcessInfo.processInfo.environment
         environment["NOTIFY_SOCKET"] = notify.path
+        environment["WATCHDOG_USEC"] = "400000"
         environment.removeValue(forKey: "JOURNAL_STREAM")
         daemon.environment = environment
         _ = FileManager.default.createFile(atPath: root + "/daemon.log", contents: nil)
@@ -153,6 +155,8 @@ final class NotifySocket: @unchecked Sendable {
         try daemon.run()
         defer { if daemon.isRunning { kill(daemon.processIdentifier, SIGKILL) } }
         #expect(notify.wait(for: "READY=1").contains { $0.contains("READY=1") })
+        // WatchdogSec=0.4 s → WATCHDOG=1 every 0.2 s from a task independent of job threads.
+        #expect(notify.wait(for: "WATCHDOG=1", timeout: 3).contains("WATCHDOG=1"))
 
         func ctl(_ arguments: String..., asNobody: Bool = false) throws -> Output {
             try runProgram(dsnotctl, arguments + ["--socket", socket], asNobody: asNobody)
@@ -222,6 +226,36 @@ final class NotifySocket: @unchecked Sendable {
         let gone = try ctl("status")
         #expect(gone.status == 3 && gone.stderr.contains("dsnotd does not appear to be running"), "\(gone)")
         #expect(gone.stderr.contains("hint:"))
+    }
+
+    // systemd socket activation: systemd-socket-activate listens, starts dsnotd on the first connection
+    // and passes the listening descriptor (LISTEN_FDS=1); that first client is answered.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-socket-activate")))
+    func socketActivatedDaemonAnswersTheFirstConnection() throws {
+        let dsnotd = try Binaries.path("dsnotd")
+        var template = Array("/tmp/dsnot-act-XXXXXX".utf8CString)
+        let root = String(cString: try #require(mkdtemp(&template)))
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let socket = root + "/a.sock"
+        try "state_dir = \"state\"\nsocket = \"\(root)/unused.sock\"\n".write(
+            toFile: root + "/d.toml",
+            atomically: true,
+            encoding: .utf8
+        )
+        let activator = Process()
+        activator.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
+        activator.arguments = ["-l", socket, dsnotd, "--config", root + "/d.toml"]
+        activator.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try activator.run()
+        defer { if activator.isRunning { kill(activator.processIdentifier, SIGKILL) } }
+        #expect(waitUntil { FileManager.default.fileExists(atPath: socket) })
+        // The first connection makes systemd-socket-activate exec dsnotd with the listening socket.
+        let report = try ControlClient(socketPath: socket, timeoutSeconds: 15).status()
+        #expect(report.pid == activator.processIdentifier)
+        // The daemon used the passed socket, not the configured path.
+        #expect(!FileManager.default.fileExists(atPath: root + "/unused.sock"))
+        kill(activator.processIdentifier, SIGTERM)
+        #expect(waitUntil(timeout: 15) { !activator.isRunning })
     }
 
     @Test func checkConfigRejectsABadFileNamingKeyAndLine() throws {
