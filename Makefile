@@ -8,7 +8,7 @@ PYTHON_PEER := $(CURDIR)/.venv/bin/python
 export DSNOT_PYTHON := $(PYTHON_PEER)
 export DSNOT_REPO := $(CURDIR)
 
-.PHONY: all deps build test bench lint format clean
+.PHONY: all deps build test bench lint format clean run
 
 all: build
 
@@ -27,6 +27,11 @@ test: deps
 bench: deps
 	$(SWIFT) build -c release --product dsnot-bench
 	$$($(SWIFT) build -c release --show-bin-path)/dsnot-bench
+
+## run: dsnotd in the foreground with the unprivileged default (inbox/ → outbox/, .dsnot/ here; no root).
+run: deps
+	$(SWIFT) build --product dsnotd
+	$$($(SWIFT) build --show-bin-path)/dsnotd
 
 lint:
 	scripts/lint.sh
