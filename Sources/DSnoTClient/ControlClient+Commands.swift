@@ -24,6 +24,12 @@ extension ControlClient {
         try require(try send(.submit(path: path, overrides: overrides, priority: priority)).job, "job")
     }
 
+    /// `show JOB` with the job's state history, oldest first.
+    public func jobWithHistory(_ id: String) throws -> (JobRecord, [JobHistoryItem]) {
+        let response = try send(.show(job: id))
+        return (try require(response.job, "job"), response.history ?? [])
+    }
+
     /// `cancel JOB`.
     public func cancel(_ id: String) throws -> JobRecord {
         try require(try send(.cancel(job: id)).job, "job")

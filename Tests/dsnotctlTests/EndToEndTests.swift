@@ -181,6 +181,7 @@ final class NotifySocket: @unchecked Sendable {
         #expect(waitUntil { (try? ctl("list", "--state", "failed").stdout.contains("/in/dropped")) == true })
         let show = try ctl("show", job.id)
         #expect(show.stdout.contains("not linked into this dsnotd build (permanent)"))
+        #expect(show.stdout.contains("queued → running") && show.stdout.contains("running → failed"), "\(show)")
         let listed = try ctl("list", "--json")
         #expect(try WireCodec.makeDecoder().decode([JobRecord].self, from: Data(listed.stdout.utf8)).count == 2)
 
