@@ -43,6 +43,7 @@ func runProgram(_ path: String, _ arguments: [String], asNobody: Bool = false, c
         process.arguments = arguments
     }
     if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+    process.environment = cleanEnvironment()
     let out = Pipe()
     let err = Pipe()
     process.standardOutput = out
@@ -145,10 +146,9 @@ final class NotifySocket: @unchecked Sendable {
         let daemon = Process()
         daemon.executableURL = URL(fileURLWithPath: dsnotd)
         daemon.arguments = ["--config", config]
-        var environment = ProcessInfo.processInfo.environment
+        var environment = cleanEnvironment()
         environment["NOTIFY_SOCKET"] = notify.path
         environment["WATCHDOG_USEC"] = "400000"
-        environment.removeValue(forKey: "JOURNAL_STREAM")
         daemon.environment = environment
         _ = FileManager.default.createFile(atPath: root + "/daemon.log", contents: nil)
         daemon.standardError = FileHandle(forWritingAtPath: root + "/daemon.log")
@@ -247,6 +247,7 @@ final class NotifySocket: @unchecked Sendable {
         activator.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
         activator.arguments = ["-l", socket, dsnotd, "--config", root + "/d.toml"]
         activator.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        activator.environment = cleanEnvironment()
         try activator.run()
         defer { if activator.isRunning { kill(activator.processIdentifier, SIGKILL) } }
         #expect(waitUntil { FileManager.default.fileExists(atPath: socket) })
@@ -272,6 +273,16 @@ final class NotifySocket: @unchecked Sendable {
         #expect(output.status != 0)
         #expect(output.stderr.contains("\(path):6: unknown key 'watch[0].prority'"), "\(output.stderr)")
     }
+}
+
+/// This process's environment without systemd's variables: other suites (ShimTests) set NOTIFY_SOCKET
+/// in-process for a moment, and a child must never inherit it by accident.
+func cleanEnvironment() -> [String: String] {
+    var environment = ProcessInfo.processInfo.environment
+    for name in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "JOURNAL_STREAM"] {
+        environment.removeValue(forKey: name)
+    }
+    return environment
 }
 
 func writeCheckpoint(_ path: String) throws {
