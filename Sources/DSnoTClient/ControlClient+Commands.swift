@@ -46,8 +46,14 @@ extension ControlClient {
     }
 
     /// `watch [JOB]`: calls `onEvent` for each event until it returns false or the daemon closes.
-    public func watch(job: String? = nil, onEvent: (JobEvent) throws -> Bool) throws {
+    /// `afterSubscribing` runs once the daemon has acknowledged the subscription.
+    public func watch(
+        job: String? = nil,
+        onEvent: (JobEvent) throws -> Bool,
+        afterSubscribing: () throws -> Void = {}
+    ) throws {
         _ = try send(.watch(job: job))
+        try afterSubscribing()
         while true {
             let line = try readResponse()
             guard let event = line.event else { continue }
