@@ -194,6 +194,17 @@ import Testing
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "precious")
     }
 
+    @Test func boundSocketIsReadableByEveryone() throws {
+        // Read commands are open to anyone who can connect; SO_PEERCRED gates the writes.
+        let directory = try TempDirectory()
+        defer { directory.remove() }
+        let fd = try SocketFile.bindListening(path: directory.socketPath)
+        defer { close(fd) }
+        var info = stat()
+        #expect(lstat(directory.socketPath, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o666)
+    }
+
     @Test func socketPathLongerThanSunPathIsRejected() {
         let path = "/tmp/" + String(repeating: "d", count: 120)
         #expect(throws: SocketFileError.self) { try SocketFile.bindListening(path: path) }
