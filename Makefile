@@ -8,7 +8,7 @@ PYTHON_PEER := $(CURDIR)/.venv/bin/python
 export DSNOT_PYTHON := $(PYTHON_PEER)
 export DSNOT_REPO := $(CURDIR)
 
-.PHONY: all deps build test bench bench-ppl bench-forward lint format fixtures clean
+.PHONY: all deps build test bench bench-ppl bench-forward lint format fixtures clean run
 
 all: build
 
@@ -42,6 +42,11 @@ bench-forward: deps fixtures
 ## fixtures: the real SmolLM2-135M checkpoint and Austen texts under .fixtures/ (FIXTURES.md), checksummed.
 fixtures:
 	scripts/fixtures.sh
+
+## run: dsnotd in the foreground with the unprivileged default (inbox/ → outbox/, .dsnot/ here; no root).
+run: deps
+	$(SWIFT) build --product dsnotd
+	$$($(SWIFT) build --show-bin-path)/dsnotd
 
 lint:
 	scripts/lint.sh
