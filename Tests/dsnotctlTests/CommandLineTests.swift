@@ -15,7 +15,8 @@ import Testing
             names == [
                 "status", "list", "show", "submit", "cancel", "retry", "pause", "resume", "reload", "watch",
                 "prune", "eval", "unpack", "inspect", "verify",
-            ])
+            ]
+        )
     }
 
     @Test func statusTakesSocketAndJSON() throws {

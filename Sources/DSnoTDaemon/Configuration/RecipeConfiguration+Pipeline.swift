@@ -18,22 +18,35 @@ extension RecipeConfiguration {
         var settings: DSnoT.Settings? = nil
         if dsnot {
             settings = DSnoT.Settings(
-                maxCycles: maxCycles.map { .fixed($0) } ?? .scaled, updateThreshold: updateThreshold,
-                variancePower: variancePower, sameSign: sameSign, skip: skip,
-                accept: accept == .trueError ? .trueError : .none)
+                maxCycles: maxCycles.map { .fixed($0) } ?? .scaled,
+                updateThreshold: updateThreshold,
+                variancePower: variancePower,
+                sameSign: sameSign,
+                skip: skip,
+                accept: accept == .trueError ? .trueError : .none
+            )
         }
         let calibration = Recipe.Calibration(
-            source: calibrationTokens != nil ? .tokens : .text, path: calibrationTokens ?? calibrationText,
-            sequences: nsamples, sequenceLength: seqlen, seed: UInt64(max(0, seed)))
+            source: calibrationTokens != nil ? .tokens : .text,
+            path: calibrationTokens ?? calibrationText,
+            sequences: nsamples,
+            sequenceLength: seqlen,
+            seed: UInt64(max(0, seed))
+        )
         let recipe = Recipe(method: method, pattern: pattern, dsnot: settings, calibration: calibration)
         try recipe.validate()
         let evaluation = evalText.map {
             EvaluationOptions(
-                textPath: $0, sequenceLength: evalSeqlen ?? 2048, maxWindows: evalWindows,
-                maxIncreasePercent: maxPerplexityIncreasePercent)
+                textPath: $0,
+                sequenceLength: evalSeqlen ?? 2048,
+                maxWindows: evalWindows,
+                maxIncreasePercent: maxPerplexityIncreasePercent
+            )
         }
         return PruneJobOptions(
-            recipe: recipe, format: try OutputFormat.parse(format: format.rawValue, compression: compression),
-            evaluation: evaluation)
+            recipe: recipe,
+            format: try OutputFormat.parse(format: format.rawValue, compression: compression),
+            evaluation: evaluation
+        )
     }
 }

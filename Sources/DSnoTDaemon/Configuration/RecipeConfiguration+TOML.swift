@@ -111,7 +111,10 @@ extension RecipeConfiguration {
             self.format = format
         }
         if compression == "none" && format == .sparse {
-            throw fields.conflict("compression", "the sparse format is always LZ4-compressed; \"none\" needs format = \"dense\"")
+            throw fields.conflict(
+                "compression",
+                "the sparse format is always LZ4-compressed; \"none\" needs format = \"dense\""
+            )
         }
         if let path = try fields.string("eval_text") { evalText = Self.resolve(path, baseDirectory) }
         if let l = try fields.int("eval_seqlen", range: 2...1_048_576) { evalSeqlen = l }

@@ -40,19 +40,22 @@ public struct PipelineJobRunner: JobRunner {
             let pruneJob = try PruneJob(input: job.inputPath, options: try job.recipe.pruneJobOptions())
             var lastBlock = -1
             let result = try pruneJob.run(
-                into: job.temporaryOutputPath, logger: logger,
+                into: job.temporaryOutputPath,
+                logger: logger,
                 progress: {
-                switch $0 {
-                case .loading: progress(JobProgress(phase: .loading))
-                case .pruning(let p):
-                    // One update per block keeps the store's writes and the event stream proportionate.
-                    guard p.block != lastBlock else { return }
-                    lastBlock = p.block
-                    progress(JobProgress(phase: .pruning, block: p.block, blockCount: p.blockCount))
-                case .evaluating: progress(JobProgress(phase: .evaluating))
-                case .writing: progress(JobProgress(phase: .writing))
-                }
-            }, isCancelled: isCancelled)
+                    switch $0 {
+                    case .loading: progress(JobProgress(phase: .loading))
+                    case .pruning(let p):
+                        // One update per block keeps the store's writes and the event stream proportionate.
+                        guard p.block != lastBlock else { return }
+                        lastBlock = p.block
+                        progress(JobProgress(phase: .pruning, block: p.block, blockCount: p.blockCount))
+                    case .evaluating: progress(JobProgress(phase: .evaluating))
+                    case .writing: progress(JobProgress(phase: .writing))
+                    }
+                },
+                isCancelled: isCancelled
+            )
             return JobOutcome(summary: Self.summary(result.report))
         } catch {
             throw Self.failure(error)
