@@ -150,7 +150,7 @@ let package = Package(
         ),
         .testTarget(
             name: "dsnotctlTests",
-            dependencies: ["dsnotctl", "DSnoTClient", "DSnoTControlProtocol"],
+            dependencies: ["dsnotctl", "DSnoTClient", "DSnoTControlProtocol", "SafeTensors"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -23,14 +23,29 @@ final class DaemonUnderTest {
         socket = root + "/d.sock"
         let config = "state_dir = \"state\"\nsocket = \"\(socket)\"\nsettle = 0.3\nrescan_interval = 2\n" + watches
         try config.write(toFile: root + "/dsnotd.toml", atomically: true, encoding: .utf8)
+        try start()
+    }
+
+    /// A second daemon on the same directory, configuration and state (a restart).
+    init(reusing root: String) throws {
+        self.root = root
+        socket = root + "/d.sock"
+        try start()
+    }
+
+    private func start() throws {
         process.executableURL = URL(fileURLWithPath: try Binaries.path("dsnotd"))
         process.arguments = ["--config", root + "/dsnotd.toml"]
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "NOTIFY_SOCKET")
         environment.removeValue(forKey: "JOURNAL_STREAM")
         process.environment = environment
-        _ = FileManager.default.createFile(atPath: root + "/daemon.log", contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: root + "/daemon.log")
+        if !FileManager.default.fileExists(atPath: root + "/daemon.log") {
+            _ = FileManager.default.createFile(atPath: root + "/daemon.log", contents: nil)
+        }
+        let log = FileHandle(forWritingAtPath: root + "/daemon.log")
+        _ = try log?.seekToEnd()
+        process.standardError = log
         try process.run()
         #expect(waitUntil { (try? self.ctl("status").status) == 0 }, "dsnotd did not come up: \(log)")
     }

@@ -23,7 +23,7 @@ extension RecipeConfiguration {
                 variancePower: variancePower,
                 sameSign: sameSign,
                 skip: skip,
-                accept: accept == .trueError ? .trueError : .none
+                accept: (accept ?? (method == .sparsegpt ? .trueError : .none)) == .trueError ? .trueError : .none
             )
         }
         let calibration = Recipe.Calibration(

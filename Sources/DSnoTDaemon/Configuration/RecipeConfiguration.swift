@@ -33,7 +33,9 @@ public struct RecipeConfiguration: Codable, Sendable, Equatable, Hashable {
     public var sameSign = false
     /// Layer-name substrings DSnoT leaves alone (the reference skips `mlp`).
     public var skip = ["mlp"]
-    public var accept: Accept = .none
+    /// DSnoT's row acceptance; nil = the method's default (`true-error` after SparseGPT, ALGORITHM.md
+    /// D9; `none` otherwise, the reference behaviour).
+    public var accept: Accept?
     /// Calibration text file (tokenized with the checkpoint's tokenizer), absolute path.
     public var calibrationText: String?
     /// Pre-tokenized calibration file, absolute path.
