@@ -14,6 +14,7 @@ declare -A FORBIDDEN=(
     [DSnoTCore]='^(public |internal |package )?import (NIO[A-Za-z]*|ServiceLifecycle|UnixSignals|DSnoTDaemon|DSnoTControlProtocol|DSnoTClient|SparseFormat|GRDB|TOMLKit|CSystemd|CLZ4)$'
     [SparseFormat]='^(public |internal |package )?import (NIO[A-Za-z]*|ServiceLifecycle|DSnoTDaemon|DSnoTCore|GRDB|CSystemd|CBLAS)$'
     [DSnoTControlProtocol]='^(public |internal |package )?import (?!Foundation$).*'
+    [DSnoTPipeline]='^(public |internal |package )?import (NIO[A-Za-z]*|ServiceLifecycle|DSnoTDaemon|DSnoTClient|DSnoTControlProtocol|GRDB|TOMLKit|CSystemd)$'
     [DSnoTClient]='^(public |internal |package )?import (DSnoTCore|DSnoTDaemon|SparseFormat|GRDB)$'
     [DSnoTDaemon]='^(public |internal |package )?import ArgumentParser$'
     [dsnotctl]='^(public |internal |package )?import DSnoTDaemon$'
