@@ -178,3 +178,43 @@ final class DaemonUnderTest {
         try handle.write(contentsOf: withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { Data($0) })
     }
 }
+
+@Suite(.serialized) struct ManyCheckpointsTests {
+    // 50 checkpoints appear in the inbox within a moment (renamed in, as a sync tool would): the
+    // watcher's events and its periodic rescans both see them; every one becomes exactly one job
+    // and one output. Magnitude 2:4 needs no calibration, so each prune takes a fraction of a second.
+    @Test func fiftyCheckpointsDroppedAtOnceAreEachProcessedExactlyOnce() throws {
+        let daemon = try DaemonUnderTest(
+            watches: """
+                [[watch]]
+                name = "main"
+                inbox = "in"
+                outbox = "out"
+                [watch.recipe]
+                method = "magnitude"
+                pattern = "2:4"
+                dsnot = false
+
+                """
+        )
+        defer { daemon.stop() }
+        let staging = daemon.root + "/staging"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        let names = (0..<50).map { String(format: "m%02d", $0) }
+        for name in names {
+            try FileManager.default.copyItem(atPath: PipelineEndToEndTests.model, toPath: staging + "/" + name)
+        }
+        for name in names {
+            try FileManager.default.moveItem(atPath: staging + "/" + name, toPath: daemon.root + "/in/" + name)
+        }
+        #expect(
+            waitUntil(timeout: 240) { (try? daemon.jobs().filter { $0.state == .done }.count) == 50 },
+            "\(daemon.log.suffix(2000))"
+        )
+        let jobs = try daemon.jobs()
+        #expect(jobs.count == 50)
+        #expect(Set(jobs.map(\.inputPath)).count == 50)
+        let outputs = try FileManager.default.contentsOfDirectory(atPath: daemon.root + "/out").sorted()
+        #expect(outputs == names.map { $0 + "-magnitude-2of4" })
+    }
+}

@@ -120,12 +120,14 @@ public enum CheckpointInspector {
         return newest
     }
 
-    /// A fingerprint of the checkpoint: names, sizes and mtimes of its files, the bytes of `config.json`
+    /// A fingerprint of the checkpoint: its path, the names, sizes and mtimes of its files, the bytes of `config.json`
     /// and the index, and every shard header. A checkpoint that changes gets a new fingerprint.
     /// - Throws: `CheckpointNotReady` when a shard cannot be read.
     public static func fingerprint(_ directory: URL) throws(CheckpointNotReady) -> String {
         let manager = FileManager.default
-        var bytes: [UInt8] = []
+        // The path first: two directories holding identical copies are two inputs with two outputs
+        // (without it, copies made within one mtime tick collapsed into a single job).
+        var bytes: [UInt8] = Array(directory.standardizedFileURL.path.utf8) + [0]
         for name in ((try? manager.contentsOfDirectory(atPath: directory.path)) ?? []).sorted() where !isIgnored(name) {
             let attributes = try? manager.attributesOfItem(atPath: directory.appendingPathComponent(name).path)
             let size = (attributes?[.size] as? NSNumber)?.intValue ?? -1
