@@ -154,6 +154,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "DSnoTPipelineTests",
+            dependencies: ["DSnoTPipeline", "DSnoTCore", "SafeTensors", "SparseFormat"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "SparseFormatTests",
             dependencies: ["SparseFormat", "SafeTensors"],
             swiftSettings: strictSettings
