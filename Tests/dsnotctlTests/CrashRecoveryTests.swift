@@ -109,3 +109,50 @@ import Testing
         #expect(integrity.stdout == "ok\n", "\(integrity)")
     }
 }
+
+@Suite(.serialized) struct DiskFullTests {
+    // The outbox is a small tmpfs. The job passes the free-space check, then the disk fills while it
+    // runs: the job fails as retryable naming the cause, nothing is visible in the outbox, and once space
+    // is freed the retry publishes. Mounting needs root (CI runs as root).
+    @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
+    func diskFullFailsRetryablyThenFinishesOnceSpaceIsFreed() throws {
+        var template = Array("/tmp/dsnot-full-XXXXXX".utf8CString)
+        let scratch = String(cString: try #require(mkdtemp(&template)))
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        try CrashRecoveryTests.writeModel(scratch + "/model", calibration: scratch + "/calib.safetensors")
+        let watches = """
+            [[watch]]
+            name = "main"
+            inbox = "in"
+            outbox = "\(scratch)/out"
+            [watch.recipe]
+            method = "wanda"
+            sparsity = 0.5
+            format = "dense"
+            calibration_tokens = "\(scratch)/calib.safetensors"
+
+            """
+        let outbox = scratch + "/out"
+        try FileManager.default.createDirectory(atPath: outbox, withIntermediateDirectories: true)
+        // The model is 16.5 MB; its estimate (input + 1 MiB) fits in 40 MiB.
+        #expect(try runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=40m", "tmpfs", outbox]).status == 0)
+        defer { _ = try? runProgram("/bin/umount", ["-l", outbox]) }
+        let daemon = try DaemonUnderTest(watches: "free_disk_margin = 0\nretry_delay = 1\n" + watches)
+        defer { daemon.stop() }
+        try daemon.drop(scratch + "/model", into: "in", as: "big")
+        #expect(waitUntil(timeout: 60) { (try? daemon.jobs().first?.state) == .running }, "\(daemon.log)")
+        // Fill what is left of the tmpfs.
+        let filler = outbox + "/.filler"
+        _ = try runProgram("/bin/dd", ["if=/dev/zero", "of=" + filler, "bs=1M", "count=64"])
+        #expect(
+            waitUntil(timeout: 60) { ((try? daemon.jobs().first?.reason) ?? nil)?.contains("No space") == true },
+            "\((try? daemon.jobs()) ?? [])"
+        )
+        let job = try #require(try daemon.jobs().first)
+        #expect(job.retryable == true, "\(job)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outbox).filter { !$0.hasPrefix(".") }.isEmpty)
+        try FileManager.default.removeItem(atPath: filler)
+        #expect(waitUntil(timeout: 120) { (try? daemon.jobs().first?.state) == .done }, "\(daemon.log)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outbox).sorted() == ["big-wanda-u50-dsnot"])
+    }
+}

@@ -82,6 +82,13 @@ public enum ConfigurationLoader {
             config.settle = settle
         }
         if let margin = try top.size("free_disk_margin") { config.freeDiskMargin = margin }
+        if let delay = try top.double("retry_delay") {
+            guard delay >= 0.1, delay.isFinite else {
+                throw top.invalid("retry_delay", expected: "seconds ≥ 0.1", got: "\(delay)")
+            }
+            config.retryDelay = delay
+        }
+        if let attempts = try top.int("max_attempts", range: 1...100) { config.maxAttempts = attempts }
         if let budget = try top.size("memory_budget") { config.memoryBudget = budget }
         if let level = try top.string("log_level") {
             guard let parsed = Logger.Level(rawValue: level) else {

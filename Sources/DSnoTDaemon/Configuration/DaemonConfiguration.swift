@@ -68,6 +68,10 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var memoryBudget: Int
     public var logLevel: Logger.Level
     public var watches: [WatchConfiguration]
+    /// Seconds before the first retry of a retryable failure (disk full, I/O); doubles per attempt.
+    public var retryDelay: Double = 30
+    /// Attempts a job gets before a retryable failure becomes final.
+    public var maxAttempts: Int = 4
 
     /// The documented default for running without a config file: everything under the current
     /// directory, so an unprivileged `dsnotd` (and `make run`) works: `.dsnot/state`, `.dsnot/dsnotd.sock`,

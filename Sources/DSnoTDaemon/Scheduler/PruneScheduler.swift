@@ -29,12 +29,14 @@ public actor PruneScheduler: Service {
         /// Longest wait for running jobs to reach a block boundary at shutdown.
         public var shutdownTimeout: Double
 
-        public init(_ configuration: DaemonConfiguration, retryPolicy: RetryPolicy = RetryPolicy()) {
+        public init(_ configuration: DaemonConfiguration, retryPolicy: RetryPolicy? = nil) {
             workers = configuration.workers
             memoryBudget = configuration.effectiveMemoryBudget
             freeDiskMargin = configuration.freeDiskMargin
             watches = configuration.watches
-            self.retryPolicy = retryPolicy
+            self.retryPolicy =
+                retryPolicy
+                ?? RetryPolicy(maximumAttempts: configuration.maxAttempts, baseDelay: configuration.retryDelay)
             shutdownTimeout = 60
         }
     }
