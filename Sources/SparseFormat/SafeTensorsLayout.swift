@@ -40,7 +40,7 @@ public struct SafeTensorsLayout: Sendable, Equatable {
         self.entries = entries
         var json = "{"
         if !metadata.isEmpty {
-            let fields = metadata.keys.sorted().map { "\(Self.quote($0)):\(Self.quote(metadata[$0]!))" }
+            let fields = metadata.keys.sorted().map { "\(JSONText.quoted($0)):\(JSONText.quoted(metadata[$0]!))" }
             json += "\"__metadata__\":{" + fields.joined(separator: ",") + "}"
         }
         var offset = 0
@@ -57,7 +57,7 @@ public struct SafeTensorsLayout: Sendable, Equatable {
             }
             if json.count > 1 { json += "," }
             let shape = entry.shape.map(String.init).joined(separator: ",")
-            json += "\(Self.quote(entry.name)):{\"dtype\":\"\(entry.dtype.rawValue)\",\"shape\":[\(shape)],"
+            json += "\(JSONText.quoted(entry.name)):{\"dtype\":\"\(entry.dtype.rawValue)\",\"shape\":[\(shape)],"
             json += "\"data_offsets\":[\(offset),\(offset + entry.byteCount)]}"
             offset += entry.byteCount
         }
@@ -70,27 +70,5 @@ public struct SafeTensorsLayout: Sendable, Equatable {
         bytes += body
         headerBytes = bytes
         dataSize = offset
-    }
-
-    /// A JSON string literal (quotes, backslashes and control characters escaped).
-    static func quote(_ string: String) -> String {
-        var out = "\""
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }

@@ -68,33 +68,13 @@ enum CanonicalJSON: Sendable, Equatable {
             // Integral values keep a ".0" (Swift's description), so 1 and 1.0 hash differently only by type.
             return d.isFinite ? d.description : "null"
         case .float(let f): return f.isFinite ? f.description : "null"
-        case .string(let s): return Self.quote(s)
+        case .string(let s): return JSONText.quoted(s)
         case .array(let a): return "[" + a.map(\.serialized).joined(separator: ",") + "]"
         case .object(let o):
             // Keys sorted by their UTF-8 bytes.
             let keys = o.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
-            return "{" + keys.map { Self.quote($0) + ":" + (o[$0] ?? .null).serialized }.joined(separator: ",") + "}"
+            return "{" + keys.map { JSONText.quoted($0) + ":" + (o[$0] ?? .null).serialized }.joined(separator: ",")
+                + "}"
         }
-    }
-
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
     }
 }
