@@ -163,8 +163,23 @@ enum QualityBenchmark {
                 loads: (loadStart, loadAverage()),
                 pending: configurations().count - rows.count
             )
-            try Data(document.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
+            try Data((document + preservedTail(of: output)).utf8).write(
+                to: URL(fileURLWithPath: output),
+                options: .atomic
+            )
         }
+    }
+
+    /// Heading after which `docs/results.md` holds hand-maintained sections (the other benchmarks'
+    /// figures); a rerun of the table keeps them.
+    static let preservedHeading = "\n## Other benchmarks"
+
+    /// The part of the existing file from `preservedHeading` on, or "".
+    static func preservedTail(of path: String) -> String {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+            let range = text.range(of: preservedHeading)
+        else { return "" }
+        return String(text[range.lowerBound...])
     }
 
     static func meanOf(_ values: [Double]) -> Double? {
