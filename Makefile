@@ -8,7 +8,7 @@ PYTHON_PEER := $(CURDIR)/.venv/bin/python
 export DSNOT_PYTHON := $(PYTHON_PEER)
 export DSNOT_REPO := $(CURDIR)
 
-.PHONY: all deps build test bench bench-ppl bench-forward lint format fixtures clean run
+.PHONY: all deps build test bench bench-ppl bench-forward bench-quality bench-scale lint format fixtures clean run
 
 all: build
 
@@ -28,6 +28,8 @@ test: deps
 ## bench: the benchmark suite (release build); prints ratios measured in one run.
 bench: deps
 	$(SWIFT) build -c release --product dsnot-bench
+	$(SWIFT) build -c release --product dsnotctl
+	DSNOT_BENCH_FIXTURES=$(CURDIR)/.fixtures \
 	$$($(SWIFT) build -c release --show-bin-path)/dsnot-bench
 
 ## bench-ppl: dense SmolLM2-135M perplexity at L = 512 on the evaluation tokens, checked within 0.1 % of
@@ -40,6 +42,18 @@ bench-ppl: deps fixtures
 bench-forward: deps fixtures
 	$(SWIFT) build --build-tests
 	DSNOT_BENCH_FIXTURES=$(CURDIR)/.fixtures $(SWIFT) test --skip-build --filter smolLM2BlockThroughput
+
+## bench-quality: docs/results.md, SmolLM2-135M perplexity after magnitude/Wanda/SparseGPT with and
+## without DSnoT (dsnot-bench quality). Slow (about an hour on 2 cores); rows are written as they finish.
+bench-quality: deps fixtures
+	$(SWIFT) build -c release --product dsnot-bench
+	DSNOT_BENCH_FIXTURES=$(CURDIR)/.fixtures DSNOT_QUALITY_OUT=$(CURDIR)/docs/results.md \
+		$$($(SWIFT) build -c release --show-bin-path)/dsnot-bench quality
+
+## bench-scale: prune a synthetic LLaMA-7B-shaped checkpoint (about 14 GB under .fixtures/); peak RSS and
+## wall time. Very slow; not part of `make bench`. BENCH_SCALE_ARGS="--blocks 2 --hidden 256" for a smoke run.
+bench-scale: deps
+	scripts/bench-scale.sh $(BENCH_SCALE_ARGS)
 
 ## fixtures: the real SmolLM2-135M checkpoint and Austen texts under .fixtures/ (FIXTURES.md), checksummed.
 fixtures:

@@ -67,7 +67,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "dsnot-bench",
-            dependencies: ["SafeTensors", "DSnoTCore"],
+            dependencies: [
+                "SafeTensors", "DSnoTCore", "SparseFormat", "DSnoTPipeline",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
 

@@ -145,6 +145,12 @@ public final class Checkpoint: Sendable {
         try file(containing: name).rawBytes(named: name)
     }
 
+    /// Drops a tensor's resident pages (`SafeTensorsFile.releasePages(of:)`); unknown names are ignored.
+    public func releasePages(named name: String) {
+        guard let file = try? file(containing: name), let info = file.info(ifPresent: name) else { return }
+        file.releasePages(of: info)
+    }
+
     /// A tensor's values converted to `Float` (from F64, F32, F16 or BF16).
     /// - Throws: `SafeTensorsError.tensorNotFound` or `.typeMismatch`.
     public func floats(named name: String) throws -> [Float] {

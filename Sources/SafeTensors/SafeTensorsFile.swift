@@ -109,6 +109,22 @@ public final class SafeTensorsFile: @unchecked Sendable {
         rawBytes(of: try info(named: name))
     }
 
+    /// Drops the resident pages of a tensor's bytes from this process (`madvise(MADV_DONTNEED)`),
+    /// once a caller has converted or copied them. Mapped pages count toward the process's RSS until
+    /// unmapped or dropped, so without this a block-by-block pass over a checkpoint ends up with
+    /// the whole file resident. Safe at any time: the mapping is private, read-only and never
+    /// written, so a later read faults the same bytes back in from the file (page cache). The range
+    /// is widened to whole pages; neighbouring tensors' pages are simply re-read if used.
+    public func releasePages(of info: TensorInfo) {
+        guard let base, info.byteCount > 0, info.dataOffsets.upperBound <= header.dataSize else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = header.dataStart + info.dataOffsets.lowerBound
+        let first = start / page * page
+        let end = min(mappedLength, (start + info.byteCount + page - 1) / page * page)
+        // Advisory: a failure only leaves the pages resident.
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + first), end - first, MADV_DONTNEED)
+    }
+
     /// Calls `body` with a typed view of a tensor's elements: zero-copy when the data is aligned for
     /// `Element` (always, for files whose header length is a multiple of 8, as writers produce),
     /// otherwise a temporary aligned copy.

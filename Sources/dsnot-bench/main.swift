@@ -13,11 +13,19 @@ let benchmarks: [Benchmark] = [
     ConversionBenchmark.benchmark,
     CheckpointReadBenchmark.benchmark,
     ForwardPassBenchmark.benchmark,
+    PruneBenchmark.benchmark,
+    SparseFormatBenchmark.benchmark,
+]
+
+/// Run only when named (`make bench-quality`): tens of minutes.
+let onDemandBenchmarks: [Benchmark] = [
+    QualityBenchmark.benchmark
 ]
 
 let selected = Array(CommandLine.arguments.dropFirst())
 var failed = false
-for benchmark in benchmarks where selected.isEmpty || selected.contains(benchmark.name) {
+let chosen = selected.isEmpty ? benchmarks : (benchmarks + onDemandBenchmarks).filter { selected.contains($0.name) }
+for benchmark in chosen {
     do {
         try benchmark.run()
     } catch {

@@ -20,6 +20,13 @@ public protocol TensorSource: Sendable {
     /// Calls `body` with a zero-copy view of a tensor's bytes (valid only inside `body`).
     /// - Throws: when the tensor is absent, or whatever `body` throws.
     func withTensorBytes<R>(named name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R
+    /// Tells a memory-mapped source that a tensor's bytes were consumed (converted to fp32 or
+    /// copied), so it may drop their pages from the process's resident set. Default: nothing.
+    func releasePages(named name: String)
+}
+
+extension TensorSource {
+    public func releasePages(named name: String) {}
 }
 
 extension SafeTensorsFile: TensorSource {
@@ -29,6 +36,10 @@ extension SafeTensorsFile: TensorSource {
 
     public func withTensorBytes<R>(named name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         try body(rawBytes(of: try info(named: name)))
+    }
+
+    public func releasePages(named name: String) {
+        if let info = info(ifPresent: name) { releasePages(of: info) }
     }
 }
 
@@ -40,6 +51,8 @@ extension Checkpoint: TensorSource {
     public func withTensorBytes<R>(named name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         try body(rawBytes(named: name))
     }
+
+    // `releasePages(named:)`: Checkpoint's own method satisfies the requirement.
 }
 
 /// Reads tensors from a `TensorSource` as fp32 after checking presence, dtype, shape and finiteness.
@@ -71,6 +84,9 @@ struct WeightReader: Sendable {
             }
         }
         try Self.requireFinite(values, tensor: name, offset: 0)
+        // The fp32 copy is what the engine keeps; the mapped pages need not stay resident (D3's
+        // one-block-at-a-time memory bound, MemoryEstimate.checkpointPages).
+        source.releasePages(named: name)
         return values
     }
 

@@ -155,6 +155,7 @@ extension SequentialPruner {
             try source.withTensorBytes(named: name) { raw in
                 try sink.write(name: name, dtype: info.dtype, shape: info.shape, bytes: raw, pruned: false)
             }
+            source.releasePages(named: name)
         }
     }
 

@@ -37,6 +37,8 @@ struct TokenEmbedding: Sendable {
                 try reader.readRows(tensorName, info: info, range: token..<(token + 1), into: destination)
             }
         }
+        // Scattered rows of a large table: drop the touched pages rather than let them accumulate.
+        reader.source.releasePages(named: tensorName)
         return out
     }
 
