@@ -153,6 +153,8 @@ let package = Package(
             dependencies: ["dsnotctl", "DSnoTClient", "DSnoTControlProtocol"],
             swiftSettings: strictSettings
         ),
+        // Deployment (issue 7): the shipped etc/dsnot/dsnotd.toml; scripts/test-deploy.sh checks the rest.
+        .testTarget(name: "DeployTests", dependencies: ["DSnoTDaemon"], swiftSettings: strictSettings),
         .testTarget(
             name: "SparseFormatTests",
             dependencies: ["SparseFormat", "SafeTensors"],

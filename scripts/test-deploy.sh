@@ -108,6 +108,16 @@ service_settings() {
         && grep -q '^SocketMode=0660$' systemd/dsnotd.socket
 }
 check "dsnotd.service has the settings of issue 7; sysusers creates its user" service_settings
+# systemd's SIGKILL must not cut dsnotd's own bounded shutdown (graceful + cancellation, Sources/dsnotd).
+stop_timeout_consistent() {
+    local graceful cancel timeout
+    graceful=$(grep -oE 'maximumGracefulShutdownDuration = \.seconds\([0-9]+\)' Sources/dsnotd/Dsnotd.swift | grep -oE '[0-9]+')
+    cancel=$(grep -oE 'maximumCancellationDuration = \.seconds\([0-9]+\)' Sources/dsnotd/Dsnotd.swift | grep -oE '[0-9]+')
+    timeout=$(grep -oE '^TimeoutStopSec=[0-9]+s$' systemd/dsnotd.service | grep -oE '[0-9]+')
+    echo "graceful ${graceful:-?} s + cancellation ${cancel:-?} s, TimeoutStopSec ${timeout:-?} s"
+    [ -n "$graceful" ] && [ -n "$cancel" ] && [ -n "$timeout" ] && [ "$timeout" -gt $((graceful + cancel)) ]
+}
+check "TimeoutStopSec= exceeds dsnotd's own shutdown bound" stop_timeout_consistent
 
 # --- make install / uninstall ------------------------------------------------------------------------
 EXPECTED_TREE='etc/dsnot/dsnotd.toml
