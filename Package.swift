@@ -150,7 +150,7 @@ let package = Package(
         ),
         .testTarget(
             name: "dsnotctlTests",
-            dependencies: ["dsnotctl", "DSnoTClient", "DSnoTControlProtocol"],
+            dependencies: ["dsnotctl", "DSnoTClient", "DSnoTControlProtocol", "SafeTensors"],
             swiftSettings: strictSettings
         ),
         // Deployment (issue 7): the shipped etc/dsnot/dsnotd.toml; scripts/test-deploy.sh checks the rest.

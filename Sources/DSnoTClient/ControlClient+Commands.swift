@@ -24,6 +24,12 @@ extension ControlClient {
         try require(try send(.submit(path: path, overrides: overrides, priority: priority)).job, "job")
     }
 
+    /// `show JOB` with the job's state history, oldest first.
+    public func jobWithHistory(_ id: String) throws -> (JobRecord, [JobHistoryItem]) {
+        let response = try send(.show(job: id))
+        return (try require(response.job, "job"), response.history ?? [])
+    }
+
     /// `cancel JOB`.
     public func cancel(_ id: String) throws -> JobRecord {
         try require(try send(.cancel(job: id)).job, "job")
@@ -40,8 +46,14 @@ extension ControlClient {
     }
 
     /// `watch [JOB]`: calls `onEvent` for each event until it returns false or the daemon closes.
-    public func watch(job: String? = nil, onEvent: (JobEvent) throws -> Bool) throws {
+    /// `afterSubscribing` runs once the daemon has acknowledged the subscription.
+    public func watch(
+        job: String? = nil,
+        onEvent: (JobEvent) throws -> Bool,
+        afterSubscribing: () throws -> Void = {}
+    ) throws {
         _ = try send(.watch(job: job))
+        try afterSubscribing()
         while true {
             let line = try readResponse()
             guard let event = line.event else { continue }

@@ -4,7 +4,7 @@
 public import Foundation
 
 /// A response line. `ok` says whether `error` or the result fields apply; the result field present
-/// depends on the command (`status` → `status`, `list` → `jobs`, `show`/`submit`/`cancel`/`retry` → `job`,
+/// depends on the command (`status` → `status`, `list` → `jobs`, `show` → `job` and `history`, `submit`/`cancel`/`retry` → `job`,
 /// `pause`/`resume`/`reload` → `message`). A `watch` stream sends one `ok` response and then lines
 /// that carry only `event`.
 public struct ControlResponse: Codable, Sendable, Equatable {
@@ -15,6 +15,8 @@ public struct ControlResponse: Codable, Sendable, Equatable {
     public var status: StatusReport?
     public var jobs: [JobRecord]?
     public var job: JobRecord?
+    /// The job's state changes, oldest first (`show` only).
+    public var history: [JobHistoryItem]?
     public var message: String?
     public var event: JobEvent?
 

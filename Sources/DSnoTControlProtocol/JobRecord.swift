@@ -124,3 +124,20 @@ public struct JobRecord: Codable, Sendable, Equatable {
         self.updatedAt = createdAt
     }
 }
+
+/// One recorded state change of a job (the `history` of `show`).
+public struct JobHistoryItem: Codable, Sendable, Equatable {
+    public var at: Date
+    /// The previous state; absent for the creation entry.
+    public var from: JobState?
+    public var to: JobState
+    /// Why (a failure reason, the output summary, …).
+    public var detail: String?
+
+    public init(at: Date, from: JobState?, to: JobState, detail: String?) {
+        self.at = at
+        self.from = from
+        self.to = to
+        self.detail = detail
+    }
+}

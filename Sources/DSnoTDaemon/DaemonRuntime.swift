@@ -40,7 +40,7 @@ public final class DaemonRuntime: Sendable {
     public init(
         configuration: DaemonConfiguration,
         configPath: String?,
-        runner: any JobRunner = PipelineUnavailableRunner(),
+        runner: (any JobRunner)? = nil,
         logger: Logger,
         notifier: SystemdNotifier = SystemdNotifier()
     ) throws {
@@ -58,7 +58,7 @@ public final class DaemonRuntime: Sendable {
         events = EventHub()
         scheduler = PruneScheduler(
             store: store,
-            runner: runner,
+            runner: runner ?? PipelineJobRunner(logger: logger),
             settings: .init(configuration),
             events: events,
             logger: logger

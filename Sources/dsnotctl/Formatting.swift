@@ -85,4 +85,16 @@ enum Formatting {
         if let finished = job.finishedAt { lines.append("  finished: \(iso.string(from: finished))") }
         return lines.joined(separator: "\n")
     }
+
+    static func history(_ items: [JobHistoryItem]) -> String {
+        let iso = ISO8601DateFormatter()
+        var lines = ["  history:"]
+        for item in items {
+            let from = item.from.map { "\($0.rawValue) → " } ?? ""
+            lines.append(
+                "    \(iso.string(from: item.at))  \(from)\(item.to.rawValue)\(item.detail.map { "  \($0)" } ?? "")"
+            )
+        }
+        return lines.joined(separator: "\n")
+    }
 }

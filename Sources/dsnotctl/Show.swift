@@ -12,9 +12,20 @@ extension DsnotCtl {
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The job id (see list).") var job: String
 
+        /// The `--json` form: the job and its history.
+        struct Output: Encodable {
+            var job: JobRecord
+            var history: [JobHistoryItem]
+        }
+
         func run() throws {
-            let record = try global.withClient { try $0.job(job) }
-            if global.json { try global.printJSON(record) } else { print(Formatting.details(record)) }
+            let (record, history) = try global.withClient { try $0.jobWithHistory(job) }
+            if global.json {
+                try global.printJSON(Output(job: record, history: history))
+            } else {
+                print(Formatting.details(record))
+                print(Formatting.history(history))
+            }
         }
     }
 }

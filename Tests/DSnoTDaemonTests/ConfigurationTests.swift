@@ -141,6 +141,13 @@ import Testing
         }
     }
 
+    @Test func fileWithoutDirectoriesUsesTheSystemOnes() throws {
+        let configuration = try parse("workers = 1")
+        #expect(configuration.stateDirectory == "/var/lib/dsnot")
+        #expect(configuration.socketPath == "/run/dsnot/dsnotd.sock")
+        #expect(configuration.watches.isEmpty)
+    }
+
     @Test func defaultWorksUnprivilegedInTheCurrentDirectory() {
         let configuration = DaemonConfiguration.unprivilegedDefault(in: "/home/me/work")
         #expect(configuration.stateDirectory == "/home/me/work/.dsnot/state")

@@ -77,6 +77,9 @@ import Testing
                 == job.id
         )
         #expect(try await eventually { await fixture.send(.show(job: job.id)).job?.state == .done })
+        let shown = await fixture.send(.show(job: job.id), as: Self.stranger)
+        #expect(shown.history?.map(\.to) == [.queued, .running, .publishing, .done])
+        #expect(shown.history?.last?.detail == "2 blocks")
         let listed = await fixture.send(.list(state: .done, watch: nil, limit: nil), as: Self.stranger)
         #expect(listed.jobs?.map(\.id) == [job.id])
         #expect(await fixture.send(.list(state: .failed, watch: nil, limit: nil)).jobs == [])

@@ -14,7 +14,10 @@ import Testing
 
 @Suite struct ControlServerTests {
     /// Runs a server on a temp socket for the duration of `body`.
-    func withServer(_ body: (String, TempDirectory) async throws -> Void) async throws {
+    func withServer(
+        runner: ScriptedJobRunner = ScriptedJobRunner(),
+        _ body: (String, TempDirectory) async throws -> Void
+    ) async throws {
         let directory = try TempDirectory()
         defer { directory.remove() }
         let configuration = testConfiguration(in: directory)
@@ -22,11 +25,13 @@ import Testing
         let events = EventHub()
         let scheduler = PruneScheduler(
             store: store,
-            runner: ScriptedJobRunner(),
+            runner: runner,
             settings: .init(configuration),
             events: events,
             logger: testLogger
         )
+        let schedulerTask = Task { try await scheduler.run() }
+        defer { schedulerTask.cancel() }
         let handler = ControlHandler(
             scheduler: scheduler,
             store: store,
@@ -128,6 +133,39 @@ import Testing
         }
     }
 
+    @Test func watchStreamOutlivesTheRequestDeadline() async throws {
+        // 30 blocks × 60 ms ≈ 1.8 s of progress: longer than the 1 s request deadline, which a stream
+        // must not be subject to.
+        try await withServer(runner: ScriptedJobRunner(blocks: 30, blockDelay: 0.06)) { socket, directory in
+            let checkpoint = try CheckpointFixture.write(to: directory.sub("m"))
+            let (blocks, final) = try await offPool { () -> ([Int], JobState?) in
+                let watcher = try ControlClient(socketPath: socket, timeoutSeconds: 10)
+                let submitter = try ControlClient(socketPath: socket, timeoutSeconds: 10)
+                var blocks: [Int] = []
+                var final: JobState?
+                var submitted = false
+                try watcher.watch { event in
+                    if event.kind == "progress", event.job.phase == .pruning, let block = event.job.block {
+                        blocks.append(block)
+                    }
+                    if event.job.state.isFinal {
+                        final = event.job.state
+                        return false
+                    }
+                    return true
+                } afterSubscribing: {
+                    if !submitted {
+                        submitted = true
+                        _ = try submitter.submit(path: checkpoint.path)
+                    }
+                }
+                return (blocks, final)
+            }
+            #expect(final == .done)
+            #expect(blocks == Array(1...30))
+        }
+    }
+
     @Test func missingSocketIsReportedAsDaemonNotRunning() throws {
         let directory = try TempDirectory()
         defer { directory.remove() }
@@ -154,6 +192,17 @@ import Testing
         try Data("precious".utf8).write(to: URL(fileURLWithPath: path))
         #expect(throws: SocketFileError.notASocket(path: path)) { try SocketFile.bindListening(path: path) }
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "precious")
+    }
+
+    @Test func boundSocketIsReadableByEveryone() throws {
+        // Read commands are open to anyone who can connect; SO_PEERCRED gates the writes.
+        let directory = try TempDirectory()
+        defer { directory.remove() }
+        let fd = try SocketFile.bindListening(path: directory.socketPath)
+        defer { close(fd) }
+        var info = stat()
+        #expect(lstat(directory.socketPath, &info) == 0)
+        #expect(info.st_mode & 0o777 == 0o666)
     }
 
     @Test func socketPathLongerThanSunPathIsRejected() {

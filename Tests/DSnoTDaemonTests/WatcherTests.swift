@@ -149,4 +149,21 @@ import Testing
         let second = try await eventually { try store.jobs(state: nil, watch: nil, limit: nil).count == 2 }
         #expect(second)
     }
+
+    @Test func checkpointDsnotTomlOverridesTheRecipeAndABadOneIsNotQueued() async throws {
+        let directory = try TempDirectory()
+        defer { directory.remove() }
+        let (store, _, task) = try await start(directory, settle: 0.1)
+        defer { task.cancel() }
+        let custom = try CheckpointFixture.write(to: directory.sub("in/custom"))
+        try Data("sparsity = 0.7\nmethod = \"magnitude\"\n".utf8).write(to: custom.appendingPathComponent("dsnot.toml"))
+        let broken = try CheckpointFixture.write(to: directory.sub("in/broken"))
+        try Data("sparsity = 7\n".utf8).write(to: broken.appendingPathComponent("dsnot.toml"))
+        #expect(try await eventually { try store.jobs(state: nil, watch: nil, limit: nil).count == 1 })
+        try await Task.sleep(for: .milliseconds(400))
+        let jobs = try store.jobs(state: nil, watch: nil, limit: nil)
+        #expect(jobs.map(\.inputPath) == [custom.path])
+        #expect(jobs.first?.recipe == "magnitude-u70-dsnot")
+        #expect(try store.recipe(jobID: jobs[0].id)?.method == .magnitude)
+    }
 }

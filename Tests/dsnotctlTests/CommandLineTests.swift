@@ -9,9 +9,14 @@ import Testing
 @testable import dsnotctl
 
 @Suite struct CommandLineTests {
-    @Test func everyOnlineCommandIsRegistered() {
+    @Test func everyCommandIsRegistered() {
         let names = DsnotCtl.configuration.subcommands.map { $0._commandName }
-        #expect(names == ["status", "list", "show", "submit", "cancel", "retry", "pause", "resume", "reload", "watch"])
+        #expect(
+            names == [
+                "status", "list", "show", "submit", "cancel", "retry", "pause", "resume", "reload", "watch",
+                "prune", "eval", "unpack", "inspect", "verify",
+            ]
+        )
     }
 
     @Test func statusTakesSocketAndJSON() throws {

@@ -49,8 +49,11 @@ public enum ConfigurationLoader {
         }
         let locator = TOMLKeyLocator(source: source)
         var top = TOMLFields(table, path: "", file: file, locator: locator)
+        // A configuration file means a system install: its defaults are the systemd unit's directories
+        // (StateDirectory=dsnot, RuntimeDirectory=dsnot), not the working directory.
         var config = DaemonConfiguration.unprivilegedDefault(in: baseDirectory.path)
-        config.socketPath = baseDirectory.appendingPathComponent(".dsnot/dsnotd.sock").path
+        config.stateDirectory = DaemonConfiguration.systemStateDirectory
+        config.socketPath = DaemonConfiguration.systemSocketPath
         if let dir = try top.string("state_dir") {
             config.stateDirectory = RecipeConfiguration.resolve(dir, baseDirectory)
         }

@@ -45,6 +45,10 @@ public struct WatchConfiguration: Sendable, Equatable {
 public struct DaemonConfiguration: Sendable, Equatable {
     /// The system configuration file.
     public static let systemPath = "/etc/dsnot/dsnotd.toml"
+    /// `state_dir` when a configuration file does not set it.
+    public static let systemStateDirectory = "/var/lib/dsnot"
+    /// `socket` when a configuration file does not set it.
+    public static let systemSocketPath = "/run/dsnot/dsnotd.sock"
 
     /// Where the job database lives.
     public var stateDirectory: String

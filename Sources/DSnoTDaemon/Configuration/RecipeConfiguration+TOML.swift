@@ -98,7 +98,7 @@ extension RecipeConfiguration {
             guard Self.isValidCompression(compression) else {
                 throw fields.invalid(
                     "compression",
-                    expected: "\"fast\", \"hc\", \"hc-N\" with N in 1...12, or \"none\"",
+                    expected: "\"fast\", \"hc\", \"hc-N\" with N in 3...12, or \"none\" (dense format only)",
                     got: "\"\(compression)\""
                 )
             }
@@ -110,7 +110,15 @@ extension RecipeConfiguration {
             }
             self.format = format
         }
+        if compression == "none" && format == .sparse {
+            throw fields.conflict(
+                "compression",
+                "the sparse format is always LZ4-compressed; \"none\" needs format = \"dense\""
+            )
+        }
         if let path = try fields.string("eval_text") { evalText = Self.resolve(path, baseDirectory) }
+        if let l = try fields.int("eval_seqlen", range: 2...1_048_576) { evalSeqlen = l }
+        if let k = try fields.int("eval_windows", range: 1...1_000_000) { evalWindows = k }
         if let percent = try fields.double("max_ppl_increase_percent") {
             guard percent > 0, percent.isFinite else {
                 throw fields.invalid("max_ppl_increase_percent", expected: "a number > 0", got: "\(percent)")
@@ -125,7 +133,8 @@ extension RecipeConfiguration {
     static func isValidCompression(_ text: String) -> Bool {
         if ["fast", "hc", "none"].contains(text) { return true }
         guard text.hasPrefix("hc-"), let level = Int(text.dropFirst(3)) else { return false }
-        return (1...12).contains(level)
+        // liblz4 treats HC levels below 3 as its fast mode; accept only real HC levels.
+        return (3...12).contains(level)
     }
 
     static func resolve(_ path: String, _ base: URL) -> String {

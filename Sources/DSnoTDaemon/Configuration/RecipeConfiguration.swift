@@ -33,7 +33,9 @@ public struct RecipeConfiguration: Codable, Sendable, Equatable, Hashable {
     public var sameSign = false
     /// Layer-name substrings DSnoT leaves alone (the reference skips `mlp`).
     public var skip = ["mlp"]
-    public var accept: Accept = .none
+    /// DSnoT's row acceptance; nil = the method's default (`true-error` after SparseGPT, ALGORITHM.md
+    /// D9; `none` otherwise, the reference behaviour).
+    public var accept: Accept?
     /// Calibration text file (tokenized with the checkpoint's tokenizer), absolute path.
     public var calibrationText: String?
     /// Pre-tokenized calibration file, absolute path.
@@ -46,6 +48,10 @@ public struct RecipeConfiguration: Codable, Sendable, Equatable, Hashable {
     public var format: Format = .sparse
     /// Text for the perplexity evaluation, absolute path.
     public var evalText: String?
+    /// Evaluation window length (capped at the model's context); nil = 2048.
+    public var evalSeqlen: Int?
+    /// Evaluate only the first this many windows; nil = all.
+    public var evalWindows: Int?
     /// Quality gate: fail the job if perplexity rises by more than this many percent.
     public var maxPerplexityIncreasePercent: Double?
 
@@ -61,6 +67,8 @@ public struct RecipeConfiguration: Codable, Sendable, Equatable, Hashable {
         case calibrationText = "calibration_text"
         case calibrationTokens = "calibration_tokens"
         case evalText = "eval_text"
+        case evalSeqlen = "eval_seqlen"
+        case evalWindows = "eval_windows"
         case maxPerplexityIncreasePercent = "max_ppl_increase_percent"
     }
 

@@ -107,6 +107,9 @@ public struct ControlHandler: Sendable {
             response.jobs = jobs
         case .show(let job):
             response.job = try await scheduler.job(id: job)
+            response.history = try store.history(jobID: job).map {
+                JobHistoryItem(at: $0.at, from: $0.from, to: $0.to, detail: $0.detail)
+            }
         case .submit(let path, let overrides, let priority):
             response.job = try await submit(path: path, overrides: overrides, priority: priority)
         case .cancel(let job):

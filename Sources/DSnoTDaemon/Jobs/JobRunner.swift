@@ -73,7 +73,7 @@ public enum JobFailure: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// Runs one job. The integrator plugs DSnoTCore's `SequentialPruner` in here.
+/// Runs one job. The daemon uses `PipelineJobRunner`; tests may substitute a scripted runner.
 ///
 /// `run` blocks: the scheduler calls it on a dedicated thread, never on the cooperative pool or an
 /// event loop. It calls `progress` after each phase change and block, checks `isCancelled()` at each
@@ -88,21 +88,4 @@ public protocol JobRunner: Sendable {
         progress: @Sendable (JobProgress) -> Void,
         isCancelled: @Sendable () -> Bool
     ) throws -> JobOutcome
-}
-
-/// The runner of a daemon built without the pruning pipeline: every job fails permanently, saying so.
-public struct PipelineUnavailableRunner: JobRunner {
-    public init() {}
-
-    public func estimate(_ job: JobSpec) throws -> ResourceEstimate {
-        ResourceEstimate(memoryBytes: 0, outputBytes: 0)
-    }
-
-    public func run(
-        _ job: JobSpec,
-        progress: @Sendable (JobProgress) -> Void,
-        isCancelled: @Sendable () -> Bool
-    ) throws -> JobOutcome {
-        throw JobFailure.permanent("the pruning pipeline is not linked into this dsnotd build")
-    }
 }

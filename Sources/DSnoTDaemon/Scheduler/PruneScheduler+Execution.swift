@@ -136,7 +136,7 @@ extension PruneScheduler {
             case .failure(let error):
                 try? FileManager.default.removeItem(atPath: temporary)
                 let (reason, retryable) = Self.classify(error)
-                let next = try commit(.fail(reason: reason, retryable: retryable), job)
+                let next = try commit(.fail(reason: reason, retryable: retryable), job, detail: reason)
                 logger.error(
                     "Job failed",
                     metadata: [
@@ -158,7 +158,7 @@ extension PruneScheduler {
         if rename(temporary, final) != 0 {
             let code = errno
             let message = "cannot rename \(temporary) to \(final): \(String(cString: strerror(code)))"
-            try commit(.fail(reason: message, retryable: true), publishing)
+            try commit(.fail(reason: message, retryable: true), publishing, detail: message)
             logger.error("Job failed", metadata: ["event": "job.failed", "job.id": "\(job.id)", "error": "\(message)"])
             return
         }

@@ -13,7 +13,7 @@ public import ServiceLifecycle
 /// runner's next block boundary; on graceful shutdown running jobs are re-queued.
 ///
 /// ```swift
-/// let scheduler = PruneScheduler(store: store, runner: PipelineUnavailableRunner(), settings: .init(configuration),
+/// let scheduler = PruneScheduler(store: store, runner: PipelineJobRunner(logger: logger), settings: .init(configuration),
 ///                                events: EventHub(), logger: logger)
 /// try await scheduler.recover()
 /// try await ServiceGroup(services: [scheduler], logger: logger).run()

@@ -2,6 +2,7 @@
 // sd_notify and the watchdog: READY=1, STATUS=, RELOADING=1, STOPPING=1, WATCHDOG=1.
 
 import CSystemd
+import Dispatch
 public import Foundation
 
 /// Wraps libsystemd's `sd_notify`. A no-op when `NOTIFY_SOCKET` is unset (not started by systemd).
@@ -23,8 +24,14 @@ public struct SystemdNotifier: Sendable {
     /// `READY=1` with a status line.
     public func ready(status: String) { notify("READY=1\nSTATUS=\(Self.oneLine(status))") }
 
-    /// `STATUS=` (one line).
-    public func status(_ text: String) { notify("STATUS=\(Self.oneLine(text))") }
+    /// `STATUS=` (one line), sent from a private serial queue: `sd_notify` is a blocking datagram send,
+    /// and status updates come from actors that must never block on it.
+    public func status(_ text: String) {
+        let line = "STATUS=\(Self.oneLine(text))"
+        Self.queue.async { sd_notify(0, line) }
+    }
+
+    private static let queue = DispatchQueue(label: "dsnot.sd-notify")
 
     /// `RELOADING=1` with `MONOTONIC_USEC`, as `Type=notify-reload` expects.
     public func reloading() {

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: Apache-2.0
+// PipelineJobRunner: the daemon's jobs run DSnoTPipeline's PruneJob (the same code as `dsnotctl prune`).
+
+import DSnoTControlProtocol
+import DSnoTCore
+import DSnoTPipeline
+public import Logging
+import SafeTensors
+import SparseFormat
+import SystemPackage
+
+/// Runs a job with the real pruning pipeline: calibrate, prune block by block into the configured
+/// format, evaluate and apply the quality gate, write the report, into `job.temporaryOutputPath`.
+///
+/// Failures are classified for the scheduler: disk full, quota and I/O errors are retryable (the
+/// queue pauses and the job retries with back-off); a bad checkpoint, an unsupported architecture,
+/// a recipe that cannot apply or a failed quality gate are permanent; cancellation is `.cancelled`.
+public struct PipelineJobRunner: JobRunner {
+    let logger: Logger
+
+    public init(logger: Logger) { self.logger = logger }
+
+    public func estimate(_ job: JobSpec) throws -> ResourceEstimate {
+        do {
+            let e = try PruneJob(input: job.inputPath, options: try job.recipe.pruneJobOptions()).estimate()
+            return ResourceEstimate(memoryBytes: e.memoryBytes, outputBytes: e.outputBytes)
+        } catch {
+            throw Self.failure(error)
+        }
+    }
+
+    public func run(
+        _ job: JobSpec,
+        progress: @Sendable (JobProgress) -> Void,
+        isCancelled: @Sendable () -> Bool
+    ) throws -> JobOutcome {
+        var logger = self.logger
+        logger[metadataKey: "job.id"] = "\(job.id)"
+        do {
+            let pruneJob = try PruneJob(input: job.inputPath, options: try job.recipe.pruneJobOptions())
+            var lastBlock = -1
+            let result = try pruneJob.run(
+                into: job.temporaryOutputPath,
+                logger: logger,
+                progress: {
+                    switch $0 {
+                    case .loading: progress(JobProgress(phase: .loading))
+                    case .pruning(let p):
+                        // One update per block keeps the store's writes and the event stream proportionate.
+                        guard p.block != lastBlock else { return }
+                        lastBlock = p.block
+                        progress(JobProgress(phase: .pruning, block: p.block, blockCount: p.blockCount))
+                    case .evaluating: progress(JobProgress(phase: .evaluating))
+                    case .writing: progress(JobProgress(phase: .writing))
+                    }
+                },
+                isCancelled: isCancelled
+            )
+            return JobOutcome(summary: Self.summary(result.report))
+        } catch {
+            throw Self.failure(error)
+        }
+    }
+
+    static func summary(_ report: PruneReport) -> String {
+        var text = "sparsity \(Self.percent(100 * report.totals.sparsity)) %"
+        if let p = report.perplexity {
+            text += ", ppl \(Self.percent(p.dense)) → \(Self.percent(p.pruned)) (+\(Self.percent(p.increasePercent)) %)"
+        }
+        return text
+    }
+
+    static func percent(_ value: Double) -> String { "\((value * 10).rounded() / 10)" }
+
+    /// Maps pipeline errors onto the scheduler's retry policy.
+    static func failure(_ error: any Error) -> JobFailure {
+        switch error {
+        case let failure as JobFailure: return failure
+        case PipelineError.cancelled: return .cancelled
+        case SafeTensorsError.io(_, _, let errno) where isTransient(errno): return .retryable("\(error)")
+        case SparseFormatError.io(_, _, let errno) where isTransient(errno): return .retryable("\(error)")
+        case SparseFormatError.safeTensors(.io(_, _, let errno)) where isTransient(errno): return .retryable("\(error)")
+        default: return .permanent("\(error)")
+        }
+    }
+
+    /// Errors a later attempt may not meet: a full disk or quota, a failing device.
+    static func isTransient(_ errno: Errno) -> Bool {
+        [.noSpace, .diskQuotaExceeded, .ioError, .tooManyOpenFiles, .noMemory].contains(errno)
+    }
+}

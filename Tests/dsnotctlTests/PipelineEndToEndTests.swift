@@ -1,0 +1,180 @@
+// SPDX-License-Identifier: Apache-2.0
+// End to end with the real pipeline: checkpoints dropped into the inbox of a built dsnotd are pruned and
+// published (and verify), or fail permanently with a clear reason while the daemon keeps serving.
+
+import DSnoTControlProtocol
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A dsnotd started on a temp directory with one or more watches; stopped with SIGTERM on `stop()`.
+final class DaemonUnderTest {
+    let root: String
+    let socket: String
+    let process = Process()
+
+    /// - Parameter watches: TOML of the `[[watch]]` tables (inbox/outbox relative to `root`).
+    init(watches: String) throws {
+        var template = Array("/tmp/dsnot-pipe-XXXXXX".utf8CString)
+        root = String(cString: try #require(mkdtemp(&template)))
+        socket = root + "/d.sock"
+        let config = "state_dir = \"state\"\nsocket = \"\(socket)\"\nsettle = 0.3\nrescan_interval = 2\n" + watches
+        try config.write(toFile: root + "/dsnotd.toml", atomically: true, encoding: .utf8)
+        try start()
+    }
+
+    /// A second daemon on the same directory, configuration and state (a restart).
+    init(reusing root: String) throws {
+        self.root = root
+        socket = root + "/d.sock"
+        try start()
+    }
+
+    private func start() throws {
+        process.executableURL = URL(fileURLWithPath: try Binaries.path("dsnotd"))
+        process.arguments = ["--config", root + "/dsnotd.toml"]
+        var environment = ProcessInfo.processInfo.environment
+        environment.removeValue(forKey: "NOTIFY_SOCKET")
+        environment.removeValue(forKey: "JOURNAL_STREAM")
+        process.environment = environment
+        if !FileManager.default.fileExists(atPath: root + "/daemon.log") {
+            _ = FileManager.default.createFile(atPath: root + "/daemon.log", contents: nil)
+        }
+        let log = FileHandle(forWritingAtPath: root + "/daemon.log")
+        _ = try log?.seekToEnd()
+        process.standardError = log
+        try process.run()
+        #expect(waitUntil { (try? self.ctl("status").status) == 0 }, "dsnotd did not come up: \(log)")
+    }
+
+    var log: String { (try? String(contentsOfFile: root + "/daemon.log", encoding: .utf8)) ?? "" }
+
+    func ctl(_ arguments: String...) throws -> Output {
+        try runProgram(try Binaries.path("dsnotctl"), arguments + ["--socket", socket])
+    }
+
+    func jobs() throws -> [JobRecord] {
+        try WireCodec.makeDecoder().decode([JobRecord].self, from: Data(try ctl("list", "--json").stdout.utf8))
+    }
+
+    /// Copies `source` into `<root>/<inbox>/<name>` the way a careful operator does: into a hidden
+    /// directory first, then one rename, so the watcher never sees a half-copied checkpoint.
+    func drop(_ source: String, into inbox: String, as name: String, edit: (String) throws -> Void = { _ in }) throws {
+        let hidden = root + "/" + inbox + "/." + name
+        try FileManager.default.copyItem(atPath: source, toPath: hidden)
+        try edit(hidden)
+        try FileManager.default.moveItem(atPath: hidden, toPath: root + "/" + inbox + "/" + name)
+    }
+
+    func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGTERM)
+            _ = waitUntil(timeout: 15) { !self.process.isRunning }
+        }
+        if ProcessInfo.processInfo.environment["DSNOT_KEEP_E2E"] == nil {
+            try? FileManager.default.removeItem(atPath: root)
+        }
+    }
+}
+
+@Suite(.serialized) struct PipelineEndToEndTests {
+    /// The repository, from this file's path (Tests/dsnotctlTests/…).
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    /// A two-block LLaMA (hidden 128, fp32) and its calibration ids `[4, 32]`: the golden block fixtures.
+    static let model = repo + "/Tests/DSnoTCoreTests/Resources/golden/block/model"
+    static let calibration = repo + "/Tests/DSnoTCoreTests/Resources/models/golden-block/calib.safetensors"
+
+    static let watch = """
+        [[watch]]
+        name = "main"
+        inbox = "in"
+        outbox = "out"
+        [watch.recipe]
+        method = "wanda"
+        sparsity = 0.5
+        dsnot = true
+        skip = []
+        calibration_tokens = "\(calibration)"
+
+        """
+
+    @Test func droppedCheckpointIsPrunedPublishedAndVerifies() throws {
+        let daemon = try DaemonUnderTest(watches: Self.watch)
+        defer { daemon.stop() }
+        let before = try FileManager.default.contentsOfDirectory(atPath: Self.model).sorted().map {
+            try Data(contentsOf: URL(fileURLWithPath: Self.model + "/" + $0))
+        }
+        try daemon.drop(Self.model, into: "in", as: "tiny")
+        #expect(waitUntil(timeout: 60) { (try? daemon.jobs().first?.state) == .done }, "\(daemon.log)")
+        let job = try #require(try daemon.jobs().first)
+        let output = try #require(job.outputPath)
+        #expect(output == daemon.root + "/out/tiny-wanda-u50-dsnot")
+
+        let status = try WireCodec.makeDecoder().decode(
+            StatusReport.self,
+            from: Data(try daemon.ctl("status", "--json").stdout.utf8)
+        )
+        #expect(status.counts["done"] == 1 && status.running.isEmpty)
+
+        let files = try FileManager.default.contentsOfDirectory(atPath: output).sorted()
+        #expect(files == ["config.json", "dsnot-report.json", "model.safetensors.lz4"])
+        let verify = try runProgram(try Binaries.path("dsnotctl"), ["verify", output])
+        #expect(verify.status == 0, "\(verify)")
+        #expect(try runProgram("/usr/bin/lz4", ["-t", output + "/model.safetensors.lz4"]).status == 0)
+        let report =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: output + "/dsnot-report.json"))
+            ) as? [String: Any]
+        let totals = try #require(report?["totals"] as? [String: Any])
+        #expect(totals["sparsity"] as? Double == 0.5)
+        // Nothing partial is left in the outbox, and the input is untouched.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: daemon.root + "/out") == ["tiny-wanda-u50-dsnot"])
+        let after = try FileManager.default.contentsOfDirectory(atPath: daemon.root + "/in/tiny").sorted().map {
+            try Data(contentsOf: URL(fileURLWithPath: daemon.root + "/in/tiny/" + $0))
+        }
+        #expect(after == before)
+    }
+
+    // Hostile checkpoints: each becomes a failed job naming its problem, permanently; nothing is published.
+    @Test func badCheckpointsFailWithAClearReasonWhileTheDaemonServes() throws {
+        let daemon = try DaemonUnderTest(watches: Self.watch)
+        defer { daemon.stop() }
+        try daemon.drop(Self.model, into: "in", as: "nan") { try Self.poisonFirstWeight($0 + "/model.safetensors") }
+        try daemon.drop(Self.model, into: "in", as: "gpt2") { dir in
+            try Data(#"{"model_type": "gpt2", "n_embd": 128}"#.utf8).write(
+                to: URL(fileURLWithPath: dir + "/config.json")
+            )
+        }
+        #expect(
+            waitUntil(timeout: 60) { (try? daemon.jobs().filter { $0.state == .failed }.count) == 2 },
+            "\(daemon.log)"
+        )
+        let failed = try daemon.jobs()
+        let nan = try #require(failed.first { $0.inputPath.hasSuffix("/nan") })
+        #expect(nan.reason?.contains("model.layers.0.self_attn.q_proj.weight") == true, "\(nan)")
+        #expect(nan.reason?.contains("NaN") == true || nan.reason?.contains("nan") == true, "\(nan)")
+        let gpt2 = try #require(failed.first { $0.inputPath.hasSuffix("/gpt2") })
+        #expect(gpt2.reason?.contains("gpt2") == true && gpt2.reason?.contains("llama") == true, "\(gpt2)")
+        #expect(failed.allSatisfy { $0.retryable == false })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: daemon.root + "/out").isEmpty)
+        #expect(try daemon.ctl("status").status == 0)
+    }
+
+    /// Writes a NaN over the first element of `model.layers.0.self_attn.q_proj.weight`.
+    static func poisonFirstWeight(_ path: String) throws {
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        let prefix = try #require(try handle.read(upToCount: 8))
+        let length = prefix.enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try #require(try handle.read(upToCount: length))
+        let object = try #require(try JSONSerialization.jsonObject(with: header) as? [String: Any])
+        let entry = try #require(object["model.layers.0.self_attn.q_proj.weight"] as? [String: Any])
+        let offsets = try #require(entry["data_offsets"] as? [Int])
+        try handle.seek(toOffset: UInt64(8 + length + offsets[0]))
+        try handle.write(contentsOf: withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { Data($0) })
+    }
+}
