@@ -46,12 +46,13 @@ import Testing
     /// Each commented-out example parses once uncommented (with the key it excludes removed).
     @Test(
         arguments: [
-            (["pattern"], "sparsity", "2:4"),
-            (["calibration_tokens"], "calibration_text", "/srv/dsnot/calib-tokens.safetensors"),
-            (["eval_text", "max_ppl_increase_percent"], nil, "/srv/dsnot/eval.txt"),
-        ] as [([String], String?, String)]
+            (["pattern"], "sparsity"),
+            (["accept"], nil),
+            (["calibration_tokens"], "calibration_text"),
+            (["eval_text", "eval_seqlen", "eval_windows", "max_ppl_increase_percent"], nil),
+        ] as [([String], String?)]
     )
-    func commentedExamplesParse(keys: [String], removing: String?, expected: String) throws {
+    func commentedExamplesParse(keys: [String], removing: String?) throws {
         var lines = try Self.source().split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         for key in keys {
             let index = try #require(lines.firstIndex { $0.hasPrefix("# \(key) = ") }, "no commented \(key)")
@@ -60,11 +61,13 @@ import Testing
         if let removing { lines.removeAll { $0.hasPrefix("\(removing) = ") } }
         let recipe = try #require(try Self.parse(lines.joined(separator: "\n")).watches.first).recipe
         switch keys[0] {
-        case "pattern": #expect(recipe.pattern == expected && recipe.sparsity == nil)
+        case "pattern": #expect(recipe.pattern == "2:4" && recipe.sparsity == nil)
+        case "accept": #expect(recipe.accept == .trueError)
         case "calibration_tokens":
-            #expect(recipe.calibrationTokens == expected && recipe.calibrationText == nil)
+            #expect(recipe.calibrationTokens == "/srv/dsnot/calib-tokens.safetensors" && recipe.calibrationText == nil)
         default:
-            #expect(recipe.evalText == expected && recipe.maxPerplexityIncreasePercent == 10)
+            #expect(recipe.evalText == "/srv/dsnot/eval.txt" && recipe.evalSeqlen == 2048 && recipe.evalWindows == 64)
+            #expect(recipe.maxPerplexityIncreasePercent == 10)
         }
     }
 }
