@@ -78,8 +78,13 @@ release: deps
 	$(SWIFT) build -c release --product dsnotctl
 
 ## install: binaries, systemd units and snippets, the configuration (kept if present), man pages.
-install: $(if $(BIN),,release)
-	@set -e; bin="$(BIN)"; [ -n "$$bin" ] || bin=$$($(SWIFT) build -c release --show-bin-path); \
+## Uses the release build (made first if missing: `make release && sudo make install` builds as the user).
+install:
+	@set -e; bin="$(BIN)"; \
+	if [ -z "$$bin" ]; then \
+		bin=$$($(SWIFT) build -c release --show-bin-path); \
+		[ -x "$$bin/dsnotd" ] && [ -x "$$bin/dsnotctl" ] || $(MAKE) release; \
+	fi; \
 	install -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(UNITDIR)" "$(DESTDIR)$(SYSUSERSDIR)" \
 		"$(DESTDIR)$(TMPFILESDIR)" "$(DESTDIR)$(SYSCONFDIR)/dsnot" \
 		"$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(MANDIR)/man5" "$(DESTDIR)$(MANDIR)/man8"; \

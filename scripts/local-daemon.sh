@@ -117,9 +117,11 @@ echo "demo: job $job; following it (dsnotctl watch $job)"
 "$DSNOTCTL" watch "$job"
 "$DSNOTCTL" show "$job"
 record=$("$DSNOTCTL" show --json "$job")
-state=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["state"])' "$record")
+# `show --json` prints {job, history} (docs/protocol.md).
+field() { python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(r.get("job", r)[sys.argv[2]])' "$record" "$1"; }
+state=$(field state)
 [ "$state" = done ] || { echo "demo: job ended $state; see $HOME_DIR/dsnotd.log" >&2; exit 1; }
-output=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["output_path"])' "$record")
+output=$(field output_path)
 
 "$DSNOTCTL" verify "$output"
 "$DSNOTCTL" unpack --dense "$output" "$HOME_DIR/unpacked"

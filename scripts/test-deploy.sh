@@ -108,6 +108,20 @@ service_settings() {
         && grep -q '^SocketMode=0660$' systemd/dsnotd.socket
 }
 check "dsnotd.service has the settings of issue 7; sysusers creates its user" service_settings
+# The snippets applied to an empty root: sysusers creates dsnot, tmpfiles the model directories with
+# the group-writable setgid inbox (ownership needs root; as a user only sysusers is exercised).
+snippets_apply() {
+    local root=$TMP/snippets uid
+    mkdir -p "$root/etc"
+    systemd-sysusers --root="$root" "$PWD/systemd/dsnot.sysusers" || return 1
+    uid=$(awk -F: '$1 == "dsnot" { print $3 }' "$root/etc/passwd")
+    [ -n "$uid" ] && grep -q '^dsnot:' "$root/etc/group" || { echo "no dsnot user/group"; return 1; }
+    [ "$(id -u)" -eq 0 ] || return 0
+    systemd-tmpfiles --root="$root" --create "$PWD/systemd/dsnot.tmpfiles" || return 1
+    [ "$(stat -c '%a %u' "$root/srv/dsnot/inbox")" = "2775 $uid" ] \
+        && [ "$(stat -c '%a %u' "$root/srv/dsnot/outbox")" = "2755 $uid" ]
+}
+check "systemd-sysusers and systemd-tmpfiles apply dsnot.sysusers and dsnot.tmpfiles$([ "$(id -u)" -eq 0 ] || echo ' (sysusers only: not root)')" snippets_apply
 # systemd's SIGKILL must not cut dsnotd's own bounded shutdown (graceful + cancellation, Sources/dsnotd).
 stop_timeout_consistent() {
     local graceful cancel timeout
