@@ -10,7 +10,7 @@ ROOT=.fixtures
 DL=$ROOT/download
 SUMS=scripts/fixtures/SHA256SUMS
 
-verify() { grep ' \.fixtures/text/\(calib\|eval\)\.txt$' "$SUMS" | sha256sum --quiet -c - 2>/dev/null; }
+verify() { grep ' \.fixtures/text/\(calib\|eval\)\.txt$' "$SUMS" | sha256sum --quiet -c - >/dev/null 2>&1; }
 
 if verify; then
     echo "fetch-text: $ROOT/text/calib.txt and eval.txt present and verified"
