@@ -13,7 +13,7 @@ REPO=$PWD
 MODE=${1:?usage: local-daemon.sh run|demo HOME_DIR}
 HOME_DIR=${2:-$REPO/.dsnot}
 [ "$MODE" = demo ] && HOME_DIR=$HOME_DIR/demo
-BIN=$(swift build -c release --show-bin-path)
+BIN=${DSNOT_BIN:-$(swift build -c release --show-bin-path)}
 DSNOTD=$BIN/dsnotd
 DSNOTCTL=$BIN/dsnotctl
 CONFIG=$HOME_DIR/dsnotd.toml
@@ -71,10 +71,11 @@ dsnotd runs in the foreground with $CONFIG (Ctrl-C stops it).
       cp -r /path/to/model $HOME_DIR/inbox/.model.tmp && mv $HOME_DIR/inbox/.model.tmp $HOME_DIR/inbox/model
   or, with the real SmolLM2-135M:  make fixtures && cp -r .fixtures/smollm2-135m $HOME_DIR/inbox/
   Query it from another terminal:
-      $DSNOTCTL --socket $SOCKET status
-      $DSNOTCTL --socket $SOCKET watch
-      $DSNOTCTL --socket $SOCKET list
-  (or export DSNOT_SOCKET=$SOCKET). The pruned model appears in $HOME_DIR/outbox/.
+      export DSNOT_SOCKET=$SOCKET
+      $DSNOTCTL status
+      $DSNOTCTL watch          # live progress; --json for one JobEvent per line
+      $DSNOTCTL list
+  The pruned model appears in $HOME_DIR/outbox/.
 
 TEXT
     exec "$DSNOTD" --config "$CONFIG"
