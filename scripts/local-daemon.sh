@@ -134,7 +134,7 @@ import json, os, sys
 dense, pruned = json.loads(sys.argv[1])["perplexity"], json.loads(sys.argv[2])["perplexity"]
 def size(root):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(root) for f in files
-               if f.endswith(".safetensors"))
+               if f.endswith((".safetensors", ".safetensors.lz4")))
 before, after = size(sys.argv[3]), size(sys.argv[4])
 print(f"demo: dense perplexity  {dense:.3f}")
 print(f"demo: pruned perplexity {pruned:.3f} ({100 * (pruned / dense - 1):+.1f} %)")
