@@ -156,6 +156,8 @@ let package = Package(
             dependencies: ["dsnotctl", "DSnoTClient", "DSnoTControlProtocol", "SafeTensors"],
             swiftSettings: strictSettings
         ),
+        // Deployment (issue 7): the shipped etc/dsnot/dsnotd.toml; scripts/test-deploy.sh checks the rest.
+        .testTarget(name: "DeployTests", dependencies: ["DSnoTDaemon"], swiftSettings: strictSettings),
         .testTarget(
             name: "DSnoTPipelineTests",
             dependencies: ["DSnoTPipeline", "DSnoTCore", "SafeTensors", "SparseFormat"],

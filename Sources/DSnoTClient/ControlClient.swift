@@ -11,7 +11,7 @@ public import Foundation
 /// A blocking client of dsnotd's Unix control socket (newline-delimited JSON, `docs/protocol.md`).
 ///
 /// ```swift
-/// let client = try ControlClient(socketPath: "/run/dsnot/dsnotd.sock")
+/// let client = try ControlClient(socketPath: "/run/dsnotd.sock")
 /// let report = try client.status()
 /// print(report.state, report.counts)
 /// ```
@@ -19,7 +19,7 @@ public import Foundation
 /// Blocking on purpose: the CLI does one thing at a time, and a plain socket keeps `dsnotctl` free of
 /// an event loop. Not thread-safe; use one client per thread.
 public final class ControlClient {
-    /// The default socket: `$DSNOT_SOCKET`, else `/run/dsnot/dsnotd.sock` when it exists, else the
+    /// The default socket: `$DSNOT_SOCKET`, else `/run/dsnotd.sock` when it exists, else the
     /// unprivileged default `.dsnot/dsnotd.sock` in the current directory (the daemon's default config).
     public static var defaultSocketPath: String {
         if let path = ProcessInfo.processInfo.environment["DSNOT_SOCKET"], !path.isEmpty { return path }
@@ -28,7 +28,7 @@ public final class ControlClient {
     }
 
     /// The socket path under systemd.
-    public static let systemSocketPath = "/run/dsnot/dsnotd.sock"
+    public static let systemSocketPath = "/run/dsnotd.sock"
 
     private let fd: Int32
     private var buffer: [UInt8] = []

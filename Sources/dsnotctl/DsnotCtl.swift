@@ -10,7 +10,7 @@ struct DsnotCtl: AsyncParsableCommand {
         abstract: "Control dsnotd and prune checkpoints.",
         discussion: """
             Online commands talk to dsnotd over its Unix socket (--socket, $DSNOT_SOCKET, \
-            /run/dsnot/dsnotd.sock, or .dsnot/dsnotd.sock). --json prints the daemon's own types \
+            /run/dsnotd.sock, or .dsnot/dsnotd.sock). --json prints the daemon's own types \
             (docs/protocol.md). Exit status: 0 success, 1 error, 3 dsnotd not running.
             """,
         subcommands: onlineCommands + offlineCommands

@@ -11,7 +11,7 @@ struct GlobalOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "dsnotd's control socket (default: $DSNOT_SOCKET, /run/dsnot/dsnotd.sock, .dsnot/dsnotd.sock).",
+            "dsnotd's control socket (default: $DSNOT_SOCKET, /run/dsnotd.sock, .dsnot/dsnotd.sock).",
             valueName: "path"
         )
     )
