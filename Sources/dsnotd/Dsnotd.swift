@@ -17,7 +17,7 @@ struct Dsnotd: AsyncParsableCommand {
             Without --config, dsnotd reads /etc/dsnot/dsnotd.toml, or, if that does not exist, runs with the
             unprivileged default: state in .dsnot/state, socket .dsnot/dsnotd.sock, inbox/ → outbox/ in the
             current directory. A configuration file that does not set them uses state_dir /var/lib/dsnot and
-            socket /run/dsnot/dsnotd.sock. SIGHUP reloads the configuration; SIGTERM stops the running job at
+            socket /run/dsnotd.sock. SIGHUP reloads the configuration; SIGTERM stops the running job at
             its next block boundary, re-queues it and exits. See dsnotd.toml(5) and docs/protocol.md.
             """
     )

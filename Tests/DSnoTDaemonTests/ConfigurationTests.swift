@@ -144,7 +144,7 @@ import Testing
     @Test func fileWithoutDirectoriesUsesTheSystemOnes() throws {
         let configuration = try parse("workers = 1")
         #expect(configuration.stateDirectory == "/var/lib/dsnot")
-        #expect(configuration.socketPath == "/run/dsnot/dsnotd.sock")
+        #expect(configuration.socketPath == "/run/dsnotd.sock")
         #expect(configuration.watches.isEmpty)
     }
 

@@ -50,7 +50,7 @@ public enum ConfigurationLoader {
         let locator = TOMLKeyLocator(source: source)
         var top = TOMLFields(table, path: "", file: file, locator: locator)
         // A configuration file means a system install: its defaults are the systemd unit's directories
-        // (StateDirectory=dsnot, RuntimeDirectory=dsnot), not the working directory.
+        // (StateDirectory=dsnot; the socket unit listens on /run/dsnotd.sock), not the working directory.
         var config = DaemonConfiguration.unprivilegedDefault(in: baseDirectory.path)
         config.stateDirectory = DaemonConfiguration.systemStateDirectory
         config.socketPath = DaemonConfiguration.systemSocketPath

@@ -48,7 +48,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// `state_dir` when a configuration file does not set it.
     public static let systemStateDirectory = "/var/lib/dsnot"
     /// `socket` when a configuration file does not set it.
-    public static let systemSocketPath = "/run/dsnot/dsnotd.sock"
+    public static let systemSocketPath = "/run/dsnotd.sock"
 
     /// Where the job database lives.
     public var stateDirectory: String

@@ -91,6 +91,7 @@ public enum JobStateMachine {
             next.outputPath = path
         case (.publishing, .succeed):
             next.state = .done
+            next.phase = nil  // a finished job has no phase ("done (writing)" read as still busy)
             next.finishedAt = now
             next.reason = nil
             next.retryable = nil
