@@ -17,11 +17,13 @@ final class DaemonUnderTest {
     let process = Process()
 
     /// - Parameter watches: TOML of the `[[watch]]` tables (inbox/outbox relative to `root`).
-    init(watches: String) throws {
+    init(watches: String, rescanInterval: Double = 2) throws {
         var template = Array("/tmp/dsnot-pipe-XXXXXX".utf8CString)
         root = String(cString: try #require(mkdtemp(&template)))
         socket = root + "/d.sock"
-        let config = "state_dir = \"state\"\nsocket = \"\(socket)\"\nsettle = 0.3\nrescan_interval = 2\n" + watches
+        let config =
+            "state_dir = \"state\"\nsocket = \"\(socket)\"\nsettle = 0.3\nrescan_interval = \(rescanInterval)\n"
+            + watches
         try config.write(toFile: root + "/dsnotd.toml", atomically: true, encoding: .utf8)
         try start()
     }
@@ -216,5 +218,53 @@ final class DaemonUnderTest {
         #expect(Set(jobs.map(\.inputPath)).count == 50)
         let outputs = try FileManager.default.contentsOfDirectory(atPath: daemon.root + "/out").sorted()
         #expect(outputs == names.map { $0 + "-magnitude-2of4" })
+    }
+
+    // An inotify queue that overflows loses events: the watcher must rescan. The kernel reads
+    // max_queued_events when an inotify instance is created, so the daemon starts with a queue of 4
+    // events (the system value is restored at once), and periodic rescans are an hour apart: only the
+    // overflow's rescan can find these checkpoints.
+    @Test(.enabled(if: getuid() == 0, "setting fs.inotify.max_queued_events needs root"))
+    func inotifyOverflowTriggersARescanThatFindsEveryCheckpoint() throws {
+        let knob = "/proc/sys/fs/inotify/max_queued_events"
+        let original = try String(contentsOfFile: knob, encoding: .utf8)
+        try "4\n".write(toFile: knob, atomically: false, encoding: .utf8)
+        let daemon: DaemonUnderTest
+        do {
+            daemon = try DaemonUnderTest(
+                watches: """
+                    [[watch]]
+                    name = "main"
+                    inbox = "in"
+                    outbox = "out"
+                    [watch.recipe]
+                    method = "magnitude"
+                    pattern = "2:4"
+                    dsnot = false
+
+                    """,
+                rescanInterval: 3600
+            )
+        } catch {
+            try original.write(toFile: knob, atomically: false, encoding: .utf8)
+            throw error
+        }
+        try original.write(toFile: knob, atomically: false, encoding: .utf8)
+        defer { daemon.stop() }
+        let staging = daemon.root + "/staging"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        let names = (0..<20).map { String(format: "o%02d", $0) }
+        for name in names {
+            try FileManager.default.copyItem(atPath: PipelineEndToEndTests.model, toPath: staging + "/" + name)
+        }
+        for name in names {
+            try FileManager.default.moveItem(atPath: staging + "/" + name, toPath: daemon.root + "/in/" + name)
+        }
+        #expect(
+            waitUntil(timeout: 120) { (try? daemon.jobs().filter { $0.state == .done }.count) == 20 },
+            "\(daemon.log.suffix(2000))"
+        )
+        #expect(daemon.log.contains("overflow"), "the queue never overflowed: \(daemon.log.suffix(1000))")
+        #expect(try daemon.jobs().count == 20)
     }
 }
