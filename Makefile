@@ -46,7 +46,8 @@ bench-forward: deps fixtures
 	DSNOT_BENCH_FIXTURES=$(CURDIR)/.fixtures $(SWIFT) test --skip-build --filter smolLM2BlockThroughput
 
 ## bench-quality: docs/results.md, SmolLM2-135M perplexity after magnitude/Wanda/SparseGPT with and
-## without DSnoT (dsnot-bench quality). Slow (about an hour on 2 cores); rows are written as they finish.
+## without DSnoT (dsnot-bench quality). Slow (29 rows of 1–5 min each on 2 cores); rows are written as they
+## finish. DSNOT_QUALITY_WINDOWS (default 16) sets the evaluation windows, DSNOT_QUALITY_ONLY="label,…" a subset.
 bench-quality: deps fixtures
 	$(SWIFT) build -c release --product dsnot-bench
 	DSNOT_BENCH_FIXTURES=$(CURDIR)/.fixtures DSNOT_QUALITY_OUT=$(CURDIR)/docs/results.md \
