@@ -34,20 +34,7 @@ public enum ConfigurationLoader {
     public static func parse(_ source: String, file: String, baseDirectory: URL) throws(ConfigurationError)
         -> DaemonConfiguration
     {
-        let table: TOMLTable
-        do {
-            table = try TOMLTable(string: source)
-        } catch let error as TOMLParseError {
-            throw .syntax(
-                file: file,
-                line: error.source.begin.line,
-                column: error.source.begin.column,
-                reason: error.description
-            )
-        } catch {
-            throw .syntax(file: file, line: 0, column: 0, reason: "\(error)")
-        }
-        let locator = TOMLKeyLocator(source: source)
+        let (table, locator) = try TOMLFields.parseDocument(source, file: file)
         var top = TOMLFields(table, path: "", file: file, locator: locator)
         // A configuration file means a system install: its defaults are the systemd unit's directories
         // (StateDirectory=dsnot; the socket unit listens on /run/dsnotd.sock), not the working directory.

@@ -147,20 +147,7 @@ extension RecipeConfiguration {
     public func overridden(byTOML source: String, file: String, baseDirectory: URL) throws(ConfigurationError)
         -> RecipeConfiguration
     {
-        let table: TOMLTable
-        do {
-            table = try TOMLTable(string: source)
-        } catch let error as TOMLParseError {
-            throw .syntax(
-                file: file,
-                line: error.source.begin.line,
-                column: error.source.begin.column,
-                reason: error.description
-            )
-        } catch {
-            throw .syntax(file: file, line: 0, column: 0, reason: "\(error)")
-        }
-        let locator = TOMLKeyLocator(source: source)
+        let (table, locator) = try TOMLFields.parseDocument(source, file: file)
         var result = self
         if table.keys == ["recipe"], let inner = table["recipe"]?.table {
             var fields = TOMLFields(inner, path: "recipe", file: file, locator: locator)

@@ -81,6 +81,23 @@ struct TOMLFields {
     }
 
     /// A byte size: an integer (bytes) or a string with a binary unit (`"512MiB"`, `"2G"`).
+    /// Parses a TOML document; a syntax error names the file, line and column.
+    static func parseDocument(_ source: String, file: String) throws(ConfigurationError) -> (TOMLTable, TOMLKeyLocator)
+    {
+        do {
+            return (try TOMLTable(string: source), TOMLKeyLocator(source: source))
+        } catch let error as TOMLParseError {
+            throw .syntax(
+                file: file,
+                line: error.source.begin.line,
+                column: error.source.begin.column,
+                reason: error.description
+            )
+        } catch {
+            throw .syntax(file: file, line: 0, column: 0, reason: "\(error)")
+        }
+    }
+
     mutating func size(_ key: String) throws(ConfigurationError) -> Int? {
         guard let value = value(key) else { return nil }
         if let int = value.int, int >= 0 { return int }
