@@ -65,11 +65,17 @@ import Testing
         )
     }
 
+    /// A fresh directory from a `mkdtemp` template holding `model/` and `calib.safetensors` (`writeModel`).
+    static func scratchWithModel(_ template: String) throws -> String {
+        var bytes = Array(template.utf8CString)
+        let scratch = String(cString: try #require(mkdtemp(&bytes)))
+        try writeModel(scratch + "/model", calibration: scratch + "/calib.safetensors")
+        return scratch
+    }
+
     @Test func killMinusNineMidJobThenRestartCompletesTheJobOnce() throws {
-        var template = Array("/tmp/dsnot-crash-XXXXXX".utf8CString)
-        let scratch = String(cString: try #require(mkdtemp(&template)))
+        let scratch = try Self.scratchWithModel("/tmp/dsnot-crash-XXXXXX")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        try Self.writeModel(scratch + "/model", calibration: scratch + "/calib.safetensors")
         let watches = """
             [[watch]]
             name = "main"
@@ -117,10 +123,8 @@ import Testing
     // is freed the retry publishes. Mounting needs root (CI runs as root).
     @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
     func diskFullFailsRetryablyThenFinishesOnceSpaceIsFreed() throws {
-        var template = Array("/tmp/dsnot-full-XXXXXX".utf8CString)
-        let scratch = String(cString: try #require(mkdtemp(&template)))
+        let scratch = try CrashRecoveryTests.scratchWithModel("/tmp/dsnot-full-XXXXXX")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        try CrashRecoveryTests.writeModel(scratch + "/model", calibration: scratch + "/calib.safetensors")
         let watches = """
             [[watch]]
             name = "main"
@@ -162,10 +166,8 @@ import Testing
     // 100 clients ask for status at once while a real prune runs: every one is answered, and the
     // daemon's answers stay quick because pruning runs on its own thread, not on the event loop.
     @Test func hundredConcurrentStatusClientsDuringAPrune() throws {
-        var template = Array("/tmp/dsnot-load-XXXXXX".utf8CString)
-        let scratch = String(cString: try #require(mkdtemp(&template)))
+        let scratch = try CrashRecoveryTests.scratchWithModel("/tmp/dsnot-load-XXXXXX")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        try CrashRecoveryTests.writeModel(scratch + "/model", calibration: scratch + "/calib.safetensors")
         let daemon = try DaemonUnderTest(
             watches: """
                 [[watch]]

@@ -71,6 +71,22 @@ final class DaemonUnderTest {
         try FileManager.default.moveItem(atPath: hidden, toPath: root + "/" + inbox + "/" + name)
     }
 
+    /// Copies `source` to each of `names` in a staging folder first, then renames them all into `inbox`
+    /// one after another: many checkpoints appearing within a moment, as a sync tool would make them.
+    func dropCopies(of source: String, into inbox: String, names: [String]) throws {
+        let staging = root + "/staging"
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        for name in names { try FileManager.default.copyItem(atPath: source, toPath: staging + "/" + name) }
+        for name in names {
+            try FileManager.default.moveItem(atPath: staging + "/" + name, toPath: root + "/" + inbox + "/" + name)
+        }
+    }
+
+    /// Waits until `count` jobs are done.
+    func waitForDone(_ count: Int, timeout: Double) -> Bool {
+        waitUntil(timeout: timeout) { (try? self.jobs().filter { $0.state == .done }.count) == count }
+    }
+
     func stop() {
         if process.isRunning {
             kill(process.processIdentifier, SIGTERM)
@@ -200,19 +216,9 @@ final class DaemonUnderTest {
                 """
         )
         defer { daemon.stop() }
-        let staging = daemon.root + "/staging"
-        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
         let names = (0..<50).map { String(format: "m%02d", $0) }
-        for name in names {
-            try FileManager.default.copyItem(atPath: PipelineEndToEndTests.model, toPath: staging + "/" + name)
-        }
-        for name in names {
-            try FileManager.default.moveItem(atPath: staging + "/" + name, toPath: daemon.root + "/in/" + name)
-        }
-        #expect(
-            waitUntil(timeout: 240) { (try? daemon.jobs().filter { $0.state == .done }.count) == 50 },
-            "\(daemon.log.suffix(2000))"
-        )
+        try daemon.dropCopies(of: PipelineEndToEndTests.model, into: "in", names: names)
+        #expect(daemon.waitForDone(50, timeout: 240), "\(daemon.log.suffix(2000))")
         let jobs = try daemon.jobs()
         #expect(jobs.count == 50)
         #expect(Set(jobs.map(\.inputPath)).count == 50)
@@ -251,19 +257,9 @@ final class DaemonUnderTest {
         }
         try original.write(toFile: knob, atomically: false, encoding: .utf8)
         defer { daemon.stop() }
-        let staging = daemon.root + "/staging"
-        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
         let names = (0..<20).map { String(format: "o%02d", $0) }
-        for name in names {
-            try FileManager.default.copyItem(atPath: PipelineEndToEndTests.model, toPath: staging + "/" + name)
-        }
-        for name in names {
-            try FileManager.default.moveItem(atPath: staging + "/" + name, toPath: daemon.root + "/in/" + name)
-        }
-        #expect(
-            waitUntil(timeout: 120) { (try? daemon.jobs().filter { $0.state == .done }.count) == 20 },
-            "\(daemon.log.suffix(2000))"
-        )
+        try daemon.dropCopies(of: PipelineEndToEndTests.model, into: "in", names: names)
+        #expect(daemon.waitForDone(20, timeout: 120), "\(daemon.log.suffix(2000))")
         #expect(daemon.log.contains("overflow"), "the queue never overflowed: \(daemon.log.suffix(1000))")
         #expect(try daemon.jobs().count == 20)
     }
