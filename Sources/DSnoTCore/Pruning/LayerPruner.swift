@@ -74,6 +74,12 @@ public enum LayerPruner {
                 got: s.inputFeatures
             )
         }
+        try checkFinite(weights.storage, layer: layer, tensor: "weights")
+        if let st = statistics {
+            try checkFinite(st.scalerRow, layer: layer, tensor: "scaler_row")
+            try checkFinite(st.sumRow, layer: layer, tensor: "sum_row")
+            try checkFinite(st.variance, layer: layer, tensor: "variance")
+        }
         let dsnotSettings = recipe.dsnot
         let runsDSnoT = dsnotSettings.map { !$0.skips(layer: layer) } ?? false
         let base = try baseResult(weights: weights, statistics: statistics, recipe: recipe, layer: layer)
@@ -109,6 +115,13 @@ public enum LayerPruner {
         metrics.skippedByDSnoT = dsnotSettings != nil && !runsDSnoT
         metrics.dampeningUsed = base.dampening
         return LayerPruningResult(mask: finalMask, weights: finalWeights, baseMask: base.mask, metrics: metrics)
+    }
+
+    /// Checkpoints are untrusted: a NaN would silently reorder every ranking it touches.
+    static func checkFinite(_ values: [Float], layer: String, tensor: String) throws {
+        var bad = 0
+        for v in values where !v.isFinite { bad += 1 }
+        if bad > 0 { throw PruningError.nonFiniteValues(layer: layer, tensor: tensor, count: bad) }
     }
 
     static func required(_ statistics: LayerStatistics?, layer: String, method: String) throws -> LayerStatistics {
