@@ -113,8 +113,8 @@ import Testing
         let record = try #require(r.metrics.dsnot)
         #expect(record.totalSwaps > 0)
         #expect(r.mask.mismatches(r.baseMask) == 2 * record.totalSwaps)
-        // Swaps never raise DSnoT's own |e| beyond the start without the same-sign rule? They may overshoot,
-        // but with same-sign on they cannot flip sign, so Σ|e| can only fall.
+        // Without the same-sign rule a swap may overshoot (B§5.2); with it, e never changes sign and
+        // every accepted swap moves it towards 0, so Σ|e| cannot rise.
         var sameSign = DSnoT.Settings(updateThreshold: 0)
         sameSign.sameSign = true
         let s = try LayerPruner.prune(

@@ -106,4 +106,25 @@ import Testing
         same.calibration = .init(path: "c4.txt")
         #expect(same.stableHash == Self.base.stableHash)
     }
+
+    @Test func absentKeysTakeTheDocumentedDefaults() throws {
+        let json =
+            #"{"method":"wanda","pattern":{"type":"unstructured","ratio":0.6},"dsnot":{"max_cycles":"scaled"},"calibration":{"path":"c4.txt"}}"#
+        let r = try JSONDecoder().decode(Recipe.self, from: Data(json.utf8))
+        #expect(r.dsnot == DSnoT.Settings(maxCycles: .scaled))
+        #expect(r.calibration == Recipe.Calibration(path: "c4.txt"))
+        #expect(r.sparseGPT == SparseGPT.Settings())
+        #expect(r.magnitudeScope == .layer)
+        #expect(!r.needsHessian)
+        #expect(LayerStatistics(inputFeatures: 4, recipe: r).hasHessian == false)
+        #expect(LayerStatistics(inputFeatures: 4, recipe: Recipe(method: .sparsegpt, pattern: .nOfM(2, 4))).hasHessian)
+    }
+
+    @Test func nonFiniteWeightsAreAClearError() {
+        let w = Matrix(rows: 1, columns: 4, storage: [1, .nan, 2, .infinity])
+        let recipe = Recipe(method: .magnitude, pattern: .unstructured(0.5))
+        #expect(throws: PruningError.nonFiniteValues(layer: "mlp.up_proj", tensor: "weights", count: 2)) {
+            _ = try LayerPruner.prune(weights: w, statistics: nil, recipe: recipe, layer: "mlp.up_proj")
+        }
+    }
 }

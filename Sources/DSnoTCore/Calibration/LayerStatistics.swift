@@ -43,6 +43,12 @@ public struct LayerStatistics: Sendable {
         hessianSum = accumulateHessian ? [Float](repeating: 0, count: inputFeatures * inputFeatures) : nil
     }
 
+    /// Empty statistics holding exactly what `recipe` needs (the Hessian only for SparseGPT or
+    /// DSnoT's true-error acceptance).
+    public init(inputFeatures: Int, recipe: Recipe) {
+        self.init(inputFeatures: inputFeatures, accumulateHessian: recipe.needsHessian)
+    }
+
     /// Statistics from stored values (golden files, resumed jobs). `hessian` is the final
     /// `(2/N) Σ x xᵀ`, row-major `(in, in)`.
     /// - Throws: `PruningError.statisticShapeMismatch` when a length differs from `scalerRow.count`.

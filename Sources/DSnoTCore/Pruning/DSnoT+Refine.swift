@@ -2,6 +2,10 @@
 // DSnoT+Refine: the row-parallel driver of the mask refinement (B§5.2, B§5.3 with the guarded rules of B§5.7).
 // Shapes: dense W and current Wc (out, in); mask (out, in); μ̃ = sumRow, v = variance, scalerRow (in); H (in, in).
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 extension DSnoT {
     /// One layer's data for `refine`.
     public struct Input: Sendable {
@@ -186,7 +190,3 @@ extension DSnoT {
         return Output(mask: mask, weights: weightsOut, record: record)
     }
 }
-
-#if canImport(Glibc)
-    import Glibc
-#endif

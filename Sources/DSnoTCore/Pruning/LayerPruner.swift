@@ -83,6 +83,12 @@ public enum LayerPruner {
                 got: s.inputFeatures
             )
         }
+        try checkFinite(weights.storage, layer: layer, tensor: "weights")
+        if let st = statistics {
+            try checkFinite(st.scalerRow, layer: layer, tensor: "scaler_row")
+            try checkFinite(st.sumRow, layer: layer, tensor: "sum_row")
+            try checkFinite(st.variance, layer: layer, tensor: "variance")
+        }
         let dsnotSettings = recipe.dsnot
         let runsDSnoT = dsnotSettings.map { !$0.skips(layer: layer) } ?? false
         let baseStart = clock.now
@@ -133,6 +139,13 @@ public enum LayerPruner {
 
     static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+    }
+
+    /// Checkpoints are untrusted: a NaN would silently reorder every ranking it touches.
+    static func checkFinite(_ values: [Float], layer: String, tensor: String) throws {
+        var bad = 0
+        for v in values where !v.isFinite { bad += 1 }
+        if bad > 0 { throw PruningError.nonFiniteValues(layer: layer, tensor: tensor, count: bad) }
     }
 
     static func required(_ statistics: LayerStatistics?, layer: String, method: String) throws -> LayerStatistics {

@@ -24,6 +24,8 @@ public enum PruningError: Error, Equatable, Sendable, CustomStringConvertible {
     case unsupportedCombination(reason: String)
     /// An empty layer (no rows or no columns).
     case emptyLayer(layer: String, rows: Int, columns: Int)
+    /// NaN or infinite values in a layer's weights or statistics.
+    case nonFiniteValues(layer: String, tensor: String, count: Int)
 
     public var description: String {
         switch self {
@@ -47,6 +49,8 @@ public enum PruningError: Error, Equatable, Sendable, CustomStringConvertible {
             return "setting '\(name)': expected \(expected), got \(got)"
         case .unsupportedCombination(let reason):
             return "unsupported combination: \(reason)"
+        case .nonFiniteValues(let layer, let tensor, let count):
+            return "layer '\(layer)': \(tensor) expected finite values, got \(count) NaN or infinite entries"
         case .emptyLayer(let layer, let rows, let columns):
             return "layer '\(layer)': expected a non-empty weight matrix, got shape [\(rows), \(columns)]"
         }

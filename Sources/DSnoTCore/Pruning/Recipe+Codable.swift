@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Recipe+Codable: the on-disk form of SparsityPattern (snake_case keys).
+// Recipe+Codable: decoding with defaults for absent keys, and the on-disk form of SparsityPattern (snake_case keys).
 
 extension SparsityPattern: Codable {
     enum CodingKeys: String, CodingKey {
@@ -41,5 +41,59 @@ extension SparsityPattern: Codable {
             try c.encode(n, forKey: .n)
             try c.encode(m, forKey: .m)
         }
+    }
+}
+
+// Absent keys take the documented defaults, so a config may name only what it changes.
+
+extension Recipe {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            method: try c.decode(Method.self, forKey: .method),
+            pattern: try c.decode(SparsityPattern.self, forKey: .pattern),
+            magnitudeScope: try c.decodeIfPresent(Magnitude.Scope.self, forKey: .magnitudeScope) ?? .layer,
+            dsnot: try c.decodeIfPresent(DSnoT.Settings.self, forKey: .dsnot),
+            sparseGPT: try c.decodeIfPresent(SparseGPT.Settings.self, forKey: .sparseGPT) ?? SparseGPT.Settings(),
+            calibration: try c.decodeIfPresent(Calibration.self, forKey: .calibration) ?? Calibration()
+        )
+    }
+}
+
+extension Recipe.Calibration {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            source: try c.decodeIfPresent(Source.self, forKey: .source) ?? .text,
+            path: try c.decodeIfPresent(String.self, forKey: .path),
+            sequences: try c.decodeIfPresent(Int.self, forKey: .sequences) ?? 128,
+            sequenceLength: try c.decodeIfPresent(Int.self, forKey: .sequenceLength) ?? 2048,
+            seed: try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? 0
+        )
+    }
+}
+
+extension DSnoT.Settings {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            maxCycles: try c.decodeIfPresent(DSnoT.MaxCycles.self, forKey: .maxCycles) ?? .fixed(50),
+            updateThreshold: try c.decodeIfPresent(Double.self, forKey: .updateThreshold) ?? 0.1,
+            variancePower: try c.decodeIfPresent(Double.self, forKey: .variancePower) ?? 1,
+            sameSign: try c.decodeIfPresent(Bool.self, forKey: .sameSign) ?? false,
+            skip: try c.decodeIfPresent([String].self, forKey: .skip) ?? ["mlp"],
+            accept: try c.decodeIfPresent(DSnoT.Acceptance.self, forKey: .accept) ?? .none
+        )
+    }
+}
+
+extension SparseGPT.Settings {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            blockSize: try c.decodeIfPresent(Int.self, forKey: .blockSize) ?? 128,
+            dampening: try c.decodeIfPresent(Float.self, forKey: .dampening) ?? 0.01,
+            maxRetries: try c.decodeIfPresent(Int.self, forKey: .maxRetries) ?? 3
+        )
     }
 }
