@@ -4,7 +4,7 @@
 /// One LLaMA-family decoder block, HF `LlamaDecoderLayer`:
 /// `h += o_proj(attn(rope(q_proj(n₁)), rope(k_proj(n₁)), v_proj(n₁)))`, `n₁ = rmsnorm(h)`;
 /// `h += down_proj(silu(gate_proj(n₂)) ⊙ up_proj(n₂))`, `n₂ = rmsnorm(h)`.
-public struct LlamaBlock: DecoderBlock {
+public struct LlamaBlock: DecoderBlock, LinearSlots {
     public let index: Int
     var inputNorm: RMSNorm
     var postAttentionNorm: RMSNorm
@@ -43,23 +43,5 @@ public struct LlamaBlock: DecoderBlock {
         tap?(Self.names[6], product)
         Activation.add(&h, linears[6](product))
         return h
-    }
-
-    public func weight(of name: LinearLayerName) -> Matrix { linears[slot(name)].weight }
-
-    public mutating func setWeight(_ weight: Matrix, of name: LinearLayerName) {
-        let i = slot(name)
-        precondition(
-            weight.rows == linears[i].weight.rows && weight.columns == linears[i].weight.columns,
-            "setWeight: \(name) must keep its shape (\(linears[i].weight.rows), \(linears[i].weight.columns))"
-        )
-        linears[i].weight = weight
-    }
-
-    private func slot(_ name: LinearLayerName) -> Int {
-        guard let i = Self.names.firstIndex(of: name) else {
-            preconditionFailure("LlamaBlock has no linear layer \(name)")
-        }
-        return i
     }
 }

@@ -3,7 +3,7 @@
 
 /// One OPT decoder block, HF `OPTDecoderLayer`. Pre-LN:
 /// `h += out_proj(attn(ln₁(h)))`, `h += fc2(relu(fc1(ln₂(h))))`; post-LN applies `ln₁`/`ln₂` after each residual add.
-public struct OPTBlock: DecoderBlock {
+public struct OPTBlock: DecoderBlock, LinearSlots {
     public let index: Int
     let layerNormBefore: Bool
     var attentionNorm: LayerNorm
@@ -36,23 +36,5 @@ public struct OPTBlock: DecoderBlock {
         Activation.add(&h, linears[5](inner))
         if !layerNormBefore { h = mlpNorm(h) }
         return h
-    }
-
-    public func weight(of name: LinearLayerName) -> Matrix { linears[slot(name)].weight }
-
-    public mutating func setWeight(_ weight: Matrix, of name: LinearLayerName) {
-        let i = slot(name)
-        precondition(
-            weight.rows == linears[i].weight.rows && weight.columns == linears[i].weight.columns,
-            "setWeight: \(name) must keep its shape (\(linears[i].weight.rows), \(linears[i].weight.columns))"
-        )
-        linears[i].weight = weight
-    }
-
-    private func slot(_ name: LinearLayerName) -> Int {
-        guard let i = Self.names.firstIndex(of: name) else {
-            preconditionFailure("OPTBlock has no linear layer \(name)")
-        }
-        return i
     }
 }
