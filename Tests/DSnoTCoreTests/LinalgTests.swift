@@ -21,6 +21,32 @@ import Testing
         #expect(Linalg.matmul(a, bt, transposeB: true).normalizedMeanSquaredError(to: Reference.matmul(a, b)) < 1e-10)
     }
 
+    /// `syrkAccumulate` sums `Aᵀ A` into the upper triangle over several calls; mirrored, it is the
+    /// full Gram matrix (odd widths exercise the kernels' edge tiles).
+    @Test(arguments: [(1, 1), (37, 5), (130, 67)])
+    func syrkAccumulatesTheGramMatrix(_ shape: (Int, Int)) {
+        let (k, n) = shape
+        let a = Self.random(k, n, seed: 7)
+        let b = Self.random(k, n, seed: 8)
+        var c = [Float](repeating: 0, count: n * n)
+        c.withUnsafeMutableBufferPointer { pc in
+            for x in [a, b] {
+                x.storage.withUnsafeBufferPointer { px in
+                    Linalg.syrkAccumulate(n: n, k: k, a: px.baseAddress, lda: n, c: pc.baseAddress, ldc: n)
+                }
+            }
+            Linalg.mirrorUpperTriangle(pc, n: n)
+        }
+        let at = a.transposed()
+        let bt = b.transposed()
+        let expected = Reference.matmul(at, a).storage.indices.map {
+            Reference.matmul(at, a).storage[$0] + Reference.matmul(bt, b).storage[$0]
+        }
+        let gram = Matrix(rows: n, columns: n, storage: c)
+        #expect(gram.normalizedMeanSquaredError(to: Matrix(rows: n, columns: n, storage: expected)) < 1e-10)
+        #expect(gram == gram.transposed())
+    }
+
     @Test func splitMixIsTheDocumentedSequence() {
         // First outputs of SplitMix64 seeded with 0 (the published reference values).
         var rng = SplitMix64(seed: 0)

@@ -46,6 +46,45 @@ import Testing
         #expect(stats.sumRow == [0])
     }
 
+    /// Sequences large enough to split the per-feature sums over the cores (the golden layers are
+    /// too small to): every statistic against a Double computation of its definition, and the
+    /// Hessian against `(2/N) Σ XᵀX`.
+    @Test func largeSequencesMatchTheDefinitionsOnEveryCore() {
+        let (tokens, width, count) = (64, 600, 3)
+        var rng = SplitMix64(seed: 11)
+        let sequences = (0..<count).map { n in
+            Matrix(
+                rows: tokens,
+                columns: width,
+                storage: (0..<(tokens * width)).map { i in rng.normal() + Float(n) + Float(i % width) * 0.01 }
+            )
+        }
+        var stats = LayerStatistics(inputFeatures: width, accumulateHessian: true)
+        for x in sequences { stats.accumulate(sequence: x) }
+        var scaler = [Double](repeating: 0, count: width)
+        var sum = scaler
+        var variance = scaler
+        for x in sequences {
+            for j in 0..<width {
+                let column = (0..<tokens).map { Double(x.storage[$0 * width + j]) }
+                let mean = column.reduce(0, +) / Double(tokens)
+                scaler[j] += column.reduce(0) { $0 + $1 * $1 } / Double(count)
+                sum[j] += column.reduce(0, +) / Double(count)
+                variance[j] += column.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(tokens * count)
+            }
+        }
+        #expect(Self.relativeError(stats.scalerRow, scaler.map(Float.init)) < 1e-6)
+        #expect(Self.relativeError(stats.sumRow, sum.map(Float.init)) < 1e-6)
+        #expect(Self.relativeError(stats.variance, variance.map(Float.init)) < 1e-6)
+        var gram = [Float](repeating: 0, count: width * width)
+        for x in sequences {
+            let product = Reference.matmul(x.transposed(), x).storage
+            for i in gram.indices { gram[i] += product[i] * 2 / Float(count) }
+        }
+        let hessian = try? #require(stats.hessian)
+        #expect(Self.relativeError(hessian?.storage ?? [], gram) < 1e-5)
+    }
+
     @Test func hessianIsOnlyKeptWhenAskedFor() {
         var stats = LayerStatistics(inputFeatures: 3, accumulateHessian: false)
         stats.accumulate(sequence: Matrix(rows: 1, columns: 3, storage: [1, 2, 3]))

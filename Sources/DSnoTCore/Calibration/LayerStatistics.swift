@@ -11,7 +11,8 @@
 /// * optionally `hessian = (2/N) Σ x xᵀ` (SparseGPT; also DSnoT's `accept: .trueError`).
 ///
 /// The sums are kept in `Double` (cheap: `C_in` entries); the Hessian is summed in `Float` by
-/// `sgemm` (`XᵀX` per sequence, `C_in²` floats, so it is only kept when asked for).
+/// `ssyrk` (the upper triangle of `XᵀX` per sequence, mirrored when read; `C_in²` floats, so it is
+/// only kept when asked for).
 ///
 /// ```swift
 /// var stats = LayerStatistics(inputFeatures: 4096, accumulateHessian: false)
@@ -107,56 +108,90 @@ public struct LayerStatistics: Sendable {
     }
 
     /// Adds one calibration sequence from raw row-major storage `(tokens, inputFeatures)`.
+    ///
+    /// The per-feature sums run over column ranges on every core; each feature's sums are formed in
+    /// the same order whatever the split, so the result does not depend on the core count.
     public mutating func accumulate(tokens: Int, values: UnsafeBufferPointer<Float>) {
         precondition(!hessianIsFinal, "LayerStatistics: stored statistics cannot accumulate more data")
         precondition(values.count == tokens * inputFeatures, "LayerStatistics: storage does not match (tokens, in)")
         guard tokens > 0 else { return }
         let c = inputFeatures
-        // Pass 1: Σx and Σx² per feature (Double).
-        var seqSum = [Double](repeating: 0, count: c)
-        var seqSq = [Double](repeating: 0, count: c)
-        for t in 0..<tokens {
-            let row = t * c
-            for j in 0..<c {
-                let x = Double(values[row + j])
-                seqSum[j] += x
-                seqSq[j] += x * x
+        let x = values.baseAddress!
+        sum.withUnsafeMutableBufferPointer { sum in
+            sumOfSquares.withUnsafeMutableBufferPointer { sumOfSquares in
+                weightedVariance.withUnsafeMutableBufferPointer { weightedVariance in
+                    nonisolated(unsafe) let (sum, sumOfSquares, weightedVariance) = (
+                        sum, sumOfSquares, weightedVariance
+                    )
+                    ParallelRows.run(units: 4 * tokens * c) { chunk, chunks in
+                        let columns = ParallelRows.range(chunk, of: chunks, total: c)
+                        Self.accumulate(
+                            x,
+                            tokens: tokens,
+                            width: c,
+                            columns: columns,
+                            sum: sum.baseAddress!,
+                            sumOfSquares: sumOfSquares.baseAddress!,
+                            weightedVariance: weightedVariance.baseAddress!
+                        )
+                    }
+                }
             }
-        }
-        // Pass 2: population variance of this sequence, centred for accuracy.
-        var seqVar = [Double](repeating: 0, count: c)
-        let invL = 1.0 / Double(tokens)
-        for t in 0..<tokens {
-            let row = t * c
-            for j in 0..<c {
-                let d = Double(values[row + j]) - seqSum[j] * invL
-                seqVar[j] += d * d
-            }
-        }
-        for j in 0..<c {
-            sum[j] += seqSum[j]
-            sumOfSquares[j] += seqSq[j]
-            weightedVariance[j] += seqVar[j]  // = L · Var_t
         }
         sequenceCount += 1
         tokenCount += tokens
         if hessianSum != nil {
-            // H_sum (in, in) += Xᵀ X with X (tokens, in).
+            // Upper triangle of H_sum (in, in) += Xᵀ X with X (tokens, in); mirrored when read.
             hessianSum!.withUnsafeMutableBufferPointer { h in
-                Linalg.gemm(
-                    m: c,
-                    n: c,
-                    k: tokens,
-                    a: values.baseAddress,
-                    lda: c,
-                    transposeA: true,
-                    b: values.baseAddress,
-                    ldb: c,
-                    beta: 1,
-                    c: h.baseAddress,
-                    ldc: c
-                )
+                Linalg.syrkAccumulate(n: c, k: tokens, a: x, lda: c, c: h.baseAddress, ldc: c)
             }
+        }
+    }
+
+    /// One sequence's sums for the features in `columns`: Σx and Σx² (Double), then the centred
+    /// population variance (times `tokens`), added to the running totals.
+    private static func accumulate(
+        _ x: UnsafePointer<Float>,
+        tokens: Int,
+        width c: Int,
+        columns: Range<Int>,
+        sum: UnsafeMutablePointer<Double>,
+        sumOfSquares: UnsafeMutablePointer<Double>,
+        weightedVariance: UnsafeMutablePointer<Double>
+    ) {
+        let count = columns.count
+        guard count > 0 else { return }
+        let scratch = UnsafeMutablePointer<Double>.allocate(capacity: 4 * count)
+        defer { scratch.deallocate() }
+        scratch.initialize(repeating: 0, count: 4 * count)
+        let seqSum = scratch
+        let seqSq = scratch + count
+        let seqVar = scratch + 2 * count
+        let mean = scratch + 3 * count
+        let first = columns.lowerBound
+        // Pass 1: Σx and Σx² per feature.
+        for t in 0..<tokens {
+            let row = x + t * c + first
+            for j in 0..<count {
+                let v = Double(row[j])
+                seqSum[j] += v
+                seqSq[j] += v * v
+            }
+        }
+        // Pass 2: population variance of this sequence, centred for accuracy.
+        let invL = 1.0 / Double(tokens)
+        for j in 0..<count { mean[j] = seqSum[j] * invL }
+        for t in 0..<tokens {
+            let row = x + t * c + first
+            for j in 0..<count {
+                let d = Double(row[j]) - mean[j]
+                seqVar[j] += d * d
+            }
+        }
+        for j in 0..<count {
+            sum[first + j] += seqSum[j]
+            sumOfSquares[first + j] += seqSq[j]
+            weightedVariance[first + j] += seqVar[j]  // = L · Var_t
         }
     }
 
@@ -183,11 +218,14 @@ public struct LayerStatistics: Sendable {
     /// SparseGPT's `H = (2/N) Σ x xᵀ`, `(in, in)`, or `nil` when not accumulated.
     public var hessian: Matrix? {
         guard let h = hessianSum else { return nil }
-        if hessianIsFinal || sequenceCount == 0 {
+        if hessianIsFinal {
             return Matrix(rows: inputFeatures, columns: inputFeatures, storage: h)
         }
-        let scale = Float(2.0 / Double(sequenceCount))
-        return Matrix(rows: inputFeatures, columns: inputFeatures, storage: h.map { $0 * scale })
+        // The running sum holds the upper triangle only (syrk).
+        let scale = sequenceCount == 0 ? 1 : Float(2.0 / Double(sequenceCount))
+        var full = h.map { $0 * scale }
+        full.withUnsafeMutableBufferPointer { Linalg.mirrorUpperTriangle($0, n: inputFeatures) }
+        return Matrix(rows: inputFeatures, columns: inputFeatures, storage: full)
     }
 
     private func perSequence(_ v: [Double]) -> [Float] {

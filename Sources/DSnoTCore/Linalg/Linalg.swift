@@ -81,6 +81,47 @@ public enum Linalg {
         )
     }
 
+    /// Row-major `C += Aᵀ A` on the upper triangle of `C` (`cblas_ssyrk`, half the work of the GEMM):
+    /// the Gram matrix of the rows of `A`. The strict lower triangle of `C` is left untouched; call
+    /// `mirrorUpperTriangle` once the sum is complete.
+    /// - Parameters:
+    ///   - n: the width of `A` (and the order of `C`).
+    ///   - k: the rows of `A`.
+    ///   - a: `(k, n)` with leading dimension `lda`.
+    ///   - c: `(n, n)` with leading dimension `ldc`.
+    /// The corresponding C function is `cblas_ssyrk`.
+    public static func syrkAccumulate(
+        n: Int,
+        k: Int,
+        a: UnsafePointer<Float>?,
+        lda: Int,
+        c: UnsafeMutablePointer<Float>?,
+        ldc: Int
+    ) {
+        guard n > 0, k > 0 else { return }
+        cblas_ssyrk(
+            CblasRowMajor,
+            CblasUpper,
+            CblasTrans,
+            blasint(n),
+            blasint(k),
+            1,
+            a,
+            blasint(lda),
+            1,
+            c,
+            blasint(ldc)
+        )
+    }
+
+    /// Copies the upper triangle of the row-major `(n, n)` matrix `c` onto its lower triangle.
+    public static func mirrorUpperTriangle(_ c: UnsafeMutableBufferPointer<Float>, n: Int) {
+        precondition(c.count >= n * n, "mirrorUpperTriangle: buffer smaller than n²")
+        for i in 0..<n {
+            for j in 0..<i { c[i * n + j] = c[j * n + i] }
+        }
+    }
+
     /// The number of threads OpenBLAS uses.
     public static var blasThreads: Int {
         get { Int(openblas_get_num_threads()) }
