@@ -60,6 +60,22 @@ import Testing
         #expect(layers.last?.tensorName == "model.decoder.layers.1.fc2.weight")
     }
 
+    /// The statistics pass stops before the last linear layer; what it taps must be exactly what the
+    /// full forward pass taps (both architectures, both OPT norm placements).
+    @Test(arguments: ["llama_gqa_untied", "opt_pre_ln", "opt_post_ln_proj"])
+    func tapLinearInputsSeesWhatForwardSees(_ fixture: String) throws {
+        let model = try ModelRegistry.load(directory: ModelFixtures.path(fixture))
+        let block = try model.loadBlock(0)
+        let input = try model.embed(tokens: [3, 1, 4, 1, 5, 9, 2, 6])
+        var full: [(LinearLayerName, Matrix)] = []
+        _ = block.forward(input) { full.append(($0, $1)) }
+        var early: [(LinearLayerName, Matrix)] = []
+        block.tapLinearInputs(input) { early.append(($0, $1)) }
+        #expect(early.map(\.0) == block.linearLayerNames)
+        #expect(early.map(\.0) == full.map(\.0))
+        #expect(zip(early, full).allSatisfy { $0.1 == $1.1 })
+    }
+
     @Test func setWeightChangesTheBlockOutput() throws {
         let model = try ModelRegistry.load(directory: ModelFixtures.path("llama_gqa_tied"))
         var block = try model.loadBlock(0)

@@ -59,6 +59,8 @@ public protocol DecoderModel: Sendable {
     var attentionHeads: Int { get }
     /// Width of one attention head.
     var headDim: Int { get }
+    /// Key/value heads (fewer than `attentionHeads` with grouped-query attention).
+    var keyValueHeads: Int { get }
 
     /// Hidden states entering block 0 for one sequence.
     /// - Returns: `(tokens.count, hiddenSize)`.
@@ -93,6 +95,11 @@ public protocol DecoderBlock: Sendable {
     /// - Returns: `(L, hiddenSize)`.
     func forward(_ hidden: Matrix, tap: ((LinearLayerName, Matrix) -> Void)?) -> Matrix
 
+    /// Calls `tap` exactly as `forward` does, but stops once the last linear layer's input is known:
+    /// the statistics pass reads only the inputs, so the last linear layer and whatever follows it
+    /// (the residual, a post-norm) are not computed.
+    func tapLinearInputs(_ hidden: Matrix, tap: (LinearLayerName, Matrix) -> Void)
+
     /// The fp32 weight `(out, in)` of a linear layer.
     /// - Precondition: `name` is one of `linearLayerNames`.
     func weight(of name: LinearLayerName) -> Matrix
@@ -105,4 +112,9 @@ public protocol DecoderBlock: Sendable {
 extension DecoderBlock {
     /// Runs the block without a tap.
     public func forward(_ hidden: Matrix) -> Matrix { forward(hidden, tap: nil) }
+
+    /// The whole forward pass; blocks that can stop early override it.
+    public func tapLinearInputs(_ hidden: Matrix, tap: (LinearLayerName, Matrix) -> Void) {
+        withoutActuallyEscaping(tap) { tap in _ = forward(hidden, tap: tap) }
+    }
 }

@@ -21,6 +21,15 @@ public struct LlamaBlock: DecoderBlock, LinearSlots {
     public var linearLayerNames: [LinearLayerName] { Self.names }
 
     public func forward(_ hidden: Matrix, tap: ((LinearLayerName, Matrix) -> Void)?) -> Matrix {
+        run(hidden, tap: tap, complete: true)!
+    }
+
+    public func tapLinearInputs(_ hidden: Matrix, tap: (LinearLayerName, Matrix) -> Void) {
+        _ = withoutActuallyEscaping(tap) { run(hidden, tap: $0, complete: false) }
+    }
+
+    /// The forward pass; without `complete`, it returns `nil` right after tapping `down_proj`'s input.
+    private func run(_ hidden: Matrix, tap: ((LinearLayerName, Matrix) -> Void)?, complete: Bool) -> Matrix? {
         let length = hidden.rows
         // Attention: x (L, hidden) → q (L, H·d), k/v (L, KV·d).
         let x = inputNorm(hidden)
@@ -41,6 +50,7 @@ public struct LlamaBlock: DecoderBlock, LinearSlots {
         tap?(Self.names[5], n)
         let product = Activation.swiGLU(gate: linears[4](n), up: linears[5](n))
         tap?(Self.names[6], product)
+        guard complete else { return nil }
         Activation.add(&h, linears[6](product))
         return h
     }

@@ -19,6 +19,15 @@ public struct OPTBlock: DecoderBlock, LinearSlots {
     public var linearLayerNames: [LinearLayerName] { Self.names }
 
     public func forward(_ hidden: Matrix, tap: ((LinearLayerName, Matrix) -> Void)?) -> Matrix {
+        run(hidden, tap: tap, complete: true)!
+    }
+
+    public func tapLinearInputs(_ hidden: Matrix, tap: (LinearLayerName, Matrix) -> Void) {
+        _ = withoutActuallyEscaping(tap) { run(hidden, tap: $0, complete: false) }
+    }
+
+    /// The forward pass; without `complete`, it returns `nil` right after tapping `fc2`'s input.
+    private func run(_ hidden: Matrix, tap: ((LinearLayerName, Matrix) -> Void)?, complete: Bool) -> Matrix? {
         // Attention: x (L, hidden) → q/k/v (L, hidden) → context (L, hidden).
         let x = layerNormBefore ? attentionNorm(hidden) : hidden
         for i in 0..<3 { tap?(Self.names[i], x) }
@@ -33,6 +42,7 @@ public struct OPTBlock: DecoderBlock, LinearSlots {
         var inner = linears[4](n)
         Activation.relu(&inner)
         tap?(Self.names[5], inner)
+        guard complete else { return nil }
         Activation.add(&h, linears[5](inner))
         if !layerNormBefore { h = mlpNorm(h) }
         return h

@@ -18,7 +18,8 @@ struct BlockStatistics {
 }
 
 extension SequentialPruner {
-    /// Dense forward pass of `block` over every sequence; the tap accumulates each layer's statistics.
+    /// Dense forward pass of `block` over every sequence, up to the last linear layer's input (the
+    /// block's dense output is never used); the tap accumulates each layer's statistics.
     ///
     /// Sharing: on the first sequence, a layer whose input equals the previous layer's input (the
     /// same activations: q/k/v, gate/up) is mapped to that layer's entry; later sequences accumulate
@@ -36,7 +37,7 @@ extension SequentialPruner {
         for (n, sequence) in hidden.enumerated() {
             if isCancelled() { throw PipelineError.cancelled(block: block.index) }
             var previous: (name: LinearLayerName, input: Matrix)?
-            _ = block.forward(sequence) { name, x in
+            block.tapLinearInputs(sequence) { name, x in
                 if n == 0 {
                     if let p = previous, p.input == x {
                         result.owner[name] = result.owner[p.name]
