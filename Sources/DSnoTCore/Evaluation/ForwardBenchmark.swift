@@ -38,15 +38,18 @@ public enum ForwardBenchmark {
     }
 
     /// The GEMMs of one block forward over `length` tokens: each linear `(L, in) × (in, out)`, then per
-    /// query head and causal row tile `[r0, r1)`: `(T, d) × (d, r1)` and `(T, r1) × (r1, d)`.
+    /// key/value head and causal row tile `[r0, r1)` (its `G` query heads stacked):
+    /// `(G·T, d) × (d, r1)` and `(G·T, r1) × (r1, d)`.
     static func shapes(model: any DecoderModel, block: Int, length: Int) -> [Shape] {
         let linears = model.prunableLinearLayers(block: block).map {
             Shape(m: length, n: $0.outFeatures, k: $0.inFeatures, transposeB: true)
         }
-        let perHead = CausalAttention.gemmShapes(length: length, headDim: model.headDim).map {
-            Shape(m: $0.m, n: $0.n, k: $0.k, transposeB: $0.transposeB)
-        }
-        let attention = (0..<model.attentionHeads).flatMap { _ in perHead }
+        let attention = CausalAttention.gemmShapes(
+            length: length,
+            heads: model.attentionHeads,
+            kvHeads: model.keyValueHeads,
+            headDim: model.headDim
+        ).map { Shape(m: $0.m, n: $0.n, k: $0.k, transposeB: $0.transposeB) }
         return linears + attention
     }
 

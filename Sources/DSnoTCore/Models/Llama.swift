@@ -99,6 +99,7 @@ public struct LlamaModel: DecoderModel {
     public var maxPositions: Int { configuration.maxPositions }
     public var attentionHeads: Int { configuration.attentionHeads }
     public var headDim: Int { configuration.headDim }
+    public var keyValueHeads: Int { configuration.kvHeads }
 
     public func embed(tokens: [Int]) throws -> Matrix { try embedding.lookup(tokens) }
 

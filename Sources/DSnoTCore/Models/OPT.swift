@@ -143,6 +143,7 @@ public struct OPTModel: DecoderModel {
     public var maxPositions: Int { configuration.maxPositions }
     public var attentionHeads: Int { configuration.attentionHeads }
     public var headDim: Int { configuration.headDim }
+    public var keyValueHeads: Int { configuration.attentionHeads }
 
     /// `project_in(embed_tokens(ids)) + embed_positions(2 + position)`.
     public func embed(tokens: [Int]) throws -> Matrix {

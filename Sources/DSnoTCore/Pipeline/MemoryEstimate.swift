@@ -8,7 +8,7 @@ import SafeTensors
 ///
 /// Terms (bytes): one block's linear weights in fp32 and the same block's checkpoint pages that
 /// were mapped to read them; the calibration hidden states `N × L × hidden` fp32 (updated in place);
-/// one sequence's intermediates (every linear output of a block, the attention scores of a head);
+/// one sequence's intermediates (every linear output of a block, the attention's scratch tile);
 /// the statistics of the block's distinct layer inputs (vectors in fp64, Gram/Hessian matrices
 /// `C_in²` fp32); the pruner's working set for the largest layer; a fixed runtime baseline (Swift
 /// runtime, OpenBLAS buffers).
@@ -47,9 +47,12 @@ public struct MemoryEstimate: Sendable, Equatable, Codable {
         let pages = layers.reduce(0) { $0 + $1.outFeatures * $1.inFeatures * $1.dtype.byteWidth }
         let calibrated = recipe.needsCalibration || errorSequences > 0
         let activations = calibrated ? sequences * length * model.hiddenSize * f : 0
-        // Per sequence: every linear output, the block input/output copies, one head's L × L scores.
+        // Per sequence: every linear output, the block input/output copies, and the attention's
+        // scratch (a tile of the stacked query heads of one key/value head: scores, queries, contexts).
         let outputs = layers.reduce(0) { $0 + $1.outFeatures }
-        let scratch = calibrated ? (length * (outputs + 4 * model.hiddenSize) + length * length) * f : 0
+        let tile = model.attentionHeads / max(1, model.keyValueHeads) * min(length, CausalAttention.tileRows)
+        let attention = tile * (length + 2 * model.headDim)
+        let scratch = calibrated ? (length * (outputs + 4 * model.hiddenSize) + attention) * f : 0
         // Distinct inputs: layers reading the same activations share their statistics.
         var inputs: [Int] = []
         var seen = Set<String>()

@@ -65,7 +65,11 @@ public struct PruneMask: Sendable, Equatable {
     public func applied(to weights: Matrix) -> Matrix {
         precondition(weights.rows == rows && weights.columns == columns, "PruneMask: weight shape differs")
         var out = weights
-        for i in 0..<bytes.count where bytes[i] != 0 { out.storage[i] = 0 }
+        out.storage.withUnsafeMutableBufferPointer { w in
+            bytes.withUnsafeBufferPointer { m in
+                for i in 0..<m.count where m[i] != 0 { w[i] = 0 }
+            }
+        }
         return out
     }
 }

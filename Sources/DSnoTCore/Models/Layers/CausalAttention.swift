@@ -40,6 +40,11 @@ public struct CausalAttention: Sendable, Equatable {
     ///   - q: `(L, heads · d)`.
     ///   - k, v: `(L, kvHeads · d)`.
     /// - Returns: `(L, heads · d)`, heads concatenated (the input of `o_proj`).
+    ///
+    /// The `G = heads / kvHeads` query heads that read one key/value head are stacked, so each row
+    /// tile costs two GEMMs of `G·T` rows per key/value head instead of two of `T` rows per query
+    /// head: `Q` rows are packed head-major into a scratch tile, and the context rows are scattered
+    /// back into `out`.
     public func callAsFunction(q: Matrix, k: Matrix, v: Matrix) -> Matrix {
         let length = q.rows
         let d = headDim
@@ -50,45 +55,36 @@ public struct CausalAttention: Sendable, Equatable {
         precondition(k.rows == length && v.rows == length, "attention: lengths differ")
         var out = Matrix(rows: length, columns: heads * d)
         guard length > 0 else { return out }
-        // One tile of scores (tileRows, L) with leading dimension L, reused for every tile and head.
-        var scores = [Float](repeating: 0, count: min(length, Self.tileRows) * length)
         let group = heads / kvHeads
+        let tileCapacity = group * min(length, Self.tileRows)
+        // Scratch reused for every tile and key/value head: packed queries and contexts (G·T, d), and
+        // the scores (G·T, L) with leading dimension L.
+        var packedQ = [Float](repeating: 0, count: tileCapacity * d)
+        var packedO = packedQ
+        var scores = [Float](repeating: 0, count: tileCapacity * length)
         q.storage.withUnsafeBufferPointer { pq in
             k.storage.withUnsafeBufferPointer { pk in
                 v.storage.withUnsafeBufferPointer { pv in
                     out.storage.withUnsafeMutableBufferPointer { po in
                         scores.withUnsafeMutableBufferPointer { ps in
-                            for h in 0..<heads {
-                                let kv = h / group
-                                for tile in Self.tiles(length: length) {
-                                    let keys = tile.upperBound  // keys 0..<r1 are visible to some row of the tile
-                                    // S = scale · Q_h[r0..<r1] K_h[0..<r1]ᵀ: (T, d) × (d, r1).
-                                    Linalg.gemm(
-                                        m: tile.count,
-                                        n: keys,
-                                        k: d,
-                                        alpha: scale,
-                                        a: pq.baseAddress! + tile.lowerBound * heads * d + h * d,
-                                        lda: heads * d,
-                                        b: pk.baseAddress! + kv * d,
-                                        ldb: kvHeads * d,
-                                        transposeB: true,
-                                        c: ps.baseAddress,
-                                        ldc: length
-                                    )
-                                    softmaxCausalRows(ps, rows: tile, stride: length)
-                                    // O_h[r0..<r1] = P V_h[0..<r1]: (T, r1) × (r1, d).
-                                    Linalg.gemm(
-                                        m: tile.count,
-                                        n: d,
-                                        k: keys,
-                                        a: ps.baseAddress,
-                                        lda: length,
-                                        b: pv.baseAddress! + kv * d,
-                                        ldb: kvHeads * d,
-                                        c: po.baseAddress! + tile.lowerBound * heads * d + h * d,
-                                        ldc: heads * d
-                                    )
+                            packedQ.withUnsafeMutableBufferPointer { pPackedQ in
+                                packedO.withUnsafeMutableBufferPointer { pPackedO in
+                                    for kv in 0..<kvHeads {
+                                        for tile in Self.tiles(length: length) {
+                                            attendTile(
+                                                tile,
+                                                kvHead: kv,
+                                                q: pq.baseAddress!,
+                                                k: pk.baseAddress!,
+                                                v: pv.baseAddress!,
+                                                out: po.baseAddress!,
+                                                packedQ: pPackedQ.baseAddress!,
+                                                packedO: pPackedO.baseAddress!,
+                                                scores: ps,
+                                                length: length
+                                            )
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -99,27 +95,94 @@ public struct CausalAttention: Sendable, Equatable {
         return out
     }
 
-    /// Tile row `t` (query `i = rows.lowerBound + t`) of `s`: numerically stable softmax over the
-    /// visible keys, zero for the other keys `< rows.upperBound`. Rows are interleaved over the
-    /// workers (row `i` costs `i + 1` exponentials).
-    func softmaxCausalRows(_ s: UnsafeMutableBufferPointer<Float>, rows: Range<Int>, stride rowStride: Int) {
-        let keys = rows.upperBound
-        ParallelRows.run(units: 4 * rows.count * keys) { chunk, chunks in
-            for t in Swift.stride(from: chunk, to: rows.count, by: chunks) {
-                let i = rows.lowerBound + t
-                let row = s.baseAddress! + t * rowStride
-                let first = slidingWindow.map { max(0, i - $0 + 1) } ?? 0
-                for j in 0..<first { row[j] = 0 }
-                VectorMath.softmax(row + first, count: i + 1 - first)
-                for j in (i + 1)..<keys { row[j] = 0 }
+    /// One row tile `[r0, r1)` of the `G` query heads of key/value head `kv`. Packed row `g·T + t` is
+    /// query head `kv·G + g` at position `r0 + t`.
+    private func attendTile(
+        _ tile: Range<Int>,
+        kvHead kv: Int,
+        q: UnsafePointer<Float>,
+        k: UnsafePointer<Float>,
+        v: UnsafePointer<Float>,
+        out: UnsafeMutablePointer<Float>,
+        packedQ: UnsafeMutablePointer<Float>,
+        packedO: UnsafeMutablePointer<Float>,
+        scores: UnsafeMutableBufferPointer<Float>,
+        length: Int
+    ) {
+        let d = headDim
+        let group = heads / kvHeads
+        let rows = tile.count
+        let qWidth = heads * d
+        let keys = tile.upperBound  // keys 0..<r1 are visible to some row of the tile
+        for g in 0..<group {
+            let head = kv * group + g
+            for t in 0..<rows {
+                (packedQ + (g * rows + t) * d).update(from: q + (tile.lowerBound + t) * qWidth + head * d, count: d)
+            }
+        }
+        // S = scale · Q_packed K_kv[0..<r1]ᵀ: (G·T, d) × (d, r1).
+        Linalg.gemm(
+            m: group * rows,
+            n: keys,
+            k: d,
+            alpha: scale,
+            a: packedQ,
+            lda: d,
+            b: k + kv * d,
+            ldb: kvHeads * d,
+            transposeB: true,
+            c: scores.baseAddress,
+            ldc: length
+        )
+        softmaxCausalRows(scores, tile: tile, group: group, stride: length)
+        // O_packed = P V_kv[0..<r1]: (G·T, r1) × (r1, d).
+        Linalg.gemm(
+            m: group * rows,
+            n: d,
+            k: keys,
+            a: scores.baseAddress,
+            lda: length,
+            b: v + kv * d,
+            ldb: kvHeads * d,
+            c: packedO,
+            ldc: d
+        )
+        for g in 0..<group {
+            let head = kv * group + g
+            for t in 0..<rows {
+                (out + (tile.lowerBound + t) * qWidth + head * d).update(from: packedO + (g * rows + t) * d, count: d)
             }
         }
     }
 
-    /// The GEMMs `(m, n, k, transposeB)` one head performs on a sequence of `length` (for benchmarks).
-    static func gemmShapes(length: Int, headDim d: Int) -> [(m: Int, n: Int, k: Int, transposeB: Bool)] {
-        tiles(length: length).flatMap { tile in
-            [(tile.count, tile.upperBound, d, true), (tile.count, d, tile.upperBound, false)]
+    /// Packed row `g·T + t` (query `i = tile.lowerBound + t`) of `s`: numerically stable softmax over
+    /// the visible keys, zero for the other keys `< tile.upperBound`. Rows are interleaved over the
+    /// workers (row `i` costs `i + 1` exponentials).
+    func softmaxCausalRows(_ s: UnsafeMutableBufferPointer<Float>, tile: Range<Int>, group: Int, stride rowStride: Int)
+    {
+        let keys = tile.upperBound
+        let rows = group * tile.count
+        ParallelRows.run(units: 4 * rows * keys) { chunk, chunks in
+            for r in Swift.stride(from: chunk, to: rows, by: chunks) {
+                let i = tile.lowerBound + r % tile.count
+                let row = s.baseAddress! + r * rowStride
+                let first = slidingWindow.map { max(0, i - $0 + 1) } ?? 0
+                if first > 0 { row.update(repeating: 0, count: first) }
+                VectorMath.softmax(row + first, count: i + 1 - first)
+                if i + 1 < keys { (row + i + 1).update(repeating: 0, count: keys - i - 1) }
+            }
         }
+    }
+
+    /// The attention GEMMs `(m, n, k, transposeB)` of one block forward over `length` tokens (for
+    /// benchmarks).
+    static func gemmShapes(length: Int, heads: Int, kvHeads: Int, headDim d: Int) -> [(
+        m: Int, n: Int, k: Int, transposeB: Bool
+    )] {
+        let group = heads / max(1, kvHeads)
+        let perKVHead = tiles(length: length).flatMap { tile in
+            [(group * tile.count, tile.upperBound, d, true), (group * tile.count, d, tile.upperBound, false)]
+        }
+        return (0..<kvHeads).flatMap { _ in perKVHead }
     }
 }

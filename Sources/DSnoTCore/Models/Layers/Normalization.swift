@@ -20,15 +20,18 @@ public struct RMSNorm: Sendable, Equatable {
         let n = x.columns
         precondition(n == weight.count, "RMSNorm: width \(n) differs from weight length \(weight.count)")
         var y = Matrix(rows: x.rows, columns: n)
+        let epsilon = epsilon
         x.storage.withUnsafeBufferPointer { px in
             y.storage.withUnsafeMutableBufferPointer { py in
                 weight.withUnsafeBufferPointer { pw in
-                    for r in 0..<x.rows {
-                        let row = px.baseAddress! + r * n
-                        var sumSquares: Float = 0
-                        for c in 0..<n { sumSquares += row[c] * row[c] }
-                        let scale = 1 / (sumSquares / Float(n) + epsilon).squareRoot()
-                        for c in 0..<n { py[r * n + c] = pw[c] * (row[c] * scale) }
+                    ParallelRows.run(units: 3 * px.count) { chunk, chunks in
+                        for r in ParallelRows.range(chunk, of: chunks, total: x.rows) {
+                            let row = px.baseAddress! + r * n
+                            var sumSquares: Float = 0
+                            for c in 0..<n { sumSquares += row[c] * row[c] }
+                            let scale = 1 / (sumSquares / Float(n) + epsilon).squareRoot()
+                            for c in 0..<n { py[r * n + c] = pw[c] * (row[c] * scale) }
+                        }
                     }
                 }
             }
@@ -57,17 +60,24 @@ public struct LayerNorm: Sendable, Equatable {
         let n = x.columns
         precondition(n == weight.count, "LayerNorm: width \(n) differs from weight length \(weight.count)")
         var y = Matrix(rows: x.rows, columns: n)
+        let epsilon = epsilon
         x.storage.withUnsafeBufferPointer { px in
             y.storage.withUnsafeMutableBufferPointer { py in
-                for r in 0..<x.rows {
-                    let row = px.baseAddress! + r * n
-                    var sum: Float = 0
-                    for c in 0..<n { sum += row[c] }
-                    let mean = sum / Float(n)
-                    var sumSquares: Float = 0
-                    for c in 0..<n { sumSquares += (row[c] - mean) * (row[c] - mean) }
-                    let scale = 1 / (sumSquares / Float(n) + epsilon).squareRoot()
-                    for c in 0..<n { py[r * n + c] = (row[c] - mean) * scale * weight[c] + bias[c] }
+                weight.withUnsafeBufferPointer { pw in
+                    bias.withUnsafeBufferPointer { pb in
+                        ParallelRows.run(units: 4 * px.count) { chunk, chunks in
+                            for r in ParallelRows.range(chunk, of: chunks, total: x.rows) {
+                                let row = px.baseAddress! + r * n
+                                var sum: Float = 0
+                                for c in 0..<n { sum += row[c] }
+                                let mean = sum / Float(n)
+                                var sumSquares: Float = 0
+                                for c in 0..<n { sumSquares += (row[c] - mean) * (row[c] - mean) }
+                                let scale = 1 / (sumSquares / Float(n) + epsilon).squareRoot()
+                                for c in 0..<n { py[r * n + c] = (row[c] - mean) * scale * pw[c] + pb[c] }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -78,9 +88,9 @@ public struct LayerNorm: Sendable, Equatable {
 /// Element-wise activations.
 enum Activation {
     /// `h ← silu(gate) ⊙ up`, the SwiGLU product (HF `act_fn(gate_proj(x)) * up_proj(x)`).
-    static func swiGLU(gate: Matrix, up: Matrix) -> Matrix {
+    static func swiGLU(gate: Matrix, up: consuming Matrix) -> Matrix {
         precondition(gate.rows == up.rows && gate.columns == up.columns, "swiGLU: shapes differ")
-        var h = up
+        var h = up  // `up` is consumed: the product overwrites it without a copy
         h.storage.withUnsafeMutableBufferPointer { ph in
             gate.storage.withUnsafeBufferPointer { pg in
                 ParallelRows.run(units: 8 * ph.count) { chunk, chunks in
@@ -107,7 +117,9 @@ enum Activation {
         precondition(a.rows == b.rows && a.columns == b.columns, "residual add: shapes differ")
         a.storage.withUnsafeMutableBufferPointer { pa in
             b.storage.withUnsafeBufferPointer { pb in
-                for i in 0..<pa.count { pa[i] += pb[i] }
+                ParallelRows.run(units: pa.count) { chunk, chunks in
+                    for i in ParallelRows.range(chunk, of: chunks, total: pa.count) { pa[i] += pb[i] }
+                }
             }
         }
     }

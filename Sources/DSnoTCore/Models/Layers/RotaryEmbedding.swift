@@ -105,16 +105,18 @@ public struct RotaryEmbedding: Sendable, Equatable {
         x.storage.withUnsafeMutableBufferPointer { px in
             tables.cos.withUnsafeBufferPointer { pc in
                 tables.sin.withUnsafeBufferPointer { ps in
-                    for p in 0..<x.rows {
-                        for h in 0..<heads {
-                            let o = p * width + h * d
-                            for i in 0..<half {
-                                let c = pc[p * half + i]
-                                let s = ps[p * half + i]
-                                let x1 = px[o + i]
-                                let x2 = px[o + i + half]
-                                px[o + i] = x1 * c - x2 * s
-                                px[o + i + half] = x2 * c + x1 * s
+                    ParallelRows.run(units: 3 * px.count) { chunk, chunks in
+                        for p in ParallelRows.range(chunk, of: chunks, total: x.rows) {
+                            for h in 0..<heads {
+                                let o = p * width + h * d
+                                for i in 0..<half {
+                                    let c = pc[p * half + i]
+                                    let s = ps[p * half + i]
+                                    let x1 = px[o + i]
+                                    let x2 = px[o + i + half]
+                                    px[o + i] = x1 * c - x2 * s
+                                    px[o + i + half] = x2 * c + x1 * s
+                                }
                             }
                         }
                     }

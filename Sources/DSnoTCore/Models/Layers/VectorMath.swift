@@ -38,9 +38,16 @@ enum VectorMath {
     /// - Precondition: `count > 0`.
     static func softmax(_ p: UnsafeMutablePointer<Float>, count: Int) {
         let vectorEnd = count & ~7
-        var maximum = -Float.infinity
-        for t in 0..<count where p[t] > maximum { maximum = p[t] }
+        // The maximum is exact in any order, so the lanes may split it.
+        var maxima = Vector(repeating: -.infinity)
         var j = 0
+        while j < vectorEnd {
+            maxima = pointwiseMax(maxima, UnsafeRawPointer(p + j).loadUnaligned(as: Vector.self))
+            j += 8
+        }
+        var maximum = maxima.max()
+        for t in vectorEnd..<count where p[t] > maximum { maximum = p[t] }
+        j = 0
         var sums = Vector.zero
         while j < vectorEnd {
             let e = exp(UnsafeRawPointer(p + j).loadUnaligned(as: Vector.self) - maximum)
