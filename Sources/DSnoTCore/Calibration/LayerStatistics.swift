@@ -97,101 +97,132 @@ public struct LayerStatistics: Sendable {
     /// Tokens per sequence `L` (the mean when lengths differ; 0 before any sequence).
     public var tokensPerSequence: Int { sequenceCount == 0 ? 0 : tokenCount / sequenceCount }
 
-    /// Adds one calibration sequence.
+    /// One sequence's contribution to the per-feature sums: `Σx`, `Σx²` and `L · Var` in `Double`.
+    /// Computed from the sequence alone (so on any thread); `add(_:)` in sequence order then gives
+    /// exactly what `accumulate(sequence:)` in that order gives.
+    public struct SequenceSums: Sendable, Equatable {
+        public let inputFeatures: Int
+        public let tokens: Int
+        fileprivate var sum: [Double]
+        fileprivate var sumOfSquares: [Double]
+        fileprivate var weightedVariance: [Double]  // L · Var_t
+
+        /// The sums of `sequence` `(tokens, inputFeatures)`. The features are split over the cores
+        /// (inline on a `ParallelSequences` worker); each feature's sums keep their order.
+        public init(sequence: Matrix) {
+            inputFeatures = sequence.columns
+            tokens = sequence.rows
+            let c = sequence.columns
+            var sum = [Double](repeating: 0, count: c)
+            var sumOfSquares = sum
+            var weightedVariance = sum
+            let tokens = tokens
+            sequence.storage.withUnsafeBufferPointer { values in
+                sum.withUnsafeMutableBufferPointer { sum in
+                    sumOfSquares.withUnsafeMutableBufferPointer { sumOfSquares in
+                        weightedVariance.withUnsafeMutableBufferPointer { weightedVariance in
+                            nonisolated(unsafe) let (sum, sumOfSquares, weightedVariance) = (
+                                sum, sumOfSquares, weightedVariance
+                            )
+                            guard tokens > 0, c > 0 else { return }
+                            ParallelRows.run(units: 4 * tokens * c) { chunk, chunks in
+                                Self.sums(
+                                    values.baseAddress!,
+                                    tokens: tokens,
+                                    width: c,
+                                    columns: ParallelRows.range(chunk, of: chunks, total: c),
+                                    sum: sum.baseAddress!,
+                                    sumOfSquares: sumOfSquares.baseAddress!,
+                                    weightedVariance: weightedVariance.baseAddress!
+                                )
+                            }
+                        }
+                    }
+                }
+            }
+            self.sum = sum
+            self.sumOfSquares = sumOfSquares
+            self.weightedVariance = weightedVariance
+        }
+
+        /// Σx and Σx² per feature in `columns` (Double), then the population variance around this
+        /// sequence's mean (times `tokens`): two passes, centred for accuracy.
+        private static func sums(
+            _ x: UnsafePointer<Float>,
+            tokens: Int,
+            width c: Int,
+            columns: Range<Int>,
+            sum: UnsafeMutablePointer<Double>,
+            sumOfSquares: UnsafeMutablePointer<Double>,
+            weightedVariance: UnsafeMutablePointer<Double>
+        ) {
+            let count = columns.count
+            guard count > 0 else { return }
+            let first = columns.lowerBound
+            let seqSum = sum + first
+            let seqSq = sumOfSquares + first
+            let seqVar = weightedVariance + first
+            for t in 0..<tokens {
+                let row = x + t * c + first
+                for j in 0..<count {
+                    let v = Double(row[j])
+                    seqSum[j] += v
+                    seqSq[j] += v * v
+                }
+            }
+            let mean = UnsafeMutablePointer<Double>.allocate(capacity: count)
+            defer { mean.deallocate() }
+            let invL = 1.0 / Double(tokens)
+            for j in 0..<count { mean[j] = seqSum[j] * invL }
+            for t in 0..<tokens {
+                let row = x + t * c + first
+                for j in 0..<count {
+                    let d = Double(row[j]) - mean[j]
+                    seqVar[j] += d * d
+                }
+            }
+        }
+    }
+
+    /// Adds one calibration sequence: its sums and, when kept, its `XᵀX`.
     /// - Parameter sequence: `(tokens, inputFeatures)`, the layer's inputs for that sequence.
     public mutating func accumulate(sequence: Matrix) {
+        add(SequenceSums(sequence: sequence))
+        accumulateHessian(sequence: sequence)
+    }
+
+    /// Adds one sequence's sums (computed elsewhere, e.g. on the thread that ran its forward pass).
+    /// Call `accumulateHessian(sequence:)` for the same sequence when the Hessian is kept.
+    public mutating func add(_ sums: SequenceSums) {
+        precondition(!hessianIsFinal, "LayerStatistics: stored statistics cannot accumulate more data")
+        precondition(
+            sums.inputFeatures == inputFeatures,
+            "LayerStatistics: \(sums.inputFeatures) columns, expected \(inputFeatures)"
+        )
+        guard sums.tokens > 0 else { return }
+        for j in 0..<inputFeatures {
+            sum[j] += sums.sum[j]
+            sumOfSquares[j] += sums.sumOfSquares[j]
+            weightedVariance[j] += sums.weightedVariance[j]
+        }
+        sequenceCount += 1
+        tokenCount += sums.tokens
+    }
+
+    /// Adds `XᵀX` of one sequence to the Hessian sum (upper triangle by `ssyrk`, mirrored when read);
+    /// nothing when the Hessian is not kept.
+    public mutating func accumulateHessian(sequence: Matrix) {
+        guard hessianSum != nil, sequence.rows > 0 else { return }
+        precondition(!hessianIsFinal, "LayerStatistics: stored statistics cannot accumulate more data")
         precondition(
             sequence.columns == inputFeatures,
             "LayerStatistics: \(sequence.columns) columns, expected \(inputFeatures)"
         )
-        sequence.storage.withUnsafeBufferPointer { accumulate(tokens: sequence.rows, values: $0) }
-    }
-
-    /// Adds one calibration sequence from raw row-major storage `(tokens, inputFeatures)`.
-    ///
-    /// The per-feature sums run over column ranges on every core; each feature's sums are formed in
-    /// the same order whatever the split, so the result does not depend on the core count.
-    public mutating func accumulate(tokens: Int, values: UnsafeBufferPointer<Float>) {
-        precondition(!hessianIsFinal, "LayerStatistics: stored statistics cannot accumulate more data")
-        precondition(values.count == tokens * inputFeatures, "LayerStatistics: storage does not match (tokens, in)")
-        guard tokens > 0 else { return }
         let c = inputFeatures
-        let x = values.baseAddress!
-        sum.withUnsafeMutableBufferPointer { sum in
-            sumOfSquares.withUnsafeMutableBufferPointer { sumOfSquares in
-                weightedVariance.withUnsafeMutableBufferPointer { weightedVariance in
-                    nonisolated(unsafe) let (sum, sumOfSquares, weightedVariance) = (
-                        sum, sumOfSquares, weightedVariance
-                    )
-                    ParallelRows.run(units: 4 * tokens * c) { chunk, chunks in
-                        let columns = ParallelRows.range(chunk, of: chunks, total: c)
-                        Self.accumulate(
-                            x,
-                            tokens: tokens,
-                            width: c,
-                            columns: columns,
-                            sum: sum.baseAddress!,
-                            sumOfSquares: sumOfSquares.baseAddress!,
-                            weightedVariance: weightedVariance.baseAddress!
-                        )
-                    }
-                }
-            }
-        }
-        sequenceCount += 1
-        tokenCount += tokens
-        if hessianSum != nil {
-            // Upper triangle of H_sum (in, in) += Xᵀ X with X (tokens, in); mirrored when read.
+        sequence.storage.withUnsafeBufferPointer { x in
             hessianSum!.withUnsafeMutableBufferPointer { h in
-                Linalg.syrkAccumulate(n: c, k: tokens, a: x, lda: c, c: h.baseAddress, ldc: c)
+                Linalg.syrkAccumulate(n: c, k: sequence.rows, a: x.baseAddress, lda: c, c: h.baseAddress, ldc: c)
             }
-        }
-    }
-
-    /// One sequence's sums for the features in `columns`: Σx and Σx² (Double), then the centred
-    /// population variance (times `tokens`), added to the running totals.
-    private static func accumulate(
-        _ x: UnsafePointer<Float>,
-        tokens: Int,
-        width c: Int,
-        columns: Range<Int>,
-        sum: UnsafeMutablePointer<Double>,
-        sumOfSquares: UnsafeMutablePointer<Double>,
-        weightedVariance: UnsafeMutablePointer<Double>
-    ) {
-        let count = columns.count
-        guard count > 0 else { return }
-        let scratch = UnsafeMutablePointer<Double>.allocate(capacity: 4 * count)
-        defer { scratch.deallocate() }
-        scratch.initialize(repeating: 0, count: 4 * count)
-        let seqSum = scratch
-        let seqSq = scratch + count
-        let seqVar = scratch + 2 * count
-        let mean = scratch + 3 * count
-        let first = columns.lowerBound
-        // Pass 1: Σx and Σx² per feature.
-        for t in 0..<tokens {
-            let row = x + t * c + first
-            for j in 0..<count {
-                let v = Double(row[j])
-                seqSum[j] += v
-                seqSq[j] += v * v
-            }
-        }
-        // Pass 2: population variance of this sequence, centred for accuracy.
-        let invL = 1.0 / Double(tokens)
-        for j in 0..<count { mean[j] = seqSum[j] * invL }
-        for t in 0..<tokens {
-            let row = x + t * c + first
-            for j in 0..<count {
-                let d = Double(row[j]) - mean[j]
-                seqVar[j] += d * d
-            }
-        }
-        for j in 0..<count {
-            sum[first + j] += seqSum[j]
-            sumOfSquares[first + j] += seqSq[j]
-            weightedVariance[first + j] += seqVar[j]  // = L · Var_t
         }
     }
 

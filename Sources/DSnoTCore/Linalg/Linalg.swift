@@ -122,6 +122,17 @@ public enum Linalg {
         }
     }
 
+    /// Runs `body` with OpenBLAS limited to one thread, for callers that run BLAS on several threads
+    /// of their own (`ParallelSequences`), then restores the previous count. The count is process-wide:
+    /// a concurrent caller elsewhere would run single-threaded meanwhile (slower, never wrong).
+    public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+        let previous = openblas_get_num_threads()
+        guard previous > 1 else { return try body() }
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(previous) }
+        return try body()
+    }
+
     /// The number of threads OpenBLAS uses.
     public static var blasThreads: Int {
         get { Int(openblas_get_num_threads()) }

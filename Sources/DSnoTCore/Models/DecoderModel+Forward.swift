@@ -2,7 +2,8 @@
 // DecoderModel+Forward: the whole-model forward pass for a batch of sequences, streamed block by block.
 
 extension DecoderModel {
-    /// Runs every block over `hidden` in place, loading each block once.
+    /// Runs every block over `hidden` in place, loading each block once; the sequences of a block run
+    /// one per core (`ParallelSequences`).
     /// - Parameters:
     ///   - hidden: one `(L_i, hiddenSize)` matrix per sequence; replaced by the last block's outputs.
     ///   - progress: called after each block with `(blocksDone, blockCount)`.
@@ -10,7 +11,10 @@ extension DecoderModel {
     public func runBlocks(_ hidden: inout [Matrix], progress: ((Int, Int) -> Void)? = nil) throws {
         for b in 0..<blockCount {
             let block = try loadBlock(b)  // fp32 weights of block b only; released at the next iteration
-            for i in hidden.indices { hidden[i] = block.forward(hidden[i]) }
+            hidden.withUnsafeMutableBufferPointer { h in
+                nonisolated(unsafe) let h = h
+                ParallelSequences.forEach(h.indices) { i in h[i] = block.forward(h[i]) }
+            }
             progress?(b + 1, blockCount)
         }
     }

@@ -8,7 +8,8 @@ import SafeTensors
 ///
 /// Terms (bytes): one block's linear weights in fp32 and the same block's checkpoint pages that
 /// were mapped to read them; the calibration hidden states `N × L × hidden` fp32 (updated in place);
-/// one sequence's intermediates (every linear output of a block, the attention's scratch tile);
+/// the intermediates of each sequence in flight (one per core: every linear output of a block, the
+/// attention's scratch tile);
 /// the statistics of the block's distinct layer inputs (vectors in fp64, Gram/Hessian matrices
 /// `C_in²` fp32); the pruner's working set for the largest layer; a fixed runtime baseline (Swift
 /// runtime, OpenBLAS buffers).
@@ -52,7 +53,9 @@ public struct MemoryEstimate: Sendable, Equatable, Codable {
         let outputs = layers.reduce(0) { $0 + $1.outFeatures }
         let tile = model.attentionHeads / max(1, model.keyValueHeads) * min(length, CausalAttention.tileRows)
         let attention = tile * (length + 2 * model.headDim)
-        let scratch = calibrated ? (length * (outputs + 4 * model.hiddenSize) + attention) * f : 0
+        // One sequence in flight per core (`ParallelSequences`), each with its own intermediates.
+        let inFlight = min(ParallelSequences.width, max(1, sequences))
+        let scratch = calibrated ? inFlight * (length * (outputs + 4 * model.hiddenSize) + attention) * f : 0
         // Distinct inputs: layers reading the same activations share their statistics.
         var inputs: [Int] = []
         var seen = Set<String>()

@@ -19,8 +19,10 @@ struct BlockStatistics {
 
 extension SequentialPruner {
     /// Dense forward pass of `block` over every sequence, up to the last linear layer's input (the
-    /// block's dense output is never used); the tap accumulates each layer's statistics.
+    /// block's dense output is never used); each layer's inputs are accumulated into its statistics.
     ///
+    /// The passes of a chunk run concurrently (`ParallelSequences`); each records what its tap saw,
+    /// and the records are accumulated in sequence order afterwards, exactly as a serial pass would.
     /// Sharing: on the first sequence, a layer whose input equals the previous layer's input (the
     /// same activations: q/k/v, gate/up) is mapped to that layer's entry; later sequences accumulate
     /// only into owners. `Array ==` checks buffer identity first, so the comparison is O(1) when the
@@ -34,40 +36,77 @@ extension SequentialPruner {
     ) throws -> BlockStatistics {
         var result = BlockStatistics()
         let metricCount = recipe.needsHessian ? 0 : min(errorSequences, hidden.count)
-        for (n, sequence) in hidden.enumerated() {
+        for chunk in Self.chunks(of: hidden.count) {
             if isCancelled() { throw PipelineError.cancelled(block: block.index) }
-            var previous: (name: LinearLayerName, input: Matrix)?
-            block.tapLinearInputs(sequence) { name, x in
-                if n == 0 {
-                    if let p = previous, p.input == x {
-                        result.owner[name] = result.owner[p.name]
-                    } else {
-                        result.owner[name] = name
-                        result.statistics[name] = LayerStatistics(
-                            inputFeatures: x.columns,
-                            accumulateHessian: recipe.needsHessian
-                        )
-                        if metricCount > 0 {
-                            result.metricGram[name] = LayerStatistics(inputFeatures: x.columns, accumulateHessian: true)
-                        }
+            var taps = [[Tapped]](repeating: [], count: chunk.count)
+            taps.withUnsafeMutableBufferPointer { taps in
+                nonisolated(unsafe) let taps = taps
+                ParallelSequences.forEach(chunk) { n in
+                    var seen: [Tapped] = []
+                    block.tapLinearInputs(hidden[n]) { name, x in
+                        // The per-feature sums are computed here, once per distinct input.
+                        let sums = seen.last.flatMap { $0.input == x ? $0.sums : nil } ?? .init(sequence: x)
+                        seen.append(Tapped(name: name, input: x, sums: sums))
                     }
-                    previous = (name, x)
+                    taps[n - chunk.lowerBound] = seen
                 }
-                guard result.owner[name] == name else { return }
-                result.statistics[name]?.accumulate(sequence: x)
-                if n < metricCount { result.metricGram[name]?.accumulate(sequence: x) }
+            }
+            for (n, seen) in zip(chunk, taps) {
+                var previous: (name: LinearLayerName, input: Matrix)?
+                for tapped in seen {
+                    let (name, x, sums) = (tapped.name, tapped.input, tapped.sums)
+                    if n == 0 {
+                        if let p = previous, p.input == x {
+                            result.owner[name] = result.owner[p.name]
+                        } else {
+                            result.owner[name] = name
+                            result.statistics[name] = LayerStatistics(
+                                inputFeatures: x.columns,
+                                accumulateHessian: recipe.needsHessian
+                            )
+                            if metricCount > 0 {
+                                result.metricGram[name] = LayerStatistics(
+                                    inputFeatures: x.columns,
+                                    accumulateHessian: true
+                                )
+                            }
+                        }
+                        previous = (name, x)
+                    }
+                    guard result.owner[name] == name else { continue }
+                    result.statistics[name]?.add(sums)
+                    result.statistics[name]?.accumulateHessian(sequence: x)
+                    if n < metricCount {
+                        result.metricGram[name]?.add(sums)
+                        result.metricGram[name]?.accumulateHessian(sequence: x)
+                    }
+                }
             }
             progress(
                 PruneProgress(
                     block: block.index,
                     blockCount: blockCount,
                     phase: .statistics,
-                    sequencesDone: n + 1,
+                    sequencesDone: chunk.upperBound,
                     sequenceCount: hidden.count
                 )
             )
         }
         return result
+    }
+
+    /// One tap event of a statistics pass: the layer, its input, and that input's per-feature sums.
+    struct Tapped {
+        var name: LinearLayerName
+        var input: Matrix
+        var sums: LayerStatistics.SequenceSums
+    }
+
+    /// The calibration sequences in chunks of one per core (`ParallelSequences.width`): progress and
+    /// cancellation are checked between chunks.
+    static func chunks(of count: Int) -> [Range<Int>] {
+        let width = ParallelSequences.width
+        return stride(from: 0, to: count, by: width).map { $0..<min(count, $0 + width) }
     }
 
     /// Prunes one linear layer of `block`, writes it to the sink in the checkpoint dtype, and puts

@@ -15,8 +15,10 @@ import SafeTensors
 ///
 /// Layers that read the same activations (q/k/v; gate/up) share one set of statistics. The
 /// reconstruction-error metric uses a Gram matrix accumulated on the first `errorSequences` sequences
-/// (or the full Hessian when the recipe needs it anyway). Cancellation is checked between sequences,
-/// so a stop costs at most one sequence's forward pass; the partial block is discarded.
+/// (or the full Hessian when the recipe needs it anyway). Both passes run one sequence per core
+/// (`ParallelSequences`) in chunks of one sequence per core; statistics are accumulated in sequence
+/// order after each chunk, so they do not depend on the core count. Cancellation is checked between
+/// chunks, so a stop costs at most one chunk's forward passes; the partial block is discarded.
 ///
 /// ```swift
 /// let pruner = try SequentialPruner(recipe: recipe)
@@ -133,15 +135,19 @@ public struct SequentialPruner: Sendable {
             }
             if !hidden.isEmpty && b + 1 < model.blockCount {
                 report.timings.propagation += try Self.time(clock) {
-                    for n in hidden.indices {
+                    let pruned = block
+                    for chunk in Self.chunks(of: hidden.count) {
                         if isCancelled() { throw PipelineError.cancelled(block: b) }
-                        hidden[n] = block.forward(hidden[n])
+                        hidden.withUnsafeMutableBufferPointer { h in
+                            nonisolated(unsafe) let h = h
+                            ParallelSequences.forEach(chunk) { n in h[n] = pruned.forward(h[n]) }
+                        }
                         progress(
                             PruneProgress(
                                 block: b,
                                 blockCount: model.blockCount,
                                 phase: .propagation,
-                                sequencesDone: n + 1,
+                                sequencesDone: chunk.upperBound,
                                 sequenceCount: hidden.count
                             )
                         )
