@@ -10,16 +10,23 @@ import SafeTensors
 /// `make bench` needs no downloaded model). At L = 128, 512 and 2048, best of 5 each, it times
 /// `DecoderBlock.forward` and, in the same run, plain `cblas_sgemm` on exactly the block's GEMMs
 /// (`ForwardBenchmark` in DSnoTCore). Ratio = sgemm time / forward time, the share of the
-/// same-shape GEMM rate the whole block reaches (target ≥ 0.7 at L = 512).
+/// same-shape GEMM rate the whole block reaches (target ≥ 0.7 at L = 512). The last line runs 4
+/// sequences at L = 512 one per core, as the pruner's passes do (`ParallelSequences`).
 enum ForwardPassBenchmark {
     static let repetitions = 5
 
     static let benchmark = Benchmark(name: "forward") {
         let model = try smolLM2ShapedModel()
-        for length in [128, 512, 2048] {
-            let r = try ForwardBenchmark.run(model: model, block: 0, sequenceLength: length, repetitions: repetitions)
+        for (length, sequences) in [(128, 1), (512, 1), (2048, 1), (512, 4)] {
+            let r = try ForwardBenchmark.run(
+                model: model,
+                block: 0,
+                sequenceLength: length,
+                repetitions: repetitions,
+                sequences: sequences
+            )
             BenchmarkSupport.report(
-                "forward.smollm2_block_L\(length)_vs_sgemm",
+                "forward.smollm2_block_L\(length)\(sequences > 1 ? "_x\(sequences)_one_per_core" : "")_vs_sgemm",
                 ratio: r.efficiency,
                 "sgemm time",
                 over: "block forward time",

@@ -58,9 +58,18 @@ public enum ForwardBenchmark {
     ///   - block: which block to load (its real weights).
     ///   - sequenceLength: `L`.
     ///   - repetitions: timed runs of each side, alternating; the best is kept (1 warm-up run each, untimed).
+    ///   - sequences: sequences per timed run. Above 1 they run as the pruner and `runBlocks` run them,
+    ///     one per core (`ParallelSequences`), against the same GEMMs that many times (multi-threaded
+    ///     sgemm); the report is per sequence.
     /// - Throws: `ModelLoadError` from loading the block.
-    public static func run(model: any DecoderModel, block: Int, sequenceLength: Int, repetitions: Int) throws -> Report
-    {
+    public static func run(
+        model: any DecoderModel,
+        block: Int,
+        sequenceLength: Int,
+        repetitions: Int,
+        sequences: Int = 1
+    ) throws -> Report {
+        precondition(sequences > 0, "ForwardBenchmark: at least one sequence")
         precondition(sequenceLength > 0 && repetitions > 0, "ForwardBenchmark: positive length and repetitions")
         let decoder = try model.loadBlock(block)
         var rng = SplitMix64(seed: 1)
@@ -80,31 +89,40 @@ public enum ForwardBenchmark {
             a.withUnsafeBufferPointer { pa in
                 b.withUnsafeBufferPointer { pb in
                     c.withUnsafeMutableBufferPointer { pc in
-                        for s in shapes {
-                            Linalg.gemm(
-                                m: s.m,
-                                n: s.n,
-                                k: s.k,
-                                a: pa.baseAddress,
-                                lda: s.k,
-                                b: pb.baseAddress,
-                                ldb: s.transposeB ? s.k : s.n,
-                                transposeB: s.transposeB,
-                                c: pc.baseAddress,
-                                ldc: s.n
-                            )
+                        for _ in 0..<sequences {
+                            for s in shapes {
+                                Linalg.gemm(
+                                    m: s.m,
+                                    n: s.n,
+                                    k: s.k,
+                                    a: pa.baseAddress,
+                                    lda: s.k,
+                                    b: pb.baseAddress,
+                                    ldb: s.transposeB ? s.k : s.n,
+                                    transposeB: s.transposeB,
+                                    c: pc.baseAddress,
+                                    ldc: s.n
+                                )
+                            }
                         }
                     }
                 }
             }
         }
-        let (forward, sgemm) = bestTimes(repetitions, { _ = decoder.forward(hidden) }, runSGEMM)
+        let runForward = {
+            if sequences == 1 {
+                _ = decoder.forward(hidden)
+            } else {
+                ParallelSequences.forEach(0..<sequences) { _ in _ = decoder.forward(hidden) }
+            }
+        }
+        let (forward, sgemm) = bestTimes(repetitions, runForward, runSGEMM)
         return Report(
             sequenceLength: sequenceLength,
             repetitions: repetitions,
             flopsPerForward: flops,
-            forwardSeconds: forward,
-            sgemmSeconds: sgemm
+            forwardSeconds: forward / Double(sequences),
+            sgemmSeconds: sgemm / Double(sequences)
         )
     }
 

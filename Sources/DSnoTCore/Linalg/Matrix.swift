@@ -24,6 +24,18 @@ public struct Matrix: Sendable, Equatable {
         storage = [Float](repeating: 0, count: rows * columns)
     }
 
+    /// A matrix whose every element `fill` writes, without zeroing the storage first.
+    /// - Parameter fill: must initialize all `rows · columns` elements of the buffer it receives.
+    init(rows: Int, columns: Int, filling fill: (UnsafeMutableBufferPointer<Float>) -> Void) {
+        precondition(rows >= 0 && columns >= 0, "Matrix: negative dimension")
+        self.rows = rows
+        self.columns = columns
+        storage = [Float](unsafeUninitializedCapacity: rows * columns) { buffer, count in
+            fill(buffer)
+            count = rows * columns
+        }
+    }
+
     /// A matrix over existing row-major storage.
     /// - Precondition: `storage.count == rows * columns`.
     public init(rows: Int, columns: Int, storage: [Float]) {

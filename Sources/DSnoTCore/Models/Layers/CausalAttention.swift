@@ -53,19 +53,20 @@ public struct CausalAttention: Sendable, Equatable {
             "attention: widths"
         )
         precondition(k.rows == length && v.rows == length, "attention: lengths differ")
-        var out = Matrix(rows: length, columns: heads * d)
-        guard length > 0 else { return out }
+        guard length > 0 else { return Matrix(rows: 0, columns: heads * d) }
         let group = heads / kvHeads
         let tileCapacity = group * min(length, Self.tileRows)
         // Scratch reused for every tile and key/value head: packed queries and contexts (G·T, d), and
-        // the scores (G·T, L) with leading dimension L.
-        var packedQ = [Float](repeating: 0, count: tileCapacity * d)
-        var packedO = packedQ
-        var scores = [Float](repeating: 0, count: tileCapacity * length)
-        q.storage.withUnsafeBufferPointer { pq in
-            k.storage.withUnsafeBufferPointer { pk in
-                v.storage.withUnsafeBufferPointer { pv in
-                    out.storage.withUnsafeMutableBufferPointer { po in
+        // the scores (G·T, L) with leading dimension L. None is read before it is written (the GEMMs
+        // run with beta = 0), so none is zero-filled; nor is `out`, whose every element a tile writes.
+        func scratch(_ count: Int) -> [Float] { [Float](unsafeUninitializedCapacity: count) { $1 = count } }
+        var packedQ = scratch(tileCapacity * d)
+        var packedO = scratch(tileCapacity * d)
+        var scores = scratch(tileCapacity * length)
+        return Matrix(rows: length, columns: heads * d) { po in
+            q.storage.withUnsafeBufferPointer { pq in
+                k.storage.withUnsafeBufferPointer { pk in
+                    v.storage.withUnsafeBufferPointer { pv in
                         scores.withUnsafeMutableBufferPointer { ps in
                             packedQ.withUnsafeMutableBufferPointer { pPackedQ in
                                 packedO.withUnsafeMutableBufferPointer { pPackedO in
@@ -92,7 +93,6 @@ public struct CausalAttention: Sendable, Equatable {
                 }
             }
         }
-        return out
     }
 
     /// One row tile `[r0, r1)` of the `G` query heads of key/value head `kv`. Packed row `g·T + t` is

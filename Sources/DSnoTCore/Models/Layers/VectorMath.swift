@@ -42,7 +42,8 @@ enum VectorMath {
         var maxima = Vector(repeating: -.infinity)
         var j = 0
         while j < vectorEnd {
-            maxima = pointwiseMax(maxima, UnsafeRawPointer(p + j).loadUnaligned(as: Vector.self))
+            let v = UnsafeRawPointer(p + j).loadUnaligned(as: Vector.self)
+            maxima.replace(with: v, where: v .> maxima)  // a compare and a blend (pointwiseMax is not inlined)
             j += 8
         }
         var maximum = maxima.max()
