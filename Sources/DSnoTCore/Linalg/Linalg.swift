@@ -2,6 +2,7 @@
 // Linalg: BLAS-backed kernels (OpenBLAS through the CBLAS shim).
 
 import CBLAS
+import Synchronization
 
 /// BLAS-backed matrix kernels. Each has a naive twin in `Reference` that tests compare against.
 public enum Linalg {
@@ -122,14 +123,27 @@ public enum Linalg {
         }
     }
 
+    /// Sections that need single-threaded BLAS: how many are running, and the count to restore.
+    private static let singleThreaded = Mutex<(depth: Int, saved: Int32)>((0, 1))
+
     /// Runs `body` with OpenBLAS limited to one thread, for callers that run BLAS on several threads
-    /// of their own (`ParallelSequences`), then restores the previous count. The count is process-wide:
-    /// a concurrent caller elsewhere would run single-threaded meanwhile (slower, never wrong).
+    /// of their own (`ParallelSequences`) or need results independent of the core count (LAPACK),
+    /// then restores the count when the last such section ends. The count is process-wide: BLAS
+    /// called elsewhere in the process meanwhile runs single-threaded too (slower, never wrong).
     public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
-        let previous = openblas_get_num_threads()
-        guard previous > 1 else { return try body() }
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(previous) }
+        singleThreaded.withLock { state in
+            if state.depth == 0 {
+                state.saved = openblas_get_num_threads()
+                if state.saved > 1 { openblas_set_num_threads(1) }
+            }
+            state.depth += 1
+        }
+        defer {
+            singleThreaded.withLock { state in
+                state.depth -= 1
+                if state.depth == 0, state.saved > 1 { openblas_set_num_threads(state.saved) }
+            }
+        }
         return try body()
     }
 
