@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The pruning recipe as configured for a watch: a plain Codable mirror of DSnoTCore's Recipe fields.
 
-public import Foundation
+import Foundation
 import SafeTensors
 
 /// A pruning recipe as written in `[watch.recipe]`, a checkpoint's `dsnot.toml` or `dsnotctl submit --set`.
