@@ -90,21 +90,9 @@ final class CapturingSink: PrunedTensorSink {
     func denseSinkWritesALoadableCheckpointWithExactSparsity(_ fixture: String) throws {
         let input = ModelFixtures.path(fixture)
         let checkpoint = try Checkpoint(directory: input)
-        let model = try ModelRegistry.load(directory: input)
-        let tokens = (0..<400).map { Int32(($0 * 7919) % model.vocabularySize) }
-        let calibration = try CalibrationSet(tokens: tokens, count: 4, length: 16, seed: 0)
         let output = try ModelFixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: output) }
-        let sink = try DenseCheckpointSink(input: checkpoint, directory: output)
-        let recipe = Recipe(method: .wanda, pattern: .unstructured(0.5), dsnot: DSnoT.Settings(skip: []))
-        let report = try SequentialPruner(recipe: recipe).run(
-            model: model,
-            source: checkpoint,
-            calibration: calibration,
-            sink: sink,
-            logger: Self.logger
-        )
-        try sink.finish()
+        let report = try Self.pruneToDenseCheckpoint(input, output: output)
 
         let pruned = try Checkpoint(directory: output)
         #expect(pruned.tensorNames.sorted() == checkpoint.tensorNames.sorted())
@@ -131,6 +119,77 @@ final class CapturingSink: PrunedTensorSink {
         // The pruned model still runs.
         let logits = try ModelRegistry.load(directory: output).logits(tokens: [1, 2, 3])
         #expect(logits.storage.allSatisfy { $0.isFinite })
+    }
+
+    /// The same outputs through Python's `safetensors.numpy.load_file` (with ml_dtypes for bf16):
+    /// the names, dtypes and shapes of the input, `⌊C_in/2⌋` zeros in every row of every pruned
+    /// matrix, every other tensor byte-identical to the input.
+    @Test(
+        .enabled(if: ProcessInfo.processInfo.environment["DSNOT_PYTHON"] != nil, "needs the Python peer (make test)"),
+        arguments: ["llama_gqa_tied_bf16", "opt_post_ln_proj"]
+    )
+    func pythonSafetensorsLoadsThePrunedCheckpoint(_ fixture: String) throws {
+        let input = ModelFixtures.path(fixture)
+        let output = try ModelFixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let report = try Self.pruneToDenseCheckpoint(input, output: output)
+        let names = String(decoding: try JSONEncoder().encode(report.layers.map(\.name)), as: UTF8.self)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try #require(ProcessInfo.processInfo.environment["DSNOT_PYTHON"]))
+        process.arguments = ["-c", Self.pythonCheck, output, input, names]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let printed = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(printed)")
+        #expect(printed.hasPrefix("ok \(report.layers.count) pruned"), "\(printed)")
+    }
+
+    static let pythonCheck = """
+        import json, os, sys
+        import ml_dtypes, numpy as np
+        from safetensors.numpy import load_file
+        out, inp, pruned = sys.argv[1], sys.argv[2], set(json.loads(sys.argv[3]))
+        def load(d):  # the checkpoint's files: the index's shards, or model.safetensors
+            index = os.path.join(d, "model.safetensors.index.json")
+            files = sorted(set(json.load(open(index))["weight_map"].values())) if os.path.exists(index) \
+                else ["model.safetensors"]
+            tensors = {}
+            for f in files:
+                tensors.update(load_file(os.path.join(d, f)))
+            return tensors
+        o, i = load(out), load(inp)
+        assert sorted(o) == sorted(i), ("names", sorted(o), sorted(i))
+        for name, a in o.items():
+            b = i[name]
+            assert a.dtype == b.dtype and a.shape == b.shape, (name, a.dtype, a.shape, b.dtype, b.shape)
+            if name in pruned:
+                zeros = (a.astype(np.float32) == 0).sum(axis=1)
+                assert (zeros == a.shape[1] // 2).all(), (name, zeros.tolist())
+            else:
+                assert a.tobytes() == b.tobytes(), name
+        print("ok", len(pruned & set(o)), "pruned of", len(o))
+        """
+
+    /// Wanda 50 % + DSnoT (no skip) of a tiny fixture into a dense checkpoint at `output`.
+    static func pruneToDenseCheckpoint(_ input: String, output: String) throws -> PruneReport {
+        let checkpoint = try Checkpoint(directory: input)
+        let model = try ModelRegistry.load(directory: input)
+        let tokens = (0..<400).map { Int32(($0 * 7919) % model.vocabularySize) }
+        let calibration = try CalibrationSet(tokens: tokens, count: 4, length: 16, seed: 0)
+        let sink = try DenseCheckpointSink(input: checkpoint, directory: output)
+        let recipe = Recipe(method: .wanda, pattern: .unstructured(0.5), dsnot: DSnoT.Settings(skip: []))
+        let report = try SequentialPruner(recipe: recipe).run(
+            model: model,
+            source: checkpoint,
+            calibration: calibration,
+            sink: sink,
+            logger: logger
+        )
+        try sink.finish()
+        return report
     }
 
     @Test func magnitudeNeedsNoCalibrationButWandaDoes() throws {
