@@ -98,8 +98,8 @@ public struct LayerStatistics: Sendable {
     public var tokensPerSequence: Int { sequenceCount == 0 ? 0 : tokenCount / sequenceCount }
 
     /// One sequence's contribution to the per-feature sums: `Σx`, `Σx²` and `L · Var` in `Double`.
-    /// Computed from the sequence alone (so on any thread); `add(_:)` in sequence order then gives
-    /// exactly what `accumulate(sequence:)` in that order gives.
+    /// Computed from the sequence alone (so on any thread); `accumulate(_:of:)` in sequence order then
+    /// gives exactly what `accumulate(sequence:)` in that order gives.
     public struct SequenceSums: Sendable, Equatable {
         public let inputFeatures: Int
         public let tokens: Int
@@ -187,13 +187,18 @@ public struct LayerStatistics: Sendable {
     /// Adds one calibration sequence: its sums and, when kept, its `XᵀX`.
     /// - Parameter sequence: `(tokens, inputFeatures)`, the layer's inputs for that sequence.
     public mutating func accumulate(sequence: Matrix) {
-        add(SequenceSums(sequence: sequence))
+        accumulate(SequenceSums(sequence: sequence), of: sequence)
+    }
+
+    /// Adds one calibration sequence whose sums were computed elsewhere (e.g. on the thread that ran
+    /// its forward pass): the sums and, when kept, its `XᵀX`.
+    /// - Precondition: `sums` are `SequenceSums(sequence: sequence)`.
+    public mutating func accumulate(_ sums: SequenceSums, of sequence: Matrix) {
+        add(sums)
         accumulateHessian(sequence: sequence)
     }
 
-    /// Adds one sequence's sums (computed elsewhere, e.g. on the thread that ran its forward pass).
-    /// Call `accumulateHessian(sequence:)` for the same sequence when the Hessian is kept.
-    public mutating func add(_ sums: SequenceSums) {
+    private mutating func add(_ sums: SequenceSums) {
         precondition(!hessianIsFinal, "LayerStatistics: stored statistics cannot accumulate more data")
         precondition(
             sums.inputFeatures == inputFeatures,
@@ -211,7 +216,7 @@ public struct LayerStatistics: Sendable {
 
     /// Adds `XᵀX` of one sequence to the Hessian sum (upper triangle by `ssyrk`, mirrored when read);
     /// nothing when the Hessian is not kept.
-    public mutating func accumulateHessian(sequence: Matrix) {
+    private mutating func accumulateHessian(sequence: Matrix) {
         guard hessianSum != nil, sequence.rows > 0 else { return }
         precondition(!hessianIsFinal, "LayerStatistics: stored statistics cannot accumulate more data")
         precondition(

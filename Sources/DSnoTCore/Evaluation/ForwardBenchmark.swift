@@ -109,13 +109,8 @@ public enum ForwardBenchmark {
                 }
             }
         }
-        let runForward = {
-            if sequences == 1 {
-                _ = decoder.forward(hidden)
-            } else {
-                ParallelSequences.forEach(0..<sequences) { _ in _ = decoder.forward(hidden) }
-            }
-        }
+        // One sequence runs alone (multi-threaded BLAS); more run one per core.
+        let runForward = { ParallelSequences.forEach(0..<sequences) { _ in _ = decoder.forward(hidden) } }
         let (forward, sgemm) = bestTimes(repetitions, runForward, runSGEMM)
         return Report(
             sequenceLength: sequenceLength,

@@ -74,12 +74,8 @@ extension SequentialPruner {
                         previous = (name, x)
                     }
                     guard result.owner[name] == name else { continue }
-                    result.statistics[name]?.add(sums)
-                    result.statistics[name]?.accumulateHessian(sequence: x)
-                    if n < metricCount {
-                        result.metricGram[name]?.add(sums)
-                        result.metricGram[name]?.accumulateHessian(sequence: x)
-                    }
+                    result.statistics[name]?.accumulate(sums, of: x)
+                    if n < metricCount { result.metricGram[name]?.accumulate(sums, of: x) }
                 }
             }
             progress(

@@ -31,9 +31,7 @@ extension SparseGPT {
         a.withUnsafeMutableBufferPointer { p in spotri_(&lower, &order, p.baseAddress, &lda, &info) }
         guard info == 0 else { return (nil, Int(info)) }
         // Column-major lower of the inverse = row-major upper; mirror it into the row-major lower.
-        for r in 0..<n {
-            for c in 0..<r { a[r * n + c] = a[c * n + r] }
-        }
+        a.withUnsafeMutableBufferPointer { Linalg.mirrorUpperTriangle($0, n: n) }
         a.withUnsafeMutableBufferPointer { p in spotrf_(&lower, &order, p.baseAddress, &lda, &info) }
         guard info == 0 else { return (nil, Int(info)) }
         // Row-major upper now holds U; clear the row-major strict lower (left-over input).

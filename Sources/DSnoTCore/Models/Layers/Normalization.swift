@@ -59,12 +59,13 @@ public struct LayerNorm: Sendable, Equatable {
     public func callAsFunction(_ x: Matrix) -> Matrix {
         let n = x.columns
         precondition(n == weight.count, "LayerNorm: width \(n) differs from weight length \(weight.count)")
-        var y = Matrix(rows: x.rows, columns: n)
         let epsilon = epsilon
-        x.storage.withUnsafeBufferPointer { px in
-            y.storage.withUnsafeMutableBufferPointer { py in
+        // Every element is written below: no zero fill.
+        return Matrix(rows: x.rows, columns: n) { py in
+            x.storage.withUnsafeBufferPointer { px in
                 weight.withUnsafeBufferPointer { pw in
                     bias.withUnsafeBufferPointer { pb in
+                        nonisolated(unsafe) let py = py
                         ParallelRows.run(units: 4 * px.count) { chunk, chunks in
                             for r in ParallelRows.range(chunk, of: chunks, total: x.rows) {
                                 let row = px.baseAddress! + r * n
@@ -81,7 +82,6 @@ public struct LayerNorm: Sendable, Equatable {
                 }
             }
         }
-        return y
     }
 }
 
