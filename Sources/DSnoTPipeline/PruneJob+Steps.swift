@@ -14,12 +14,6 @@ struct OutputTarget {
 }
 
 extension PruneJob {
-    /// Files copied unchanged into the output (config.json and the index are rewritten by the writers).
-    static let companionFiles = [
-        "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-        "tokenizer.model",
-    ]
-
     /// The calibration windows of the recipe (D2), or `nil` when the recipe needs none and names none.
     func loadCalibration(model: any DecoderModel) throws -> CalibrationSet? {
         let c = options.recipe.calibration
@@ -85,8 +79,10 @@ extension PruneJob {
                 sink: SparseSink(writer),
                 finish: { report in
                     let config = Array(try Data(contentsOf: URL(fileURLWithPath: input + "/config.json")))
-                    let copies = Self.companionFiles.filter { FileManager.default.fileExists(atPath: input + "/" + $0) }
-                        .map { SparseCheckpointWriter.CopiedFile(source: input + "/" + $0, name: $0) }
+                    let copies = Checkpoint.companionFiles.filter {
+                        FileManager.default.fileExists(atPath: input + "/" + $0)
+                    }
+                    .map { SparseCheckpointWriter.CopiedFile(source: input + "/" + $0, name: $0) }
                     try writer.finish(inputConfig: config, copying: copies, report: report)
                 },
                 abort: {}

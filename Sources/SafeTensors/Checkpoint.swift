@@ -27,6 +27,13 @@ import SystemPackage
 public final class Checkpoint: Sendable {
     /// The conventional index file name.
     public static let indexFileName = "model.safetensors.index.json"
+    /// Files that travel with a checkpoint unchanged (generation settings, tokenizer): every output
+    /// copies those present. `config.json` and the index are not among them: each writer writes or
+    /// copies them itself.
+    public static let companionFiles = [
+        "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+        "tokenizer.model",
+    ]
     /// The conventional single-file name.
     public static let singleFileName = "model.safetensors"
 
@@ -52,7 +59,7 @@ public final class Checkpoint: Sendable {
     public init(directory: String) throws {
         self.directory = directory
         let indexPath = Self.join(directory, Self.indexFileName)
-        if TemporaryFile.exists(indexPath) {
+        if DurableFile.exists(indexPath) {
             let index = try CheckpointIndex(path: indexPath)
             let (shards, files, fileOfTensor) = try Self.openShards(of: index, path: indexPath, directory: directory)
             self.indexPath = indexPath
@@ -86,7 +93,7 @@ public final class Checkpoint: Sendable {
         var files: [SafeTensorsFile] = []
         for shard in shardNames {
             let path = join(directory, shard)
-            guard TemporaryFile.exists(path) else {
+            guard DurableFile.exists(path) else {
                 throw SafeTensorsError.missingShard(index: indexPath, shard: shard)
             }
             files.append(try SafeTensorsFile(path: path))

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// TemporaryFile: the crash-safe publish protocol shared by the writers (O_EXCL temp, fsync, no-replace rename).
+// TemporaryFile: one file published crash-safely (O_EXCL temp, fsync, no-replace rename: DurableFile).
 
 import SystemPackage
 
@@ -32,33 +32,19 @@ struct TemporaryFile {
         parent.removeLastComponent()
         directory = parent.isEmpty ? "." : parent.string
         self.finalPath = finalPath
-        guard !Self.exists(finalPath) else { throw SafeTensorsError.destinationExists(path: finalPath) }
+        guard !DurableFile.exists(finalPath) else { throw SafeTensorsError.destinationExists(path: finalPath) }
         var attempt = 0
         while true {
             let suffix = String(UInt64.random(in: 0...UInt64.max), radix: 16)
             let candidate = (parent.isEmpty ? "" : parent.string + "/") + ".\(name).tmp-\(suffix)"
             do {
-                descriptor = try FileDescriptor.open(
-                    FilePath(candidate),
-                    .writeOnly,
-                    options: [.create, .exclusiveCreate, .closeOnExec],
-                    permissions: [.ownerReadWrite, .groupRead, .otherRead],
-                    retryOnInterrupt: true
-                )
+                descriptor = try DurableFile.create(candidate)
                 temporaryPath = candidate
                 return
-            } catch let errno as Errno {
+            } catch SafeTensorsError.io(_, _, let errno) where errno == .fileExists && attempt < 15 {
                 attempt += 1
-                guard errno == .fileExists, attempt < 16 else {
-                    throw SafeTensorsError.io(path: candidate, operation: "create", errno: errno)
-                }
             }
         }
-    }
-
-    static func exists(_ path: String) -> Bool {
-        var status = stat()
-        return lstat(path, &status) == 0
     }
 
     /// Writes all of `bytes` at the current position.
@@ -95,19 +81,17 @@ struct TemporaryFile {
         guard let descriptor else { throw SafeTensorsError.writerClosed(file: finalPath) }
         self.descriptor = nil
         do {
-            guard fsync(descriptor.rawValue) == 0 else {
-                throw SafeTensorsError.io(path: temporaryPath, operation: "fsync", errno: Errno(rawValue: errno))
-            }
+            try DurableFile.sync(descriptor, path: temporaryPath)
             do { try descriptor.close() } catch let errno as Errno {
                 throw SafeTensorsError.io(path: temporaryPath, operation: "close", errno: errno)
             }
-            try Self.renameNoReplace(from: temporaryPath, to: finalPath)
+            try DurableFile.renameNoReplace(from: temporaryPath, to: finalPath)
         } catch {
             try? descriptor.close()
             unlink(temporaryPath)
             throw error
         }
-        try Self.syncDirectory(directory)
+        try DurableFile.syncDirectory(directory)
     }
 
     /// Closes and removes the temporary file (idempotent).
@@ -116,50 +100,5 @@ struct TemporaryFile {
         self.descriptor = nil
         try? descriptor.close()
         unlink(temporaryPath)
-    }
-
-    private typealias Renameat2 =
-        @convention(c) (
-            Int32, UnsafePointer<CChar>?, Int32, UnsafePointer<CChar>?, UInt32
-        ) -> Int32
-
-    /// glibc's `renameat2`, looked up at run time: Swift's Glibc module does not export it
-    /// (it is behind `_GNU_SOURCE`), and `syscall(2)` is variadic.
-    private static let renameat2: Renameat2? = {
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "renameat2") else { return nil }
-        return unsafeBitCast(symbol, to: Renameat2.self)
-    }()
-
-    /// Renames `source` to `destination`, failing with `.destinationExists` if it exists.
-    /// The corresponding C function is `renameat2(2)` with `RENAME_NOREPLACE`; file systems that do not
-    /// support it get `link(2)` + `unlink(2)`, which is equally atomic and also refuses to replace.
-    static func renameNoReplace(from source: String, to destination: String) throws {
-        let renameNoReplaceFlag: UInt32 = 1
-        if let renameat2 {
-            if renameat2(AT_FDCWD, source, AT_FDCWD, destination, renameNoReplaceFlag) == 0 { return }
-            let error = Errno(rawValue: errno)
-            if error == .fileExists { throw SafeTensorsError.destinationExists(path: destination) }
-            guard error == .invalidArgument || error == .noFunction || error == .notSupported else {
-                throw SafeTensorsError.io(path: destination, operation: "renameat2", errno: error)
-            }
-        }
-        guard link(source, destination) == 0 else {
-            let error = Errno(rawValue: errno)
-            if error == .fileExists { throw SafeTensorsError.destinationExists(path: destination) }
-            throw SafeTensorsError.io(path: destination, operation: "link", errno: error)
-        }
-        unlink(source)
-    }
-
-    /// fsyncs a directory so that a rename inside it is durable.
-    static func syncDirectory(_ directory: String) throws {
-        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw SafeTensorsError.io(path: directory, operation: "open directory", errno: Errno(rawValue: errno))
-        }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else {
-            throw SafeTensorsError.io(path: directory, operation: "fsync directory", errno: Errno(rawValue: errno))
-        }
     }
 }

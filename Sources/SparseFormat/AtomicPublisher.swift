@@ -11,49 +11,99 @@ import SystemPackage
 ///
 /// The output is built in `<parent>/.dsnot-tmp-<id>/` (same filesystem as the target). `publish`
 /// fsyncs every file and the staging directory, renames it to the target with
-/// `renameat2(RENAME_NOREPLACE)` (an existing target is never replaced: `targetExists`), then
-/// fsyncs the parent so the rename itself is durable. A crash before the rename leaves only a
-/// hidden staging directory, which `removeOrphans(in:)` deletes at the next start.
+/// `renameat2(RENAME_NOREPLACE)` (an existing target is never replaced), then fsyncs the parent so
+/// the rename itself is durable. A crash before the rename leaves only a hidden staging directory,
+/// which `removeOrphans(in:)` deletes at the next start.
+///
+/// When the target is taken, `ifTaken` decides: `.fail` (`dsnotctl prune`, `unpack`) throws
+/// `targetExists`; `.suffix(s)` (the daemon, with the job id) tries `<target>-s`, then `<target>-s-2`,
+/// `<target>-s-3`, … each with its own no-replace rename, so two publishers racing for one name never
+/// replace each other and never check-then-rename.
 ///
 /// ```swift
 /// let publisher = try AtomicPublisher(target: "/outbox/smollm2-wanda50", id: jobID)
 /// // … write into publisher.stagingPath …
-/// try publisher.publish()
+/// let published = try publisher.publish()
 /// ```
 public struct AtomicPublisher: Sendable {
     /// Prefix of staging directory names.
     public static let stagingPrefix = ".dsnot-tmp-"
+    /// The most suffixed names `.suffix` tries before giving up with `targetExists`.
+    public static let maximumSuffixedNames = 1000
 
-    /// The final directory.
+    /// What `publish` does when the target name is taken.
+    public enum TakenName: Sendable, Equatable {
+        /// Throw `SparseFormatError.targetExists`.
+        case fail
+        /// Publish under the first free name of `<target>-<suffix>`, `<target>-<suffix>-2`, ….
+        case suffix(String)
+    }
+
+    /// The preferred final directory.
     public let target: String
-    /// The staging directory, created by `init`.
+    /// The staging directory.
     public let stagingPath: String
     /// The target's parent directory.
     public let parent: String
+    /// What a taken target name leads to.
+    public let ifTaken: TakenName
 
     /// Creates the staging directory `<parent of target>/.dsnot-tmp-<id>` (mode 0755).
-    /// - Throws: `SparseFormatError.targetExists` when the target already exists; `.io` when the
-    ///   staging directory cannot be created (it must not exist already).
-    public init(target: String, id: String) throws {
-        var trimmed = target
-        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
-        self.target = trimmed
-        let slash = trimmed.lastIndex(of: "/")
-        parent = slash.map { $0 == trimmed.startIndex ? "/" : String(trimmed[..<$0]) } ?? "."
-        stagingPath = parent + "/" + Self.stagingPrefix + id
-        guard !FileIO.exists(trimmed) else { throw SparseFormatError.targetExists(path: trimmed) }
+    /// - Throws: `SparseFormatError.targetExists` when the target already exists and `ifTaken` is
+    ///   `.fail`; `.io` when the staging directory cannot be created (it must not exist already).
+    public init(target: String, id: String, ifTaken: TakenName = .fail) throws {
+        self.init(adopting: id, target: target, ifTaken: ifTaken)
+        if ifTaken == .fail, FileIO.exists(self.target) { throw SparseFormatError.targetExists(path: self.target) }
         guard mkdir(stagingPath, 0o755) == 0 else {
             throw SparseFormatError.io(path: stagingPath, operation: "mkdir", errno: Errno(rawValue: errno))
         }
     }
 
-    /// Syncs the staging tree and renames it to the target (never replacing), then syncs the parent.
-    /// - Throws: `SparseFormatError.targetExists` (the staging directory is left for the caller
-    ///   to `discard`), `.io`.
-    public func publish() throws {
+    /// A publisher for a staging directory made earlier, by `init(target:id:ifTaken:)` or by hand at
+    /// `stagingPath(in:id:)` (the daemon creates it when a job starts and publishes when the job ends).
+    public init(adopting id: String, target: String, ifTaken: TakenName = .fail) {
+        var trimmed = target
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        self.target = trimmed
+        let slash = trimmed.lastIndex(of: "/")
+        parent = slash.map { $0 == trimmed.startIndex ? "/" : String(trimmed[..<$0]) } ?? "."
+        stagingPath = Self.stagingPath(in: parent, id: id)
+        self.ifTaken = ifTaken
+    }
+
+    /// `<directory>/.dsnot-tmp-<id>`.
+    public static func stagingPath(in directory: String, id: String) -> String {
+        (directory.hasSuffix("/") ? directory : directory + "/") + stagingPrefix + id
+    }
+
+    /// The names `publish` tries, in order: the target, then (with `.suffix`) the suffixed names.
+    public var candidates: [String] {
+        guard case .suffix(let suffix) = ifTaken else { return [target] }
+        let suffixed = target + "-" + suffix
+        return [target, suffixed] + (2...Self.maximumSuffixedNames).map { suffixed + "-\($0)" }
+    }
+
+    /// Syncs the staging tree (every file, then the directories bottom-up) and renames it, never
+    /// replacing, to the first free candidate name, then syncs the parent.
+    /// - Returns: the path the output was published under.
+    /// - Throws: `SparseFormatError.targetExists` when no candidate is free (the staging directory is
+    ///   left for the caller to `discard`), `.io`.
+    @discardableResult
+    public func publish() throws -> String {
         try Self.syncTree(stagingPath)
-        try Self.renameNoReplace(from: stagingPath, to: target)
+        var published: String?
+        for candidate in candidates {
+            do {
+                try FileIO.renameNoReplace(from: stagingPath, to: candidate)
+                published = candidate
+                break
+            } catch SparseFormatError.targetExists {
+                continue
+            }
+        }
+        guard let published else { throw SparseFormatError.targetExists(path: target) }
         try FileIO.syncDirectory(parent)
+        return published
     }
 
     /// Deletes the staging directory and everything in it.
@@ -90,22 +140,5 @@ public struct AtomicPublisher: Sendable {
             }
         }
         try FileIO.syncDirectory(path)
-    }
-
-    /// `renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE)`. glibc declares the wrapper only
-    /// under `_GNU_SOURCE`, which Swift's Glibc module does not see, so it is looked up with `dlsym`
-    /// (glibc ≥ 2.28). The corresponding C function is `renameat2`.
-    static func renameNoReplace(from source: String, to destination: String) throws {
-        typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
-        guard let symbol = dlsym(nil, "renameat2") else {
-            throw SparseFormatError.io(path: destination, operation: "renameat2 (not in libc)", errno: .noFunction)
-        }
-        let renameat2 = unsafeBitCast(symbol, to: RenameAt2.self)
-        let renameNoReplace: UInt32 = 1  // RENAME_NOREPLACE from <linux/fs.h>
-        guard renameat2(AT_FDCWD, source, AT_FDCWD, destination, renameNoReplace) == 0 else {
-            let error = Errno(rawValue: errno)
-            if error == .fileExists { throw SparseFormatError.targetExists(path: destination) }
-            throw SparseFormatError.io(path: destination, operation: "renameat2", errno: error)
-        }
     }
 }

@@ -20,14 +20,7 @@ public final class FileSink: ByteSink {
     /// - Throws: `SparseFormatError.io` (`EEXIST` when the file exists).
     public init(creating path: String) throws {
         self.path = path
-        fd = try FileIO.call(path, "open") {
-            try FileDescriptor.open(
-                FilePath(path),
-                .writeOnly,
-                options: [.create, .exclusiveCreate, .closeOnExec],
-                permissions: [.ownerReadWrite, .groupRead, .otherRead]
-            )
-        }
+        fd = try FileIO.durable { try DurableFile.create(path) }
     }
 
     deinit { try? fd?.close() }
@@ -71,11 +64,25 @@ enum FileIO {
         }
     }
 
-    /// `fsync(2)` of an open descriptor (swift-system has no wrapper).
-    static func fsync(_ fd: FileDescriptor, _ path: String) throws {
-        guard Glibc.fsync(fd.rawValue) == 0 else {
-            throw SparseFormatError.io(path: path, operation: "fsync", errno: Errno(rawValue: errno))
+    /// Runs `body`, turning SafeTensors' durable-file errors into `SparseFormatError.targetExists`/`.io`.
+    static func durable<R>(_ body: () throws -> R) throws -> R {
+        do {
+            return try body()
+        } catch SafeTensorsError.destinationExists(let path) {
+            throw SparseFormatError.targetExists(path: path)
+        } catch SafeTensorsError.io(let path, let operation, let errno) {
+            throw SparseFormatError.io(path: path, operation: operation, errno: errno)
         }
+    }
+
+    /// `fsync(2)` of an open descriptor (`DurableFile.sync`).
+    static func fsync(_ fd: FileDescriptor, _ path: String) throws {
+        try durable { try DurableFile.sync(fd, path: path) }
+    }
+
+    /// `DurableFile.renameNoReplace`: `targetExists` when `destination` is taken.
+    static func renameNoReplace(from source: String, to destination: String) throws {
+        try durable { try DurableFile.renameNoReplace(from: source, to: destination) }
     }
 
     /// Streams the file at `path` into `body`, `chunkSize` bytes at a time.
@@ -119,11 +126,7 @@ enum FileIO {
 
     /// `fsync` of a directory, so that entries created or renamed in it are durable.
     static func syncDirectory(_ path: String) throws {
-        let fd = try call(path, "open") {
-            try FileDescriptor.open(FilePath(path), .readOnly, options: [.directory, .closeOnExec])
-        }
-        defer { try? fd.close() }
-        try fsync(fd, path)
+        try durable { try DurableFile.syncDirectory(path) }
     }
 
     /// Size of the file at `path`.
@@ -136,10 +139,7 @@ enum FileIO {
     }
 
     /// Whether anything (file, directory, dangling link) exists at `path`.
-    static func exists(_ path: String) -> Bool {
-        var info = stat()
-        return lstat(path, &info) == 0
-    }
+    static func exists(_ path: String) -> Bool { DurableFile.exists(path) }
 
     /// Names in a directory, sorted, without `.` and `..`.
     static func listDirectory(_ path: String) throws -> [String] {
@@ -158,10 +158,7 @@ enum FileIO {
     }
 
     /// Whether `path` is a directory (not following a final symlink).
-    static func isDirectory(_ path: String) -> Bool {
-        var info = stat()
-        return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
-    }
+    static func isDirectory(_ path: String) -> Bool { DurableFile.isDirectory(path) }
 
     /// Creates a fresh private directory `<parent>/<prefix>XXXXXX` (`mkdtemp`).
     static func makeTemporaryDirectory(in parent: String, prefix: String = ".dsnot-scratch-") throws -> String {

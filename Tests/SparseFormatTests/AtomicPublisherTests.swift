@@ -44,6 +44,32 @@ import Testing
         #expect(try FileIO.listDirectory(dir.path) == ["out"])
     }
 
+    /// With `.suffix`, a taken name leads to the next free suffixed name, each tried with its own
+    /// no-replace rename; what held the names is left as it was.
+    @Test func takenNamesGetTheNextFreeSuffix() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        for taken in ["out", "out-j1"] {
+            try FileManager.default.createDirectory(atPath: dir.file(taken), withIntermediateDirectories: false)
+            try FileIO.writeFile(dir.file(taken + "/keep"), Array(taken.utf8))
+        }
+        let publisher = try AtomicPublisher(target: dir.file("out"), id: "j1", ifTaken: .suffix("j1"))
+        #expect(Array(publisher.candidates.prefix(3)) == [dir.file("out"), dir.file("out-j1"), dir.file("out-j1-2")])
+        try FileIO.writeFile(publisher.stagingPath + "/a.txt", Array("mine".utf8))
+        #expect(try publisher.publish() == dir.file("out-j1-2"))
+        #expect(try Tool.read(dir.file("out-j1-2/a.txt")) == Array("mine".utf8))
+        #expect(try Tool.read(dir.file("out/keep")) == Array("out".utf8))
+        #expect(try Tool.read(dir.file("out-j1/keep")) == Array("out-j1".utf8))
+        #expect(try FileIO.listDirectory(dir.path) == ["out", "out-j1", "out-j1-2"])
+        // A publisher adopting a staging directory made by hand publishes it the same way.
+        try FileManager.default.createDirectory(
+            atPath: AtomicPublisher.stagingPath(in: dir.path, id: "j2"),
+            withIntermediateDirectories: false
+        )
+        let adopted = AtomicPublisher(adopting: "j2", target: dir.file("out"), ifTaken: .suffix("j2"))
+        #expect(try adopted.publish() == dir.file("out-j2"))
+    }
+
     @Test func orphanedStagingDirectoriesAreRemovedAtStartUp() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

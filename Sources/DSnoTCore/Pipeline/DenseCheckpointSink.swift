@@ -23,11 +23,9 @@ public final class DenseCheckpointSink: PrunedTensorSink {
     private let directory: String
     private var finished = false
 
-    /// Files copied unchanged from the input directory when present.
-    public static let companionFiles = [
-        "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-        "special_tokens_map.json", "tokenizer.model", Checkpoint.indexFileName,
-    ]
+    /// Files copied unchanged from the input directory when present: the config, the index (the layout
+    /// is the input's) and `Checkpoint.companionFiles`.
+    public static let copiedFiles = ["config.json"] + Checkpoint.companionFiles + [Checkpoint.indexFileName]
 
     /// Prepares one writer per input shard inside `directory` (which must exist).
     /// - Throws: `SafeTensorsError` if a shard file cannot be created.
@@ -66,7 +64,7 @@ public final class DenseCheckpointSink: PrunedTensorSink {
         for shard in writers.keys.sorted() { try writers[shard]?.commit() }
         finished = true
         let manager = FileManager.default
-        for name in Self.companionFiles {
+        for name in Self.copiedFiles {
             let source = input.directory + "/" + name
             guard manager.fileExists(atPath: source) else { continue }
             try manager.copyItem(atPath: source, toPath: directory + "/" + name)
