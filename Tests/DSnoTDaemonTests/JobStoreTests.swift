@@ -26,6 +26,9 @@ import Testing
         do {
             let store = try SQLiteJobStore(path: path)
             #expect(try store.journalMode() == "wal")
+            // FULL (2): the WAL is fsynced at every commit, so an acknowledged `done` survives a power loss
+            // (under WAL, NORMAL only syncs at checkpoints). dsnotctlTests' publish trace sees the fsync.
+            #expect(try store.synchronousSetting() == 2)
             #expect(try store.insert(record("j-1", key: "k1"), recipe: RecipeConfiguration()).inserted)
             let second = try store.insert(record("j-2", key: "k1"), recipe: RecipeConfiguration())
             #expect(!second.inserted && second.job.id == "j-1")

@@ -5,7 +5,8 @@ public import DSnoTControlProtocol
 import Foundation
 import GRDB
 
-/// The embedded job store: `<state_dir>/jobs.sqlite`, WAL mode, one row per job and one per transition.
+/// The embedded job store: `<state_dir>/jobs.sqlite`, WAL mode with `synchronous = FULL` (a commit is
+/// on disk when it returns), one row per job and one per transition.
 ///
 /// ```swift
 /// let store = try SQLiteJobStore(path: "/var/lib/dsnot/jobs.sqlite")
@@ -21,6 +22,10 @@ public final class SQLiteJobStore: JobStore {
             var configuration = Configuration()
             configuration.busyMode = .timeout(5)
             pool = try DatabasePool(path: path, configuration: configuration)
+            // GRDB sets `synchronous = NORMAL` with WAL, under which a power loss may undo the last
+            // commits: an acknowledged `done` must survive it, so the one writer connection fsyncs the
+            // WAL at every commit (docs/design.md, "Durability").
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             try Self.migrator.migrate(pool)
         } catch {
             throw JobStoreError.cannotOpen(path: path, reason: "\(error)")
@@ -161,6 +166,15 @@ public final class SQLiteJobStore: JobStore {
                     detail: row["detail"]
                 )
             }
+        }
+    }
+
+    /// The writer connection's `PRAGMA synchronous` (2, FULL: the WAL is fsynced at every commit), for tests.
+    public func synchronousSetting() throws -> Int {
+        do {
+            return try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+        } catch {
+            throw JobStoreError.database(operation: "synchronous", reason: "\(error)")
         }
     }
 
