@@ -142,7 +142,7 @@ let package = Package(
         .testTarget(
             name: "DSnoTDaemonTests",
             dependencies: [
-                "DSnoTDaemon", "DSnoTClient", "DSnoTControlProtocol",
+                "DSnoTDaemon", "DSnoTClient", "DSnoTControlProtocol", "DSnoTCore", "SafeTensors", "SparseFormat",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

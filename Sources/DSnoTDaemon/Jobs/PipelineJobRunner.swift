@@ -12,9 +12,10 @@ import SystemPackage
 /// Runs a job with the real pruning pipeline: calibrate, prune block by block into the configured
 /// format, evaluate and apply the quality gate, write the report, into `job.temporaryOutputPath`.
 ///
-/// Failures are classified for the scheduler: disk full, quota and I/O errors are retryable (the
-/// queue pauses and the job retries with back-off); a bad checkpoint, an unsupported architecture,
-/// a recipe that cannot apply or a failed quality gate are permanent; cancellation is `.cancelled`.
+/// Failures are classified for the scheduler by `JobFailure(classifying:)`: disk full, quota and I/O
+/// errors are retryable (the job retries with back-off); a bad checkpoint, an unsupported
+/// architecture, a recipe that cannot apply or a failed quality gate are permanent; cancellation is
+/// `.cancelled`.
 public struct PipelineJobRunner: JobRunner {
     let logger: Logger
 
@@ -25,7 +26,7 @@ public struct PipelineJobRunner: JobRunner {
             let e = try PruneJob(input: job.inputPath, options: try job.recipe.pruneJobOptions()).estimate()
             return ResourceEstimate(memoryBytes: e.memoryBytes, outputBytes: e.outputBytes)
         } catch {
-            throw Self.failure(error)
+            throw JobFailure(classifying: error)
         }
     }
 
@@ -37,7 +38,9 @@ public struct PipelineJobRunner: JobRunner {
         var logger = self.logger
         logger[metadataKey: "job.id"] = "\(job.id)"
         do {
-            let pruneJob = try PruneJob(input: job.inputPath, options: try job.recipe.pruneJobOptions())
+            var options = try job.recipe.pruneJobOptions()
+            options.jobID = job.id
+            let pruneJob = try PruneJob(input: job.inputPath, options: options)
             var lastBlock = -1
             let result = try pruneJob.run(
                 into: job.temporaryOutputPath,
@@ -58,7 +61,7 @@ public struct PipelineJobRunner: JobRunner {
             )
             return JobOutcome(summary: Self.summary(result.report))
         } catch {
-            throw Self.failure(error)
+            throw JobFailure(classifying: error)
         }
     }
 
@@ -71,21 +74,4 @@ public struct PipelineJobRunner: JobRunner {
     }
 
     static func percent(_ value: Double) -> String { "\((value * 10).rounded() / 10)" }
-
-    /// Maps pipeline errors onto the scheduler's retry policy.
-    static func failure(_ error: any Error) -> JobFailure {
-        switch error {
-        case let failure as JobFailure: return failure
-        case PipelineError.cancelled: return .cancelled
-        case SafeTensorsError.io(_, _, let errno) where isTransient(errno): return .retryable("\(error)")
-        case SparseFormatError.io(_, _, let errno) where isTransient(errno): return .retryable("\(error)")
-        case SparseFormatError.safeTensors(.io(_, _, let errno)) where isTransient(errno): return .retryable("\(error)")
-        default: return .permanent("\(error)")
-        }
-    }
-
-    /// Errors a later attempt may not meet: a full disk or quota, a failing device.
-    static func isTransient(_ errno: Errno) -> Bool {
-        [.noSpace, .diskQuotaExceeded, .ioError, .tooManyOpenFiles, .noMemory].contains(errno)
-    }
 }
