@@ -71,7 +71,8 @@ public struct JobRecord: Codable, Sendable, Equatable {
     public var blockCount: Int?
     /// Higher runs first.
     public var priority: Int
-    /// Number of times the job has started.
+    /// Runs of the job that counted: a run interrupted by the daemon stopping or dying is given back,
+    /// so only runs that ended (failed or succeeded), and the one in progress, count.
     public var attempts: Int
     /// Why the job failed or was cancelled.
     public var reason: String?

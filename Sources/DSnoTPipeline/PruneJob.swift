@@ -126,6 +126,7 @@ public struct PruneJob: Sendable {
             }
         }
         progress(.writing)
+        report.job = options.jobID
         try output.finish(Self.encode(report))
         logger.info(
             "Pruned checkpoint",

@@ -71,6 +71,8 @@ public struct PruneJobOptions: Sendable, Equatable {
     public var evaluation: EvaluationOptions?
     /// Calibration sequences whose inputs feed the per-layer reconstruction-error metric.
     public var errorSequences: Int
+    /// The daemon job id, recorded in the report as `job` (`nil` for `dsnotctl prune`).
+    public var jobID: String?
 
     public init(
         recipe: Recipe,

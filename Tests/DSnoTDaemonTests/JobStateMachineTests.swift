@@ -18,10 +18,10 @@ import Testing
         #expect(job.state == .running && job.attempts == 1 && job.phase == .loading && job.startedAt == t0)
         job = try JobStateMachine.apply(.progress(.pruning, block: 3, blockCount: 22), to: job, now: t0)
         #expect(job.state == .running && job.block == 3 && job.blockCount == 22)
-        job = try JobStateMachine.apply(.publish(outputPath: "/out/m-r"), to: job, now: t0)
-        #expect(job.state == .publishing && job.outputPath == "/out/m-r")
-        job = try JobStateMachine.apply(.succeed, to: job, now: t0.addingTimeInterval(5))
-        #expect(job.state == .done && job.finishedAt == t0.addingTimeInterval(5))
+        job = try JobStateMachine.apply(.publish, to: job, now: t0)
+        #expect(job.state == .publishing && job.outputPath == nil)
+        job = try JobStateMachine.apply(.succeed(outputPath: "/out/m-r-j-1"), to: job, now: t0.addingTimeInterval(5))
+        #expect(job.state == .done && job.finishedAt == t0.addingTimeInterval(5) && job.outputPath == "/out/m-r-j-1")
     }
 
     @Test func retryableFailureRequeuesWithExponentialBackoffUntilAttemptsRunOut() throws {
@@ -49,6 +49,30 @@ import Testing
         var job = try JobStateMachine.apply(.start, to: queued(), now: t0)
         job = try JobStateMachine.apply(.requeue(reason: "daemon restarted"), to: job, now: t0)
         #expect(job.state == .queued && job.reason == nil && job.waitingReason == "interrupted: daemon restarted")
+        #expect(job.attempts == 0)
+    }
+
+    /// Four kill -9 restarts (and a stop) in a row do not use up the retries: the first real retryable
+    /// failure afterwards is still retried, and only the failed run is counted.
+    @Test func interruptionsDoNotUseUpRetries() throws {
+        let policy = RetryPolicy(maximumAttempts: 4, baseDelay: 10, maximumDelay: 1000)
+        var job = queued()
+        for reason in [
+            "daemon restarted", "daemon restarted", "daemon restarted", "daemon restarted", "daemon stopping",
+        ] {
+            job = try JobStateMachine.apply(.start, to: job, now: t0, policy: policy)
+            #expect(job.attempts == 1)
+            job = try JobStateMachine.apply(.requeue(reason: reason), to: job, now: t0, policy: policy)
+        }
+        #expect(job.attempts == 0)
+        // An interruption while publishing gives the attempt back too.
+        job = try JobStateMachine.apply(.start, to: job, now: t0, policy: policy)
+        job = try JobStateMachine.apply(.publish, to: job, now: t0, policy: policy)
+        job = try JobStateMachine.apply(.requeue(reason: "daemon restarted"), to: job, now: t0, policy: policy)
+        #expect(job.attempts == 0)
+        job = try JobStateMachine.apply(.start, to: job, now: t0, policy: policy)
+        job = try JobStateMachine.apply(.fail(reason: "No space", retryable: true), to: job, now: t0, policy: policy)
+        #expect(job.state == .queued && job.attempts == 1 && job.notBefore == t0.addingTimeInterval(10))
     }
 
     @Test func userRetryResetsAFailedJob() throws {
@@ -59,8 +83,8 @@ import Testing
     }
 
     @Test(arguments: [
-        (JobState.queued, JobTransition.succeed),
-        (.queued, .publish(outputPath: "/x")),
+        (JobState.queued, JobTransition.succeed(outputPath: "/x")),
+        (.queued, .publish),
         (.queued, .progress(.pruning, block: 1, blockCount: 2)),
         (.queued, .retry),
         (.running, .start),
@@ -70,7 +94,8 @@ import Testing
         (.done, .retry),
         (.done, .cancel(reason: "x")),
         (.failed, .start),
-        (.cancelled, .succeed),
+        (.cancelled, .succeed(outputPath: "/x")),
+        (.running, .succeed(outputPath: "/x")),
     ])
     func transitionsThatDoNotApplyAreRefused(_ state: JobState, _ transition: JobTransition) {
         var job = queued()

@@ -62,6 +62,8 @@ final class ScriptedJobRunner: JobRunner {
         case succeed
         case failRetryable(String)
         case failPermanent(String)
+        /// Throws this error as it is (not a `JobFailure`): the scheduler classifies it.
+        case throwError(any Error)
     }
 
     let blocks: Int
@@ -101,6 +103,7 @@ final class ScriptedJobRunner: JobRunner {
         case .succeed: break
         case .failRetryable(let reason): throw JobFailure.retryable(reason)
         case .failPermanent(let reason): throw JobFailure.permanent(reason)
+        case .throwError(let error): throw error
         }
         progress(JobProgress(phase: .writing))
         let source = URL(fileURLWithPath: job.inputPath).appendingPathComponent("config.json")

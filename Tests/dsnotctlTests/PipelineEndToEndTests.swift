@@ -15,9 +15,15 @@ final class DaemonUnderTest {
     let root: String
     let socket: String
     let process = Process()
+    /// A program and its arguments that run dsnotd (`strace …`); empty: dsnotd itself.
+    let wrapper: [String]
 
-    /// - Parameter watches: TOML of the `[[watch]]` tables (inbox/outbox relative to `root`).
-    init(watches: String, rescanInterval: Double = 2) throws {
+    /// - Parameters:
+    ///   - watches: TOML of the `[[watch]]` tables (inbox/outbox relative to `root`).
+    ///   - wrapper: runs dsnotd under this command (`["/usr/bin/strace", "-f", …]`); `process` is then
+    ///     the wrapper, and `daemonPID` the daemon.
+    init(watches: String, rescanInterval: Double = 2, wrapper: [String] = []) throws {
+        self.wrapper = wrapper
         var template = Array("/tmp/dsnot-pipe-XXXXXX".utf8CString)
         root = String(cString: try #require(mkdtemp(&template)))
         socket = root + "/d.sock"
@@ -31,13 +37,15 @@ final class DaemonUnderTest {
     /// A second daemon on the same directory, configuration and state (a restart).
     init(reusing root: String) throws {
         self.root = root
+        wrapper = []
         socket = root + "/d.sock"
         try start()
     }
 
     private func start() throws {
-        process.executableURL = URL(fileURLWithPath: try Binaries.path("dsnotd"))
-        process.arguments = ["--config", root + "/dsnotd.toml"]
+        let command = wrapper + [try Binaries.path("dsnotd"), "--config", root + "/dsnotd.toml"]
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "NOTIFY_SOCKET")
         environment.removeValue(forKey: "JOURNAL_STREAM")
@@ -53,6 +61,11 @@ final class DaemonUnderTest {
     }
 
     var log: String { (try? String(contentsOfFile: root + "/daemon.log", encoding: .utf8)) ?? "" }
+
+    /// The daemon's own process id (from `status`): not `process` when it runs under a wrapper.
+    func daemonPID() throws -> Int32 {
+        try WireCodec.makeDecoder().decode(StatusReport.self, from: Data(try ctl("status", "--json").stdout.utf8)).pid
+    }
 
     func ctl(_ arguments: String...) throws -> Output {
         try runProgram(try Binaries.path("dsnotctl"), arguments + ["--socket", socket])

@@ -24,6 +24,9 @@ public struct PruneReport: Codable, Sendable, Equatable {
     public var memoryEstimateBytes: Int
     /// Filled in by callers that evaluate (`dsnotctl prune --eval-text`, the daemon's quality gate).
     public var perplexity: PerplexitySummary?
+    /// The daemon job that produced the output (absent for `dsnotctl prune`): start-up recovery finds
+    /// an output published just before a crash by this id, and finishes the job instead of re-running it.
+    public var job: String?
 
     public struct CalibrationSummary: Codable, Sendable, Equatable {
         public var sequences: Int

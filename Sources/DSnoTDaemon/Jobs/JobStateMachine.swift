@@ -10,15 +10,16 @@ public enum JobTransition: Sendable, Equatable {
     case start
     /// The pipeline reports progress.
     case progress(JobPhase, block: Int?, blockCount: Int?)
-    /// The output is complete in its temp directory and is about to be renamed into place.
-    case publish(outputPath: String)
-    /// The output is in place.
-    case succeed
+    /// The output is complete in its staging directory and is about to be renamed into place.
+    case publish
+    /// The output is in place, durably, under `outputPath` (the preferred name or a suffixed one).
+    case succeed(outputPath: String)
     /// The pipeline failed; `retryable` failures are re-queued with back-off until attempts run out.
     case fail(reason: String, retryable: Bool)
     /// A user (or shutdown) cancelled the job.
     case cancel(reason: String)
-    /// An interrupted job (daemon stop or restart) goes back to the queue without counting a failure.
+    /// An interrupted job (daemon stop or death) goes back to the queue: the interrupted run is not an
+    /// attempt, so `attempts` is given back.
     case requeue(reason: String)
     /// A user re-queues a failed or cancelled job.
     case retry
@@ -85,12 +86,12 @@ public enum JobStateMachine {
             next.phase = phase
             next.block = block
             next.blockCount = count ?? job.blockCount
-        case (.running, .publish(let path)):
+        case (.running, .publish):
             next.state = .publishing
             next.phase = .writing
-            next.outputPath = path
-        case (.publishing, .succeed):
+        case (.publishing, .succeed(let path)):
             next.state = .done
+            next.outputPath = path
             next.phase = nil  // a finished job has no phase ("done (writing)" read as still busy)
             next.finishedAt = now
             next.reason = nil
@@ -115,6 +116,7 @@ public enum JobStateMachine {
             next.waitingReason = nil
         case (.running, .requeue(let reason)), (.publishing, .requeue(let reason)):
             next.state = .queued
+            next.attempts = max(0, job.attempts - 1)
             next.phase = nil
             next.block = nil
             next.waitingReason = "interrupted: \(reason)"

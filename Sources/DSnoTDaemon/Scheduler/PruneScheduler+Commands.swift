@@ -5,27 +5,37 @@ public import DSnoTControlProtocol
 import Foundation
 import Logging
 import SafeTensors
+import SparseFormat
 
 extension PruneScheduler {
-    /// Start-up recovery: jobs left `running` or `publishing` by a previous process go back to the
-    /// queue, and orphaned `.dsnot-tmp-*` directories in every outbox are removed.
+    /// Start-up recovery: a job left `publishing` whose output is already in place (a crash between
+    /// the rename and the `done` commit) is finished as `done`; other jobs left `running` or
+    /// `publishing` by a previous process go back to the queue (the interrupted run is not counted as
+    /// an attempt); then the orphaned `.dsnot-tmp-*` staging directories in every outbox are removed
+    /// (`AtomicPublisher.removeOrphans`).
     /// - Returns: the re-queued jobs.
     @discardableResult
     public func recover() throws -> [JobRecord] {
         var requeued: [JobRecord] = []
         for state in [JobState.running, .publishing] {
             for job in try store.jobs(state: state, watch: nil, limit: nil) {
+                if try recoverPublished(job) != nil { continue }
                 requeued.append(try commit(.requeue(reason: "daemon restarted"), job))
             }
         }
         var outboxes = Set(settings.watches.map(\.outbox))
         for job in try store.jobs(state: nil, watch: nil, limit: nil) { outboxes.insert(job.outbox) }
-        for outbox in outboxes {
-            for name in (try? FileManager.default.contentsOfDirectory(atPath: outbox)) ?? []
-            where name.hasPrefix(".dsnot-tmp-") {
-                let path = URL(fileURLWithPath: outbox).appendingPathComponent(name).path
-                try? FileManager.default.removeItem(atPath: path)
-                logger.info("Removed orphaned temp output", metadata: ["output.path": "\(path)"])
+        for outbox in outboxes.sorted() where FileManager.default.fileExists(atPath: outbox) {
+            do {
+                for name in try AtomicPublisher.removeOrphans(in: outbox) {
+                    let path = URL(fileURLWithPath: outbox).appendingPathComponent(name).path
+                    logger.info("Removed orphaned temp output", metadata: ["output.path": "\(path)"])
+                }
+            } catch {
+                logger.error(
+                    "Cannot remove orphaned temp outputs",
+                    metadata: ["outbox": "\(outbox)", "error": "\(error)"]
+                )
             }
         }
         return requeued

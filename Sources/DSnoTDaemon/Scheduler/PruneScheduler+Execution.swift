@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Starting jobs on threads, recording their progress, publishing their output.
+// Starting jobs on threads and recording their progress (publishing: PruneScheduler+Publishing).
 
 import DSnoTControlProtocol
 import Foundation
@@ -74,7 +74,8 @@ extension PruneScheduler {
         } catch {
             logger.error("Cannot start job", metadata: ["job.id": "\(job.id)", "error": "\(error)"])
             if let current = try? store.job(id: job.id), current.state == .running {
-                _ = try? commit(.fail(reason: "cannot start: \(error)", retryable: true), current)
+                let reason = "cannot start: \(JobFailure(classifying: error).description)"
+                _ = try? commit(.fail(reason: reason, retryable: true), current)
             }
             return
         }
@@ -115,75 +116,6 @@ extension PruneScheduler {
         }
         running[id] = entry
         publishStatusLine()
-    }
-
-    func handleFinished(_ id: String, _ result: Result<JobOutcome, any Error>) {
-        guard let entry = running.removeValue(forKey: id) else { return }
-        let job = entry.record
-        let temporary = temporaryPath(for: job)
-        do {
-            switch result {
-            case .success(let outcome):
-                try publish(job, temporary: temporary, outcome: outcome)
-            case .failure(JobFailure.cancelled) where entry.flag.current == .shutdown:
-                try? FileManager.default.removeItem(atPath: temporary)
-                try commit(.requeue(reason: "daemon stopping"), job)
-                logger.notice("Job re-queued", metadata: ["event": "job.requeued", "job.id": "\(id)"])
-            case .failure(JobFailure.cancelled):
-                try? FileManager.default.removeItem(atPath: temporary)
-                try commit(.cancel(reason: "cancelled by user"), job)
-                logger.notice("Job cancelled", metadata: ["event": "job.cancelled", "job.id": "\(id)"])
-            case .failure(let error):
-                try? FileManager.default.removeItem(atPath: temporary)
-                let (reason, retryable) = Self.classify(error)
-                let next = try commit(.fail(reason: reason, retryable: retryable), job, detail: reason)
-                logger.error(
-                    "Job failed",
-                    metadata: [
-                        "event": "job.failed", "job.id": "\(id)", "error": "\(reason)",
-                        "job.retry": "\(next.state == .queued)",
-                    ]
-                )
-            }
-        } catch {
-            logger.error("Cannot record job end", metadata: ["job.id": "\(id)", "error": "\(error)"])
-        }
-    }
-
-    private func publish(_ job: JobRecord, temporary: String, outcome: JobOutcome) throws {
-        let input = URL(fileURLWithPath: job.inputPath).lastPathComponent
-        var final = URL(fileURLWithPath: job.outbox).appendingPathComponent("\(input)-\(job.recipe)").path
-        if FileManager.default.fileExists(atPath: final) { final += "-\(job.id)" }
-        let publishing = try commit(.publish(outputPath: final), job)
-        if rename(temporary, final) != 0 {
-            let code = errno
-            let message = "cannot rename \(temporary) to \(final): \(String(cString: strerror(code)))"
-            try commit(.fail(reason: message, retryable: true), publishing, detail: message)
-            logger.error("Job failed", metadata: ["event": "job.failed", "job.id": "\(job.id)", "error": "\(message)"])
-            return
-        }
-        try commit(.succeed, publishing, detail: outcome.summary)
-        logger.notice(
-            "Job finished",
-            metadata: [
-                "event": "job.finished", "job.id": "\(job.id)", "output.path": "\(final)",
-                "summary": "\(outcome.summary)",
-            ]
-        )
-    }
-
-    static func classify(_ error: any Error) -> (String, Bool) {
-        switch error {
-        case JobFailure.retryable(let reason): return (reason, true)
-        case JobFailure.permanent(let reason): return (reason, false)
-        case let error as CocoaError where error.code == .fileWriteOutOfSpace: return ("\(error)", true)
-        case let error as POSIXError where [.ENOSPC, .EIO, .EAGAIN].contains(error.code): return ("\(error)", true)
-        default: return ("\(error)", false)
-        }
-    }
-
-    func temporaryPath(for job: JobRecord) -> String {
-        URL(fileURLWithPath: job.outbox).appendingPathComponent(".dsnot-tmp-\(job.id)").path
     }
 
     func eta(for job: JobRecord) -> Double? {

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: Apache-2.0
+// The end of a job: publishing its output durably, recording failures, and finding outputs a crash left published.
+
+import DSnoTControlProtocol
+import Foundation
+import Logging
+import SafeTensors
+import SparseFormat
+
+extension PruneScheduler {
+    /// Records how a job's run ended: publishes its output, re-queues it (shutdown), cancels or fails it.
+    func handleFinished(_ id: String, _ result: Result<JobOutcome, any Error>) {
+        guard let entry = running.removeValue(forKey: id) else { return }
+        let job = entry.record
+        let publisher = publisher(for: job)
+        do {
+            switch result {
+            case .success(let outcome):
+                try publish(job, through: publisher, outcome: outcome)
+            case .failure(JobFailure.cancelled) where entry.flag.current == .shutdown:
+                try? publisher.discard()
+                try commit(.requeue(reason: "daemon stopping"), job)
+                logger.notice("Job re-queued", metadata: ["event": "job.requeued", "job.id": "\(id)"])
+            case .failure(JobFailure.cancelled):
+                try? publisher.discard()
+                try commit(.cancel(reason: "cancelled by user"), job)
+                logger.notice("Job cancelled", metadata: ["event": "job.cancelled", "job.id": "\(id)"])
+            case .failure(let error):
+                try? publisher.discard()
+                try fail(job, JobFailure(classifying: error))
+            }
+        } catch {
+            logger.error("Cannot record job end", metadata: ["job.id": "\(id)", "error": "\(error)"])
+        }
+    }
+
+    /// Publishes the finished output durably, then commits `done`, in this order: `publishing` is
+    /// committed; every output file is fsynced under its staging name and the staging directory is
+    /// fsynced; `renameat2(RENAME_NOREPLACE)` renames it to `<outbox>/<input>-<recipe>`, or when that
+    /// is taken to `…-<job>` (then `…-<job>-2`, …: each a no-replace rename, never a check first); the
+    /// outbox is fsynced; only then is the job committed `done`, so an acknowledged `done` names an
+    /// output that survives a power loss. A crash between the rename and the commit is finished by
+    /// `recoverPublished` at the next start.
+    private func publish(_ job: JobRecord, through publisher: AtomicPublisher, outcome: JobOutcome) throws {
+        let publishing = try commit(.publish, job)
+        let final: String
+        do {
+            final = try publisher.publish()
+        } catch {
+            try? publisher.discard()
+            try fail(publishing, JobFailure(classifying: error))
+            return
+        }
+        try commit(.succeed(outputPath: final), publishing, detail: outcome.summary)
+        logger.notice(
+            "Job finished",
+            metadata: [
+                "event": "job.finished", "job.id": "\(job.id)", "output.path": "\(final)",
+                "summary": "\(outcome.summary)",
+            ]
+        )
+    }
+
+    /// Commits a failure (re-queued with back-off when retryable and attempts are left) and logs it.
+    private func fail(_ job: JobRecord, _ failure: JobFailure) throws {
+        let reason = failure.description
+        let next = try commit(.fail(reason: reason, retryable: failure.isRetryable), job, detail: reason)
+        logger.error(
+            "Job failed",
+            metadata: [
+                "event": "job.failed", "job.id": "\(job.id)", "error": "\(reason)",
+                "job.retry": "\(next.state == .queued)",
+            ]
+        )
+    }
+
+    /// Finishes a job left `publishing` by a previous process whose output was already renamed into
+    /// place (the crash came between the rename and the `done` commit): the output is found by the
+    /// job id in its `dsnot-report.json`, the outbox is fsynced (the crash may have preceded that),
+    /// and the job is committed `done` without running again.
+    /// - Returns: the finished job, or `nil` when no published output names the job (it re-runs).
+    func recoverPublished(_ job: JobRecord) throws -> JobRecord? {
+        guard job.state == .publishing, let output = publishedOutput(of: job) else { return nil }
+        try DurableFile.syncDirectory(job.outbox)
+        let done = try commit(
+            .succeed(outputPath: output),
+            job,
+            detail: "found published at start (the daemon stopped before recording it)"
+        )
+        logger.notice(
+            "Job finished",
+            metadata: [
+                "event": "job.finished", "job.id": "\(job.id)", "output.path": "\(output)",
+                "summary": "recovered at start",
+            ]
+        )
+        return done
+    }
+
+    /// The published output whose report names `job`, among the names its publisher may have used.
+    func publishedOutput(of job: JobRecord) -> String? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: job.outbox)) ?? []
+        let present = Set(names.map { URL(fileURLWithPath: job.outbox).appendingPathComponent($0).path })
+        return publisher(for: job).candidates.first { present.contains($0) && Self.report(in: $0, names: job.id) }
+    }
+
+    /// Whether `<directory>/dsnot-report.json` records `job` as the job that produced it.
+    static func report(in directory: String, names job: String) -> Bool {
+        struct ReportJob: Decodable { var job: String? }
+        let path = directory + "/dsnot-report.json"
+        let limit = 64 << 20
+        guard let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size <= limit,
+            let data = FileManager.default.contents(atPath: path),
+            let report = try? JSONDecoder().decode(ReportJob.self, from: data)
+        else { return false }
+        return report.job == job
+    }
+
+    /// The job's publisher: staging in `<outbox>/.dsnot-tmp-<job>`, target `<outbox>/<input>-<recipe>`,
+    /// a taken target suffixed with the job id.
+    func publisher(for job: JobRecord) -> AtomicPublisher {
+        let input = URL(fileURLWithPath: job.inputPath).lastPathComponent
+        let target = URL(fileURLWithPath: job.outbox).appendingPathComponent("\(input)-\(job.recipe)").path
+        return AtomicPublisher(adopting: job.id, target: target, ifTaken: .suffix(job.id))
+    }
+
+    /// The directory a job's runner writes into (created when the job starts).
+    func temporaryPath(for job: JobRecord) -> String {
+        publisher(for: job).stagingPath
+    }
+}
