@@ -37,6 +37,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        // SHA-256 (manifests, recipe hashes, fingerprints, job ids), behind DSnoTSupport.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // System-library shims: module map + header only (see each folder's README).
@@ -44,6 +46,12 @@ let package = Package(
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
 
+        // Small helpers every layer shares: SHA-256 (swift-crypto), canonical JSON text.
+        .target(
+            name: "DSnoTSupport",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "SafeTensors",
             dependencies: [.product(name: "SystemPackage", package: "swift-system")],
@@ -52,7 +60,7 @@ let package = Package(
         .target(
             name: "DSnoTCore",
             dependencies: [
-                "SafeTensors", "CBLAS",
+                "SafeTensors", "DSnoTSupport", "CBLAS",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: numericSettings
@@ -80,7 +88,8 @@ let package = Package(
         .target(
             name: "DSnoTDaemon",
             dependencies: [
-                "DSnoTControlProtocol", "CSystemd", "SafeTensors", "DSnoTCore", "SparseFormat", "DSnoTPipeline",
+                "DSnoTControlProtocol", "CSystemd", "SafeTensors", "DSnoTSupport", "DSnoTCore", "SparseFormat",
+                "DSnoTPipeline",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -113,10 +122,13 @@ let package = Package(
         ),
         .target(
             name: "SparseFormat",
-            dependencies: ["SafeTensors", "CLZ4", .product(name: "SystemPackage", package: "swift-system")],
+            dependencies: [
+                "SafeTensors", "DSnoTSupport", "CLZ4", .product(name: "SystemPackage", package: "swift-system"),
+            ],
             swiftSettings: numericSettings
         ),
 
+        .testTarget(name: "DSnoTSupportTests", dependencies: ["DSnoTSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "ShimTests",
             dependencies: ["CBLAS", "CLZ4", "CSystemd"],
@@ -130,7 +142,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DSnoTCoreTests",
-            dependencies: ["DSnoTCore", "SafeTensors"],
+            dependencies: ["DSnoTCore", "DSnoTPipeline", "SafeTensors"],
             resources: [.copy("Resources")],
             swiftSettings: strictSettings
         ),
@@ -165,7 +177,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SparseFormatTests",
-            dependencies: ["SparseFormat", "SafeTensors"],
+            dependencies: ["SparseFormat", "SafeTensors", "DSnoTSupport"],
             swiftSettings: strictSettings
         ),
     ],

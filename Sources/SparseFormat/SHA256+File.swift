@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // SHA256+File: hashing a file on disk in bounded memory, for the output manifest.
 
-public import SafeTensors
+public import DSnoTSupport
 
 extension SHA256 {
     /// SHA-256 of the file at `path`, read in 1 MiB chunks.

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // SafeTensorsLayout: the header bytes and offsets of a safetensors file whose tensors are streamed later.
 
+import DSnoTSupport
 public import SafeTensors
 
 /// The layout of a safetensors file to be written front to back: tensors in the given order,

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // SparseCheckpointWriter+Finish: config.json with sparsity metadata, copied files, index, report with sha256.
 
+import DSnoTSupport
 import Foundation
 import SafeTensors
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // SparseVerifier: `dsnotctl verify` — checksums from dsnot-report.json plus full structural checks.
 
+import DSnoTSupport
 import Foundation
 import SafeTensors
 

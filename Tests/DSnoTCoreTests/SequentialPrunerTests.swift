@@ -3,6 +3,7 @@
 // on tiny LLaMA and OPT checkpoints through the dense sink.
 
 import DSnoTCore
+import DSnoTPipeline
 import Foundation
 import Logging
 import SafeTensors

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Hostile output directories: unpack/inspect/verify fail with a clear SparseFormatError and leave no partial output.
 
+import DSnoTSupport
 import Foundation
 import SafeTensors
 import Testing

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Opt-in check on real weights (SmolLM2-135M bf16): bit-exact round trip, sizes, byte planes, speed vs the lz4 CLI.
 
+import DSnoTSupport
 import Foundation
 import SafeTensors
 import Testing

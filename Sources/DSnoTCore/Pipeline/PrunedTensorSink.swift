@@ -8,7 +8,7 @@ public import SafeTensors
 /// Every tensor of the input checkpoint is written exactly once: the untouched ones (embeddings,
 /// norms, LM head) first, then each decoder block's pruned linear weights as soon as that block is
 /// done. Tensors therefore do not arrive in file order; a sink must accept any order. The dense sink
-/// (`DenseCheckpointSink`) lays them into files shaped like the input; the sparse format
+/// (DSnoTPipeline's `DenseCheckpointSink`) lays them into files shaped like the input; the sparse format
 /// (SparseFormat's checkpoint writer) packs pruned weights as bitmasks and compresses with LZ4.
 /// Publishing the finished directory is the caller's job.
 public protocol PrunedTensorSink: AnyObject {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // SequentialPruner+Steps: the named steps of the block loop (statistics, per-layer pruning, copying).
 
+import DSnoTSupport
 import SafeTensors
 
 /// The statistics of one block's linear layers. Layers that read the same activations share an entry.

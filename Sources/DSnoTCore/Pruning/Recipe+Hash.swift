@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Recipe+Hash: a canonical JSON form (sorted keys, fixed number formatting) and its SHA-256.
-import SafeTensors
+import DSnoTSupport
 
 extension Recipe {
     /// The canonical JSON text: keys sorted, no whitespace, integers in decimal, floating-point

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The pruning recipe as configured for a watch: a plain Codable mirror of DSnoTCore's Recipe fields.
 
+import DSnoTSupport
 import Foundation
-import SafeTensors
 
 /// A pruning recipe as written in `[watch.recipe]`, a checkpoint's `dsnot.toml` or `dsnotctl submit --set`.
 ///

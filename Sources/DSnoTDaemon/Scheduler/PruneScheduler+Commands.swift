@@ -2,9 +2,9 @@
 // The scheduler's commands: recover at start, enqueue, cancel, retry, pause, resume, status, reload.
 
 public import DSnoTControlProtocol
+import DSnoTSupport
 import Foundation
 import Logging
-import SafeTensors
 import SparseFormat
 
 extension PruneScheduler {

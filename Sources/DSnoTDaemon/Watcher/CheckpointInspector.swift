@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Is a checkpoint directory complete, and what is its fingerprint? Structural checks only, no tensor data.
 
+import DSnoTSupport
 public import Foundation
 import SafeTensors
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // DenseCheckpointSink: writes the pruned model as a normal checkpoint (zeros in place, same layout).
 
+public import DSnoTCore
 import Foundation
 public import SafeTensors
 
