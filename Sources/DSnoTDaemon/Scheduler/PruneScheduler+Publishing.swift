@@ -47,8 +47,14 @@ extension PruneScheduler {
         do {
             final = try publisher.publish()
         } catch {
-            try? publisher.discard()
-            try fail(publishing, JobFailure(classifying: error))
+            if let output = publishedOutput(of: job) {
+                // Renamed, but the outbox could not be synced: visible, not durable. Not re-run (that
+                // would publish a second copy); the reason says where the output is.
+                try fail(publishing, unsyncedOutbox(output, error))
+            } else {
+                try? publisher.discard()
+                try fail(publishing, JobFailure(classifying: error))
+            }
             return
         }
         try commit(.succeed(outputPath: final), publishing, detail: outcome.summary)
@@ -78,10 +84,16 @@ extension PruneScheduler {
     /// place (the crash came between the rename and the `done` commit): the output is found by the
     /// job id in its `dsnot-report.json`, the outbox is fsynced (the crash may have preceded that),
     /// and the job is committed `done` without running again.
-    /// - Returns: the finished job, or `nil` when no published output names the job (it re-runs).
+    /// - Returns: the finished job (failed, naming the output, if the outbox cannot be synced), or
+    ///   `nil` when no published output names the job (it re-runs).
     func recoverPublished(_ job: JobRecord) throws -> JobRecord? {
         guard job.state == .publishing, let output = publishedOutput(of: job) else { return nil }
-        try DurableFile.syncDirectory(job.outbox)
+        do {
+            try DurableFile.syncDirectory(job.outbox)
+        } catch {
+            let failure = unsyncedOutbox(output, error)
+            return try commit(.fail(reason: failure.description, retryable: false), job, detail: failure.description)
+        }
         let done = try commit(
             .succeed(outputPath: output),
             job,
@@ -95,6 +107,14 @@ extension PruneScheduler {
             ]
         )
         return done
+    }
+
+    /// The failure of a job whose output was renamed into place but whose outbox fsync failed.
+    private func unsyncedOutbox(_ output: String, _ error: any Error) -> JobFailure {
+        .permanent(
+            "published as \(output), but the outbox could not be synced (the name may not survive a power "
+                + "loss): \(JobFailure(classifying: error).description)"
+        )
     }
 
     /// The published output whose report names `job`, among the names its publisher may have used.
