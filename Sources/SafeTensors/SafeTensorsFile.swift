@@ -90,11 +90,6 @@ public final class SafeTensorsFile: @unchecked Sendable {
         return info
     }
 
-    /// Calls `body` with a zero-copy view of a tensor's bytes (valid only inside `body`).
-    public func withRawBytes<R>(of info: TensorInfo, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try body(rawBytes(of: info))
-    }
-
     /// A zero-copy view of a tensor's bytes. Valid while this object is alive.
     /// - Precondition: `info` comes from this file's header.
     public func rawBytes(of info: TensorInfo) -> UnsafeRawBufferPointer {
