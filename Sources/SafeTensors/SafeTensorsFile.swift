@@ -38,7 +38,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
         self.path = path
         let fd: FileDescriptor
         do {
-            fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
+            // Non-blocking: a FIFO must be refused below, not block the open until a writer appears.
+            fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec, .nonBlocking])
         } catch let errno as Errno {
             throw SafeTensorsError.io(path: path, operation: "open", errno: errno)
         }
