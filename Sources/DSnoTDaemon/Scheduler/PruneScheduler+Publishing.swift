@@ -27,7 +27,7 @@ extension PruneScheduler {
                 logger.notice("Job cancelled", metadata: ["event": "job.cancelled", "job.id": "\(id)"])
             case .failure(let error):
                 try? publisher.discard()
-                try fail(job, JobFailure(classifying: error))
+                try recordFailure(job, JobFailure(classifying: error))
             }
         } catch {
             logger.error("Cannot record job end", metadata: ["job.id": "\(id)", "error": "\(error)"])
@@ -50,10 +50,10 @@ extension PruneScheduler {
             if let output = publishedOutput(of: job) {
                 // Renamed, but the outbox could not be synced: visible, not durable. Not re-run (that
                 // would publish a second copy); the reason says where the output is.
-                try fail(publishing, unsyncedOutbox(output, error))
+                try recordFailure(publishing, unsyncedOutbox(output, error))
             } else {
                 try? publisher.discard()
-                try fail(publishing, JobFailure(classifying: error))
+                try recordFailure(publishing, JobFailure(classifying: error))
             }
             return
         }
@@ -68,7 +68,7 @@ extension PruneScheduler {
     }
 
     /// Commits a failure (re-queued with back-off when retryable and attempts are left) and logs it.
-    private func fail(_ job: JobRecord, _ failure: JobFailure) throws {
+    private func recordFailure(_ job: JobRecord, _ failure: JobFailure) throws {
         let reason = failure.description
         let next = try commit(.fail(reason: reason, retryable: failure.isRetryable), job, detail: reason)
         logger.error(
