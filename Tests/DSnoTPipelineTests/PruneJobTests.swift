@@ -106,6 +106,29 @@ enum TinyCheckpoint {
         #expect(verified.filesChecked >= 3 && verified.shardsChecked == 1)
     }
 
+    /// The report's recipe states what ran: L capped at the model's 128 positions, not the 4096 asked for;
+    /// its hash stays the requested recipe's.
+    @Test func reportRecipeStatesTheCalibrationThatRan() throws {
+        let root = try TinyCheckpoint.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try TinyCheckpoint.write(to: root + "/in", dtype: .f32)
+        try FileManager.default.createDirectory(atPath: root + "/out", withIntermediateDirectories: true)
+        var options = TinyCheckpoint.options(pattern: .unstructured(0.5), format: .dense)
+        options.recipe.calibration.sequenceLength = 4096
+        let result = try PruneJob(input: root + "/in", options: options).run(into: root + "/out", logger: logger)
+        let ran = result.report.recipe.calibration
+        #expect(
+            ran.sequences == 4 && ran.sequenceLength == 128 && ran.source == .text && ran.path == TinyCheckpoint.text
+        )
+        #expect(result.report.calibration?.sequenceLength == 128)
+        #expect(result.report.recipeHash == options.recipe.stableHash)
+        let written = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: root + "/out/dsnot-report.json"))
+        )
+        let calibration = ((written as? [String: Any])?["recipe"] as? [String: Any])?["calibration"] as? [String: Any]
+        #expect(calibration?["sequence_length"] as? Int == 128 && calibration?["sequences"] as? Int == 4)
+    }
+
     @Test func qualityGateRefusesAModelWorseThanTheLimit() throws {
         let root = try TinyCheckpoint.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }

@@ -89,6 +89,12 @@ public struct SequentialPruner: Sendable {
             memoryEstimateBytes: memoryEstimate(model: model, sequences: sequences, length: calibration?.length ?? 0)
                 .total
         )
+        // The report's recipe states what ran: N and L of the windows used (a token file's own shape, or L
+        // capped at the model's context), not the requested ones; `recipeHash` stays the request's identity.
+        if let calibration {
+            report.recipe.calibration.sequences = calibration.count
+            report.recipe.calibration.sequenceLength = calibration.length
+        }
 
         progress(PruneProgress(block: 0, blockCount: model.blockCount, phase: .copying))
         report.timings.copy = try Self.time(clock) { try copyUnprunedTensors(model: model, source: source, sink: sink) }

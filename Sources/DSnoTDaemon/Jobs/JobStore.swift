@@ -2,6 +2,7 @@
 // The job store seam: SQLite here, a shared PostgreSQL queue for a fleet later (ARCHITECTURE.md).
 
 public import DSnoTControlProtocol
+public import DSnoTPipeline
 public import Foundation
 
 /// One recorded state change of a job.
@@ -18,9 +19,10 @@ public struct JobHistoryEntry: Sendable, Equatable {
 public protocol JobStore: Sendable {
     /// Inserts a new job, or returns the existing job with the same `key` unchanged.
     /// - Returns: the stored job and whether it was inserted now.
-    func insert(_ job: JobRecord, recipe: RecipeConfiguration) throws -> (job: JobRecord, inserted: Bool)
-    /// The full recipe a job runs with.
-    func recipe(jobID: String) throws -> RecipeConfiguration?
+    func insert(_ job: JobRecord, recipe: PruneJobOptions) throws -> (job: JobRecord, inserted: Bool)
+    /// The full recipe a job runs with (`nil` for no such job).
+    /// - Throws: `JobStoreError.undecodableRecipe` when the stored recipe no longer decodes.
+    func recipe(jobID: String) throws -> PruneJobOptions?
     /// Replaces a job's row and records the state change in its history.
     func update(_ job: JobRecord, from previous: JobRecord, detail: String?) throws
     func job(id: String) throws -> JobRecord?
@@ -37,11 +39,15 @@ public protocol JobStore: Sendable {
 public enum JobStoreError: Error, CustomStringConvertible {
     case cannotOpen(path: String, reason: String)
     case database(operation: String, reason: String)
+    /// A stored recipe that this version cannot decode (written by another version, or edited).
+    case undecodableRecipe(jobID: String, reason: String)
 
     public var description: String {
         switch self {
         case .cannotOpen(let path, let reason): return "cannot open job database \(path): \(reason)"
         case .database(let operation, let reason): return "job database \(operation) failed: \(reason)"
+        case .undecodableRecipe(let jobID, let reason):
+            return "job \(jobID): the stored recipe does not decode: \(reason)"
         }
     }
 }

@@ -2,6 +2,7 @@
 // The scheduler's commands: recover at start, enqueue, cancel, retry, pause, resume, status, reload.
 
 public import DSnoTControlProtocol
+public import DSnoTPipeline
 import Foundation
 import Logging
 import SafeTensors
@@ -40,17 +41,17 @@ extension PruneScheduler {
         fingerprint: String,
         watch: String,
         outbox: String,
-        recipe: RecipeConfiguration,
+        recipe: PruneJobOptions,
         priority: Int
     ) throws -> (job: JobRecord, inserted: Bool) {
-        let key = "\(fingerprint.prefix(32))-\(recipe.hash.prefix(16))"
+        let key = "\(fingerprint.prefix(32))-\(recipe.stableHash.prefix(16))"
         let record = JobRecord(
             id: "j-" + SHA256.hex(Array(key.utf8)).prefix(12),
             key: key,
             watch: watch,
             inputPath: inputPath,
             outbox: outbox,
-            recipe: recipe.label,
+            recipe: recipe.recipe.label,
             priority: priority,
             createdAt: now()
         )

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Watches inboxes (inotify + rescans) and queues each checkpoint once it is settled and complete.
 
+import DSnoTPipeline
 import Foundation
 public import Logging
 public import ServiceLifecycle
@@ -186,10 +187,12 @@ public actor ModelWatcher: Service {
     }
 
     /// The watch's recipe, overridden by the checkpoint's `dsnot.toml` if it has one.
-    static func recipe(for checkpoint: URL, watch: WatchConfiguration) throws -> RecipeConfiguration {
+    static func recipe(for checkpoint: URL, watch: WatchConfiguration, overrides: [String: String] = [:]) throws
+        -> PruneJobOptions
+    {
         let file = checkpoint.appendingPathComponent("dsnot.toml")
-        guard let source = try? String(contentsOf: file, encoding: .utf8) else { return watch.recipe }
-        return try watch.recipe.overridden(byTOML: source, file: file.path, baseDirectory: checkpoint)
+        let source = try? String(contentsOf: file, encoding: .utf8)
+        return try watch.recipe(dsnotTOML: source, file: file.path, checkpoint: checkpoint.path, overrides: overrides)
     }
 
     /// Paths waiting to settle or complete, for tests and status.
