@@ -81,7 +81,11 @@ extension DsnotCtl.Prune {
         let flags = recipeFlags.filter { $0.value.contains(error.key) }.keys.sorted().map { "--\($0)" }
         let name = flags.isEmpty ? error.key : flags.joined(separator: "/")
         switch error {
-        case .invalidValue(_, let expected, let got): return .invalidOption(name: name, value: got, expected: expected)
+        case .invalidValue(_, let expected, let got):
+            // The message quotes the value itself: `invalid --method 'sparsegtp'`.
+            let bare =
+                got.count >= 2 && got.hasPrefix("\"") && got.hasSuffix("\"") ? String(got.dropFirst().dropLast()) : got
+            return .invalidOption(name: name, value: bare, expected: expected)
         case .unknownKey, .conflict: return .invalidOption(name: name, value: "", expected: "\(error)")
         }
     }

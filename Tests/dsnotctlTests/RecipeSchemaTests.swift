@@ -200,6 +200,39 @@ import Testing
         }
     }
 
+    /// A bad flag value names the flag, the value and what was expected, in the schema's words.
+    @Test(arguments: [
+        (
+            ["--method", "sparsegtp"],
+            #"invalid --method 'sparsegtp': expected one of "magnitude", "wanda", "sparsegpt""#
+        ),
+        (["--nsamples", "0", "--calib-text", "c"], "invalid --nsamples '0': expected > 0"),
+        (
+            ["--dsnot-max-cycles", "lots", "--calib-text", "c"],
+            #"invalid --dsnot-max-cycles 'lots': expected an integer ≥ 0 or "scaled""#
+        ),
+        (
+            ["--sparsity", "1.5", "--calib-text", "c"],
+            "invalid --pattern/--sparsity '1.5': expected a sparsity ratio in (0, 1)"
+        ),
+        ([], "invalid --calib-text/--calib-tokens 'none': expected a text file for method wanda"),
+        (
+            ["--compression", "hc-2", "--calib-text", "c"],
+            "invalid --compression 'hc-2': expected fast, hc, hc-N (N in 3...12) or none"
+        ),
+    ])
+    func badFlagValuesNameFlagExpectedAndGot(_ flags: [String], _ message: String) throws {
+        let prune = try #require(
+            try DsnotCtl.parseAsRoot(["prune", "/m", "/nonexistent/out"] + flags) as? DsnotCtl.Prune
+        )
+        #expect(throws: PruneJobError.self) { try prune.makeOptions() }
+        do {
+            _ = try prune.makeOptions()
+        } catch {
+            #expect("\(error)" == message)
+        }
+    }
+
     /// Every key of the schema, written with a value in dsnotd.toml, is accepted and read back as written.
     @Test func daemonTOMLTakesEveryKeyOfTheSchema() throws {
         var full = PruneJobOptions.defaults
