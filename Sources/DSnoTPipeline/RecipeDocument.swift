@@ -148,6 +148,8 @@ public struct RecipeDocument: Sendable, Equatable {
     /// The document as validated job options.
     /// - Throws: `RecipeDocumentError` naming the first unknown key or bad value (dotted path, expected, got).
     public func decode() throws(RecipeDocumentError) -> PruneJobOptions {
+        // JSON has no NaN or infinity: they would reach the decoder as null, an absent key, a default.
+        try Self.rejectNonFinite(table, path: "")
         let options: PruneJobOptions
         do {
             options = try JSONDecoder().decode(
@@ -191,6 +193,22 @@ public struct RecipeDocument: Sendable, Equatable {
             let keyPath = path.isEmpty ? key : "\(path).\(key)"
             guard let below = knownKeys[key] else { throw .unknownKey(keyPath) }
             if let inner = object[key] as? [String: Any] { try rejectUnknown(inner, known: below, path: keyPath) }
+        }
+    }
+
+    private static func rejectNonFinite(_ table: [String: RecipeValue], path: String) throws(RecipeDocumentError) {
+        for key in table.keys.sorted() {
+            let keyPath = path.isEmpty ? key : "\(path).\(key)"
+            switch table[key] {
+            case .double(let d)?:
+                if !d.isFinite { throw .invalidValue(key: keyPath, expected: "a finite number", got: "\(d)") }
+            case .array(let elements)?:
+                for case .double(let d) in elements where !d.isFinite {
+                    throw .invalidValue(key: keyPath, expected: "finite numbers", got: "\(d)")
+                }
+            case .table(let inner)?: try rejectNonFinite(inner, path: keyPath)
+            default: break
+            }
         }
     }
 

@@ -224,6 +224,11 @@ import Testing
                 "[watch.recipe.output]\ncompression = \"none\"",
                 "compression: expected fast or hc[-N] for --format sparse"
             ),
+            ("pattern = nan", "watch[0].recipe.pattern: expected a finite number, got nan"),
+            (
+                "[watch.recipe.dsnot]\nupdate_threshold = inf",
+                "dsnot.update_threshold: expected a finite number, got inf"
+            ),
         ]
         for (recipe, message) in cases {
             do {
