@@ -127,6 +127,13 @@ enum TinyCheckpoint {
         )
         let calibration = ((written as? [String: Any])?["recipe"] as? [String: Any])?["calibration"] as? [String: Any]
         #expect(calibration?["sequence_length"] as? Int == 128 && calibration?["sequences"] as? Int == 4)
+
+        // Magnitude alone reads no calibration data, and the report says so instead of the default 128 × 2048.
+        try FileManager.default.createDirectory(atPath: root + "/magnitude", withIntermediateDirectories: true)
+        let magnitude = PruneJobOptions(recipe: Recipe(method: .magnitude, pattern: .unstructured(0.5)), format: .dense)
+        let none = try PruneJob(input: root + "/in", options: magnitude).run(into: root + "/magnitude", logger: logger)
+        #expect(none.report.recipe.calibration.sequences == 0 && none.report.recipe.calibration.sequenceLength == 0)
+        #expect(none.report.calibration == nil && none.report.recipeHash == magnitude.recipe.stableHash)
     }
 
     @Test func qualityGateRefusesAModelWorseThanTheLimit() throws {
