@@ -186,7 +186,7 @@ public actor ModelWatcher: Service {
         }
     }
 
-    /// The watch's recipe, overridden by the checkpoint's `dsnot.toml` if it has one.
+    /// The watch's recipe, overridden by the checkpoint's `dsnot.toml` if it has one, then by `submit --set`.
     static func recipe(for checkpoint: URL, watch: WatchConfiguration, overrides: [String: String] = [:]) throws
         -> PruneJobOptions
     {
