@@ -142,7 +142,7 @@ let package = Package(
         .testTarget(
             name: "DSnoTDaemonTests",
             dependencies: [
-                "DSnoTDaemon", "DSnoTClient", "DSnoTControlProtocol",
+                "DSnoTDaemon", "DSnoTClient", "DSnoTControlProtocol", "DSnoTPipeline", "DSnoTCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -153,11 +153,18 @@ let package = Package(
         ),
         .testTarget(
             name: "dsnotctlTests",
-            dependencies: ["dsnotctl", "DSnoTClient", "DSnoTControlProtocol", "SafeTensors"],
+            dependencies: [
+                "dsnotctl", "DSnoTClient", "DSnoTControlProtocol", "SafeTensors", "DSnoTDaemon", "DSnoTPipeline",
+                "DSnoTCore",
+            ],
             swiftSettings: strictSettings
         ),
         // Deployment (issue 7): the shipped etc/dsnot/dsnotd.toml; scripts/test-deploy.sh checks the rest.
-        .testTarget(name: "DeployTests", dependencies: ["DSnoTDaemon"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "DeployTests",
+            dependencies: ["DSnoTDaemon", "DSnoTPipeline", "DSnoTCore"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "DSnoTPipelineTests",
             dependencies: ["DSnoTPipeline", "DSnoTCore", "SafeTensors", "SparseFormat"],

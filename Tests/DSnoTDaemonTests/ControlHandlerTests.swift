@@ -68,12 +68,12 @@ import Testing
         let fixture = try Fixture()
         defer { fixture.close() }
         let checkpoint = try CheckpointFixture.write(to: fixture.directory.sub("elsewhere/model"))
-        let submitted = await fixture.send(.submit(path: checkpoint.path, overrides: ["sparsity": "0.6"], priority: 1))
+        let submitted = await fixture.send(.submit(path: checkpoint.path, overrides: ["pattern": "0.6"], priority: 1))
         let job = try #require(submitted.job, "\(String(describing: submitted.error))")
         #expect(job.watch == "submit" && job.recipe == "wanda-u60-dsnot" && job.priority == 1)
         // Submitting the same checkpoint with the same recipe again returns the same job.
         #expect(
-            await fixture.send(.submit(path: checkpoint.path, overrides: ["sparsity": "0.6"], priority: 1)).job?.id
+            await fixture.send(.submit(path: checkpoint.path, overrides: ["pattern": "0.6"], priority: 1)).job?.id
                 == job.id
         )
         #expect(try await eventually { await fixture.send(.show(job: job.id)).job?.state == .done })
@@ -128,8 +128,8 @@ import Testing
                 == .invalidArgument
         )
         let checkpoint = try CheckpointFixture.write(to: fixture.directory.sub("x/m"))
-        let bad = await fixture.send(.submit(path: checkpoint.path, overrides: ["sparsity": "2"], priority: nil))
-        #expect(bad.error?.code == .invalidArgument && bad.error?.message.contains("sparsity") == true)
+        let bad = await fixture.send(.submit(path: checkpoint.path, overrides: ["pattern": "2"], priority: nil))
+        #expect(bad.error?.code == .invalidArgument && bad.error?.message.contains("pattern") == true)
         #expect(await fixture.send(.pause(watch: "nope")).error?.code == .notFound)
         let version = await fixture.handler.handle(ControlRequest(.status, id: 3, version: 99), peer: Self.root)
             .response

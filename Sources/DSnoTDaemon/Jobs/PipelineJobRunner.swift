@@ -22,7 +22,7 @@ public struct PipelineJobRunner: JobRunner {
 
     public func estimate(_ job: JobSpec) throws -> ResourceEstimate {
         do {
-            let e = try PruneJob(input: job.inputPath, options: try job.recipe.pruneJobOptions()).estimate()
+            let e = try PruneJob(input: job.inputPath, options: job.recipe).estimate()
             return ResourceEstimate(memoryBytes: e.memoryBytes, outputBytes: e.outputBytes)
         } catch {
             throw Self.failure(error)
@@ -37,7 +37,7 @@ public struct PipelineJobRunner: JobRunner {
         var logger = self.logger
         logger[metadataKey: "job.id"] = "\(job.id)"
         do {
-            let pruneJob = try PruneJob(input: job.inputPath, options: try job.recipe.pruneJobOptions())
+            let pruneJob = try PruneJob(input: job.inputPath, options: job.recipe)
             var lastBlock = -1
             let result = try pruneJob.run(
                 into: job.temporaryOutputPath,
