@@ -16,6 +16,12 @@ import Testing
     /// Runs a server on a temp socket for the duration of `body`.
     func withServer(
         runner: ScriptedJobRunner = ScriptedJobRunner(),
+        limits: ControlLimits = ControlLimits(
+            maximumConnections: 64,
+            maximumConnectionsPerUser: 64,
+            writerReserve: 0,
+            requestTimeout: .seconds(1)
+        ),
         _ body: (String, TempDirectory) async throws -> Void
     ) async throws {
         let directory = try TempDirectory()
@@ -45,7 +51,7 @@ import Testing
             handler: handler,
             listener: .path(directory.socketPath),
             logger: testLogger,
-            requestTimeoutSeconds: 1,
+            limits: limits,
             ready: { readyContinuation.yield() }
         )
         let task = Task { try await server.run() }
