@@ -171,7 +171,11 @@ extension ControlServerTests {
     }
 
     @Test func perUserCapRefusesOnlyThatUsersExtraConnections() async throws {
-        try await withServer(limits: Self.limits(total: 32, perUser: 4, timeout: .seconds(10))) { socket, _ in
+        // The test process stands in for an unprivileged user (writers are bound by the total only).
+        try await withServer(
+            limits: Self.limits(total: 32, perUser: 4, timeout: .seconds(10)),
+            peersMayWrite: false
+        ) { socket, _ in
             try await offPool {
                 let (refused, idle) = try Self.crowd(socket, count: 7, expectRefused: 3)
                 #expect(idle.count == 4)
@@ -188,6 +192,19 @@ extension ControlServerTests {
                 #expect(throws: ClientError.daemon(refused[0])) {
                     try ControlClient(socketPath: socket, timeoutSeconds: 5).status()
                 }
+                withExtendedLifetime(idle) {}
+            }
+        }
+    }
+
+    // Root is a writer through the real AccessPolicy (SO_PEERCRED uid 0).
+    @Test(.enabled(if: getuid() == 0, "needs a root test process"))
+    func writersAreBoundByTheTotalOnly() async throws {
+        try await withServer(limits: Self.limits(total: 8, perUser: 2, timeout: .seconds(10))) { socket, _ in
+            try await offPool {
+                let (refused, idle) = try Self.crowd(socket, count: 10, expectRefused: 2)
+                #expect(idle.count == 8)
+                #expect(refused.count == 2 && refused.allSatisfy { $0.message.contains("its maximum") }, "\(refused)")
                 withExtendedLifetime(idle) {}
             }
         }
@@ -286,6 +303,9 @@ extension ControlServerTests {
         let perUser = reason(limiter.admit(peer(1000), isWriter: { false }))
         #expect(perUser?.contains("uid 1000 holds 3 control connections, the maximum per user") == true)
         #expect(limiter.admit(peer(1001), isWriter: { false }) == .admitted)
+        // Uid 1000 as a writer (say, in admin_group) is not held to the per-uid cap.
+        #expect(limiter.admit(peer(1000), isWriter: { true }) == .admitted)
+        limiter.release(peer(1000))
         let reserve = reason(limiter.admit(peer(1002), isWriter: { false }))
         #expect(
             reserve?.contains("the last 2 are kept for users who may write") == true,
@@ -324,7 +344,7 @@ extension ControlServerTests {
         }
     }
 
-    @Test func writerCheckRunsOnlyInTheReserve() {
+    @Test func writerCheckRunsOnlyWhenALimitWouldRefuse() {
         let limiter = ConnectionLimiter(limits: limits)
         var checks = 0
         for uid: UInt32 in 1...4 {

@@ -33,17 +33,25 @@ final class ConnectionLimiter: Sendable {
     }
 
     /// Admits `peer` if the total, per-uid and writer-reserve limits allow, counting the connection
-    /// until `release(peer)`. `isWriter` runs only when the connection would use the writer reserve
-    /// (it may look up groups).
+    /// until `release(peer)`. Users who may write (trusted by docs/threat-model.md) are bound by the
+    /// total only. `isWriter` runs at most once, and only when a per-uid or reserve limit would
+    /// refuse (it may look up groups).
     func admit(_ peer: PeerCredentials, isWriter: () -> Bool) -> Decision {
         counts.withLock { counts in
             let ofUser = counts.perUser[peer.uid, default: 0]
+            var writer: Bool?
+            func peerIsWriter() -> Bool {
+                if let writer { return writer }
+                let answer = isWriter()
+                writer = answer
+                return answer
+            }
             let refusal: String?
             if counts.total >= limits.maximumConnections {
                 refusal = "dsnotd holds \(counts.total) control connections, its maximum"
-            } else if ofUser >= limits.maximumConnectionsPerUser {
+            } else if ofUser >= limits.maximumConnectionsPerUser && !peerIsWriter() {
                 refusal = "uid \(peer.uid) holds \(ofUser) control connections, the maximum per user"
-            } else if counts.total >= limits.maximumConnections - limits.writerReserve && !isWriter() {
+            } else if counts.total >= limits.maximumConnections - limits.writerReserve && !peerIsWriter() {
                 refusal =
                     "dsnotd holds \(counts.total) control connections; the last \(limits.writerReserve) "
                     + "are kept for users who may write"

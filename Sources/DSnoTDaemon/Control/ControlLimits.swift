@@ -13,7 +13,9 @@
 /// - `dsnotctl` opens one connection per command and `watch` holds one, so 256 connections at once is
 ///   far beyond legitimate use; each costs one file descriptor and one small task.
 /// - 32 per uid: one local user can hold at most an eighth of them, so it takes eight colluding
-///   accounts to fill the socket; the others are answered `busy` at once, never queued.
+///   accounts to fill the socket; the others are answered `busy` at once, never queued. Users who may
+///   write are trusted (docs/threat-model.md) and bound by the total only, so an operator's scripts
+///   can run 100 `dsnotctl status` at once.
 /// - 16 of the 256 are kept for writers (root, the daemon's uid, `admin_group`), so an administrator's
 ///   `dsnotctl status` still gets through when unprivileged users hold everything else.
 /// - 30 s to send a whole request, counted from the connection's opening or from the daemon's previous
@@ -29,7 +31,7 @@
 public struct ControlLimits: Sendable, Equatable {
     /// Connections open at once, from everyone.
     public var maximumConnections: Int
-    /// Connections open at once from one uid (`SO_PEERCRED`).
+    /// Connections open at once from one uid (`SO_PEERCRED`) that may not write.
     public var maximumConnectionsPerUser: Int
     /// The last this-many of `maximumConnections` are admitted only for peers who may write.
     public var writerReserve: Int

@@ -33,6 +33,7 @@ public struct ControlServer: Service {
     let listener: Listener
     let logger: Logger
     let limiter: ConnectionLimiter
+    let isWriter: @Sendable (PeerCredentials) -> Bool
     let ready: (@Sendable () -> Void)?
 
     /// - Parameters:
@@ -46,10 +47,25 @@ public struct ControlServer: Service {
         limits: ControlLimits = .standard,
         ready: (@Sendable () -> Void)? = nil
     ) {
+        self.init(handler: handler, listener: listener, logger: logger, limits: limits, isWriter: nil, ready: ready)
+    }
+
+    /// `isWriter` overrides the handler's `AccessPolicy` for connection admission only: a test
+    /// process running as root can then stand in for an unprivileged crowd.
+    init(
+        handler: ControlHandler,
+        listener: Listener,
+        logger: Logger,
+        limits: ControlLimits,
+        isWriter: (@Sendable (PeerCredentials) -> Bool)?,
+        ready: (@Sendable () -> Void)? = nil
+    ) {
         self.handler = handler
         self.listener = listener
         self.logger = logger
         self.limiter = ConnectionLimiter(limits: limits)
+        let access = handler.access
+        self.isWriter = isWriter ?? { access.mayWrite($0) }
         self.ready = ready
     }
 
@@ -72,12 +88,12 @@ public struct ControlServer: Service {
         }
         let timeout = TimeAmount.nanoseconds(Self.nanoseconds(limiter.limits.requestTimeout))
         let limiter = self.limiter
-        let access = handler.access
+        let isWriter = self.isWriter
         let logger = self.logger
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .bind(fd) { channel in
                 Self.peerCredentials(of: channel).flatMapThrowing { peer -> Admission in
-                    switch limiter.admit(peer, isWriter: { access.mayWrite(peer) }) {
+                    switch limiter.admit(peer, isWriter: { isWriter(peer) }) {
                     case .refused(let reason, let firstOfBurst):
                         if firstOfBurst {
                             logger.warning(
