@@ -51,10 +51,10 @@ public struct ControlHandler: Sendable {
         self.reload = reload
     }
 
-    /// Handles one request line (without its newline).
+    /// Handles one request line (without its newline), decoded by `StrictRequestDecoder`.
     public func handle(line: Data, peer: PeerCredentials) async -> ControlReply {
         do {
-            let request = try WireCodec.decodeRequest(line)
+            let request = try StrictRequestDecoder.decode(line)
             return await handle(request, peer: peer)
         } catch {
             return .response(.failure(error, id: Self.requestID(in: line)))
