@@ -69,7 +69,8 @@ let package = Package(
         .target(
             name: "DSnoTPipeline",
             dependencies: [
-                "DSnoTCore", "SafeTensors", "SparseFormat", .product(name: "Logging", package: "swift-log"),
+                "DSnoTCore", "DSnoTSupport", "SafeTensors", "SparseFormat",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),
@@ -154,7 +155,8 @@ let package = Package(
         .testTarget(
             name: "DSnoTDaemonTests",
             dependencies: [
-                "DSnoTDaemon", "DSnoTClient", "DSnoTControlProtocol", "DSnoTCore", "SafeTensors", "SparseFormat",
+                "DSnoTDaemon", "DSnoTClient", "DSnoTControlProtocol", "DSnoTPipeline", "DSnoTCore", "SafeTensors",
+                "SparseFormat",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -165,11 +167,18 @@ let package = Package(
         ),
         .testTarget(
             name: "dsnotctlTests",
-            dependencies: ["dsnotctl", "DSnoTClient", "DSnoTControlProtocol", "SafeTensors"],
+            dependencies: [
+                "dsnotctl", "DSnoTClient", "DSnoTControlProtocol", "SafeTensors", "DSnoTDaemon", "DSnoTPipeline",
+                "DSnoTCore",
+            ],
             swiftSettings: strictSettings
         ),
         // Deployment (issue 7): the shipped etc/dsnot/dsnotd.toml; scripts/test-deploy.sh checks the rest.
-        .testTarget(name: "DeployTests", dependencies: ["DSnoTDaemon"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "DeployTests",
+            dependencies: ["DSnoTDaemon", "DSnoTPipeline", "DSnoTCore"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "DSnoTPipelineTests",
             dependencies: ["DSnoTPipeline", "DSnoTCore", "SafeTensors", "SparseFormat"],

@@ -51,12 +51,13 @@ outbox = "$HOME_DIR/outbox"
 
 [watch.recipe]
 method = "wanda"
-sparsity = 0.5
+pattern = 0.5
 dsnot = true
-calibration_text = "$CALIB"
-nsamples = 32
-seqlen = 512
-format = "sparse"
+output = { format = "sparse" }
+[watch.recipe.calibration]
+path = "$CALIB"
+sequences = 32
+sequence_length = 512
 TOML
     "$DSNOTD" --check-config --config "$CONFIG" >/dev/null
 }

@@ -35,10 +35,23 @@ config_typo_rejected() {
     sed 's/^workers = 1$/wrokers = 1/' etc/dsnot/dsnotd.toml >"$TMP/typo.toml"
     ! out=$("$BIN/dsnotd" --check-config --config "$TMP/typo.toml" 2>&1) && grep -q "unknown key 'wrokers'" <<<"$out"
 }
-# The keys the loader reads (Sources/DSnoTDaemon/Configuration), one per line, sorted.
+# The keys the loader reads (Sources/DSnoTDaemon/Configuration) and the recipe schema's keys (the leaves of
+# the canonical recipe dsnotctl prints, `pattern` being one key), one per line, sorted.
 loader_keys() {
-    grep -rhoE '\b(string|int|double|bool|size|strings|value|contains)\("[a-z_]+"' Sources/DSnoTDaemon/Configuration \
-        | sed -E 's/.*"([a-z_]+)"/\1/' | grep -vxE 'watch|recipe' | sort -u
+    {
+        grep -rhoE '\b(string|int|double|bool|size|strings|value|contains)\("[a-z_]+"' Sources/DSnoTDaemon/Configuration \
+            | sed -E 's/.*"([a-z_]+)"/\1/' | grep -vxE 'watch|recipe'
+        "$BIN/dsnotctl" prune /nonexistent "$TMP/nonexistent" --print-recipe --calib-text c --eval-text e \
+            --eval-windows 1 --max-ppl-increase 1 | python3 -c '
+import json, sys
+def leaves(o):
+    for k, v in o.items():
+        if isinstance(v, dict) and k != "pattern":
+            yield from leaves(v)
+        else:
+            yield k
+print("\n".join(leaves(json.load(sys.stdin))))'
+    } | sort -u
 }
 # Every key appears in etc/dsnot/dsnotd.toml (set or commented) and in dsnotd.toml(5), and nothing else.
 config_documents_every_key() {

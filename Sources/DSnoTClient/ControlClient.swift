@@ -85,7 +85,13 @@ public final class ControlClient {
     public func send(_ command: ControlCommand) throws -> ControlResponse {
         let id = nextID
         nextID += 1
-        try writeLine(ControlRequest(command, id: id))
+        do {
+            try writeLine(ControlRequest(command, id: id))
+        } catch ClientError.connectionClosed {
+            // A daemon refusing the connection (`busy`) or timing it out wrote why before closing.
+            if let error = (try? readResponse())?.error { throw ClientError.daemon(error) }
+            throw ClientError.connectionClosed
+        }
         let response = try readResponse()
         if !response.ok {
             throw ClientError.daemon(

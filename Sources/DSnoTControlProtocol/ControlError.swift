@@ -16,7 +16,8 @@ public struct ControlError: Error, Codable, Sendable, Equatable, CustomStringCon
         public var rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
 
-        /// The request line is not a JSON object, or a field has the wrong type.
+        /// The request line is not strict JSON (RFC 8259, no duplicate keys), not an object, or a field
+        /// has the wrong type or an invalid value.
         public static let malformedRequest = Code(rawValue: "malformed-request")
         /// The request line is longer than `ProtocolVersion.maximumRequestBytes`.
         public static let requestTooLarge = Code(rawValue: "request-too-large")
@@ -36,8 +37,9 @@ public struct ControlError: Error, Codable, Sendable, Equatable, CustomStringCon
         public static let reloadFailed = Code(rawValue: "reload-failed")
         /// The client was too slow to send a complete request.
         public static let timeout = Code(rawValue: "timeout")
-        /// The daemon is shutting down.
-        public static let shuttingDown = Code(rawValue: "shutting-down")
+        /// The daemon holds as many control connections as it allows (in total, for the peer's uid, or
+        /// outside the writers' reserve); the connection is closed. Retry later.
+        public static let busy = Code(rawValue: "busy")
         /// Anything else; the message says what.
         public static let internalError = Code(rawValue: "internal")
     }

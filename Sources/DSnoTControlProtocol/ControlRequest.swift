@@ -84,10 +84,14 @@ extension ControlRequest: Codable {
         switch name {
         case "status": command = .status
         case "list":
+            let limit = try c.decodeIfPresent(Int.self, forKey: .limit)
+            if let limit, limit < 1 {
+                throw ControlError(code: .malformedRequest, message: "field 'limit' must be at least 1, got \(limit)")
+            }
             command = .list(
                 state: try c.decodeIfPresent(JobState.self, forKey: .state),
                 watch: try c.decodeIfPresent(String.self, forKey: .watch),
-                limit: try c.decodeIfPresent(Int.self, forKey: .limit)
+                limit: limit
             )
         case "show": command = .show(job: try c.decode(String.self, forKey: .job))
         case "submit":

@@ -32,6 +32,8 @@ public final class DaemonRuntime: Sendable {
     /// Resolved once at start: changing `admin_group` takes a restart.
     let adminGroup: String?
     let listener: ControlServer.Listener
+    /// `ControlLimits.standard` fitted to the descriptor limit raised at start.
+    let controlLimits: ControlLimits
     let socketReady: AsyncStream<Void>
     let socketReadyContinuation: AsyncStream<Void>.Continuation
 
@@ -75,6 +77,16 @@ public final class DaemonRuntime: Sendable {
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         }
         (socketReady, socketReadyContinuation) = AsyncStream.makeStream(of: Void.self)
+        let descriptors = DescriptorLimit.raiseSoftToHard()
+        controlLimits = ControlLimits.standard.fitted(toDescriptorLimit: descriptors)
+        logger.info(
+            "Control connection limits",
+            metadata: [
+                "descriptors": "\(descriptors)",
+                "connections": "\(controlLimits.maximumConnections)",
+                "connections.per_uid": "\(controlLimits.maximumConnectionsPerUser)",
+            ]
+        )
     }
 
     /// Start-up recovery: re-queues interrupted jobs and removes orphaned temp outputs.
@@ -99,6 +111,7 @@ public final class DaemonRuntime: Sendable {
                 handler: makeHandler(),
                 listener: listener,
                 logger: logger,
+                limits: controlLimits,
                 ready: { [socketReadyContinuation] in socketReadyContinuation.yield() }
             ),
             LifecycleService(runtime: self),

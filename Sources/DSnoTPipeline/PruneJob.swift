@@ -35,9 +35,11 @@ public struct PruneJob: Sendable {
         public var outputBytes: Int
     }
 
-    /// - Throws: `PruningError` for invalid pruning settings.
+    /// - Throws: `PruningError` for invalid settings, a missing calibration source included (the job runs
+    ///   now, so a recipe left to be completed per checkpoint must have been completed).
     public init(input: String, options: PruneJobOptions) throws {
-        try options.recipe.validatePruning()
+        try options.validate()
+        try options.recipe.validate()
         self.input = input
         self.options = options
     }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // StrictJSON: a small RFC 8259 parser for untrusted headers: ordered keys, duplicate detection, depth limit.
 
-/// A strict JSON parser for safetensors headers and checkpoint indexes.
+/// A strict JSON parser for safetensors headers, checkpoint indexes and (in the daemon, through `package`
+/// access) control-socket requests.
 ///
 /// Foundation's parsers keep only one of two duplicate keys and accept some non-standard input;
 /// a header that names a tensor twice must be rejected, so dsnot parses headers itself. Objects keep
@@ -9,11 +10,11 @@
 /// than `maximumDepth` is rejected (no unbounded recursion on hostile input), and so are arrays longer
 /// than `maximumArrayLength` (a shape has a handful of dimensions; without the limit a 100 MB header
 /// of `[0,0,0,…]` would become 50 million values). Memory is thus a small multiple of the input size.
-enum StrictJSON {
+package enum StrictJSON {
     static let maximumDepth = 64
     static let maximumArrayLength = 4096
 
-    enum Value: Equatable, Sendable {  // not `indirect`: arrays already box, scalars stay inline
+    package enum Value: Equatable, Sendable {  // not `indirect`: arrays already box, scalars stay inline
         case null
         case bool(Bool)
         case integer(Int)
@@ -22,7 +23,7 @@ enum StrictJSON {
         case array([Value])
         case object([(String, Value)])
 
-        static func == (lhs: Value, rhs: Value) -> Bool {
+        package static func == (lhs: Value, rhs: Value) -> Bool {
             switch (lhs, rhs) {
             case (.null, .null): true
             case (.bool(let a), .bool(let b)): a == b
@@ -35,7 +36,7 @@ enum StrictJSON {
             }
         }
 
-        var kindName: String {
+        package var kindName: String {
             switch self {
             case .null: "null"
             case .bool: "a boolean"
@@ -47,7 +48,7 @@ enum StrictJSON {
         }
 
         /// A short rendering for error messages.
-        var debugText: String {
+        package var debugText: String {
             switch self {
             case .null: "null"
             case .bool(let b): "\(b)"
@@ -60,8 +61,8 @@ enum StrictJSON {
         }
     }
 
-    struct Failure: Error {
-        var reason: String
+    package struct Failure: Error {
+        package var reason: String
         var duplicateTopLevelKey: String?
     }
 
@@ -85,13 +86,13 @@ enum StrictJSON {
         }
     }
 
-    struct Parser {
+    package struct Parser {
         let bytes: UnsafeRawBufferPointer
         var index = 0
 
-        init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+        package init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
-        mutating func parseDocument() throws -> Value {
+        package mutating func parseDocument() throws -> Value {
             let value = try parseValue(depth: 0)
             skipWhitespace()
             // safetensors pads headers with trailing spaces; anything else after the value is an error.
@@ -154,6 +155,7 @@ enum StrictJSON {
                 guard index < bytes.count else { throw fail("unterminated object") }
                 if bytes[index] == UInt8(ascii: ",") {
                     index += 1
+                    try rejectTrailingComma(before: UInt8(ascii: "}"))
                 } else if bytes[index] == UInt8(ascii: "}") {
                     index += 1
                     return .object(pairs)
@@ -161,6 +163,12 @@ enum StrictJSON {
                     throw fail("expected ',' or '}'")
                 }
             }
+        }
+
+        /// After a ',': a closing `bracket` next is a trailing comma, which RFC 8259 does not allow.
+        mutating func rejectTrailingComma(before bracket: UInt8) throws {
+            skipWhitespace()
+            if index < bytes.count, bytes[index] == bracket { throw fail("trailing comma") }
         }
 
         mutating func parseArray(depth: Int) throws -> Value {
@@ -180,6 +188,7 @@ enum StrictJSON {
                 guard index < bytes.count else { throw fail("unterminated array") }
                 if bytes[index] == UInt8(ascii: ",") {
                     index += 1
+                    try rejectTrailingComma(before: UInt8(ascii: "]"))
                 } else if bytes[index] == UInt8(ascii: "]") {
                     index += 1
                     return .array(values)

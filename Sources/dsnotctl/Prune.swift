@@ -16,47 +16,69 @@ extension DsnotCtl {
                 Calibrates on --calib-text (tokenized with the checkpoint's tokenizer) or --calib-tokens \
                 (safetensors input_ids [N, L]), runs the base pruner layer by layer, refines the masks with \
                 DSnoT, and publishes OUT atomically (OUT must not exist). --eval-text adds perplexity before \
-                and after; --max-ppl-increase makes it a gate. --json prints dsnot-report.json's content.
+                and after; --max-ppl-increase makes it a gate. --json prints dsnot-report.json's content. Each recipe \
+                flag sets a key of the recipe schema that dsnotd.toml(5) describes, with the same defaults and \
+                checks; --print-recipe prints the resulting recipe as canonical JSON and exits.
                 """
         )
 
         @Argument(help: "Input checkpoint directory (config.json, *.safetensors, tokenizer.json).") var input: String
         @Argument(help: "Output directory; must not exist.") var output: String
 
-        @Option(help: "Base pruner: magnitude, wanda or sparsegpt.") var method = "wanda"
-        @Option(help: "Unstructured sparsity in (0, 1).") var sparsity: Double?
+        // Recipe flags: each sets the recipe keys `recipeFlags` names; unset flags leave the schema's defaults
+        // (dsnotd.toml(5) lists every key with its default).
+        @Option(help: "Base pruner: magnitude, wanda or sparsegpt (default wanda).") var method: String?
+        @Option(help: "Unstructured sparsity in (0, 1) (default 0.5).") var sparsity: Double?
         @Option(help: "N:M pattern instead of --sparsity: 2:4 or 4:8.") var pattern: String?
-        @Option(help: "Magnitude ranking scope without DSnoT: layer (reference) or row.") var magnitudeScope = "layer"
+        @Option(help: "Magnitude ranking scope without DSnoT: layer (reference, default) or row.")
+        var magnitudeScope: String?
 
-        @Flag(inversion: .prefixedNo, help: "Refine the base masks with DSnoT.") var dsnot = true
+        @Flag(inversion: .prefixedNo, help: "Refine the base masks with DSnoT (default on).") var dsnot: Bool?
         @Option(
             name: .customLong("dsnot-skip"),
             help: "Layers DSnoT leaves at the base mask (repeatable; default mlp; 'none' for no skip)."
         )
         var dsnotSkip: [String] = []
-        @Option(help: "DSnoT cycles per row: a number, or 'scaled' (50·C_in/4096).") var dsnotMaxCycles = "50"
-        @Option(help: "DSnoT update threshold (sequence-sum units).") var dsnotThreshold = 0.1
-        @Option(help: "DSnoT variance power for regrowth.") var dsnotVariancePower = 1.0
-        @Flag(help: "DSnoT stops a row when a swap would flip the sign of its error.") var dsnotSameSign = false
+        @Option(help: "DSnoT cycles per row: a number, or 'scaled' (50·C_in/4096) (default 50).")
+        var dsnotMaxCycles: String?
+        @Option(help: "DSnoT update threshold (sequence-sum units, default 0.1).") var dsnotThreshold: Double?
+        @Option(help: "DSnoT variance power for regrowth (default 1).") var dsnotVariancePower: Double?
+        @Flag(
+            inversion: .prefixedNo,
+            help: "DSnoT stops a row when a swap would flip the sign of its error (default off)."
+        )
+        var dsnotSameSign: Bool?
         @Option(help: "DSnoT row acceptance: none or true-error (default: true-error after sparsegpt).")
         var dsnotAccept: String?
 
+        @Option(help: "SparseGPT columns per block (default 128).") var sparsegptBlockSize: Int?
+        @Option(help: "SparseGPT relative dampening (default 0.01).") var sparsegptDampening: Float?
+        @Option(help: "SparseGPT retries with 10x dampening when Cholesky fails (default 3).")
+        var sparsegptMaxRetries: Int?
+
         @Option(help: "Calibration text file.") var calibText: String?
         @Option(help: "Pre-tokenized calibration file (safetensors input_ids [N, L]).") var calibTokens: String?
-        @Option(help: "Calibration sequences N.") var nsamples = 128
-        @Option(help: "Calibration sequence length L (capped at the model's context).") var seqlen = 2048
-        @Option(help: "Seed of the calibration window sampler.") var seed: UInt64 = 0
+        @Option(help: "Calibration sequences N (default 128; a token file gives its own).") var nsamples: Int?
+        @Option(help: "Calibration sequence length L (default 2048, capped at the model's context).")
+        var seqlen: Int?
+        @Option(help: "Seed of the calibration window sampler (default 0).") var seed: UInt64?
+        @Option(help: "Calibration sequences feeding the per-layer reconstruction error (default 8).")
+        var errorSequences: Int?
 
         @Option(help: "Evaluation text: report perplexity before and after.") var evalText: String?
-        @Option(help: "Evaluation window length.") var evalSeqlen = 2048
+        @Option(help: "Evaluation window length (default 2048).") var evalSeqlen: Int?
         @Option(help: "Evaluate only the first K windows.") var evalWindows: Int?
         @Option(help: "Fail (publish nothing) if perplexity rises by more than this many percent.")
         var maxPplIncrease: Double?
 
-        @Option(help: "Output format: sparse (bitmask + LZ4) or dense.") var format = "sparse"
-        @Option(help: "LZ4 level for --format sparse: fast, hc, hc-N (3...12).") var compression = "fast"
-        @Flag(help: "Split 16-bit values into byte planes before LZ4 (smaller; not lz4 -d compatible).")
-        var bytePlanes = false
+        @Option(help: "Output format: sparse (bitmask + LZ4, default) or dense.") var format: String?
+        @Option(help: "LZ4 level for --format sparse: fast (default), hc, hc-N (3...12).") var compression: String?
+        @Flag(
+            inversion: .prefixedNo,
+            help: "Split 16-bit values into byte planes before LZ4 (smaller; not lz4 -d compatible; default off)."
+        )
+        var bytePlanes: Bool?
+        @Flag(help: "Print the validated recipe (canonical JSON) and exit without pruning.") var printRecipe = false
         @Flag(help: "Print the report as JSON.") var json = false
 
         func validate() throws {
@@ -64,7 +86,7 @@ extension DsnotCtl {
             if calibText != nil && calibTokens != nil {
                 throw ValidationError("give --calib-text or --calib-tokens, not both")
             }
-            if FileManager.default.fileExists(atPath: output) {
+            if !printRecipe && FileManager.default.fileExists(atPath: output) {
                 throw ValidationError("output '\(output)' already exists; dsnotctl never overwrites")
             }
             if maxPplIncrease != nil && evalText == nil {
@@ -77,6 +99,10 @@ extension DsnotCtl {
             let publisher: AtomicPublisher
             do {
                 options = try makeOptions()
+                if printRecipe {
+                    print(options.canonicalJSON)
+                    return
+                }
                 publisher = try AtomicPublisher(target: output, id: "\(getpid())")
             } catch { throw failOffline(error) }
             var line = ProgressLine()

@@ -11,15 +11,16 @@ extension DsnotCtl {
         static let configuration = CommandConfiguration(
             abstract: "Queue a checkpoint directory for pruning.",
             discussion: """
-                The recipe is the first watch's, then the checkpoint's dsnot.toml, then each --set \
-                (e.g. --set sparsity=0.6 --set method=sparsegpt --set pattern=2:4). The output goes to the \
-                first watch's outbox.
+                The recipe is the first watch's, then the checkpoint's dsnot.toml, then each --set, with the \
+                keys of dsnotd.toml(5)'s [watch.recipe], dotted for sub-tables (e.g. --set pattern=0.6 \
+                --set method=sparsegpt --set dsnot.max_cycles=scaled --set calibration.sequences=32). The \
+                output goes to the first watch's outbox.
                 """
         )
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The checkpoint directory.") var path: String
-        @Option(name: .customLong("set"), help: ArgumentHelp("A recipe override.", valueName: "key=value"))
+        @Option(name: .customLong("set"), help: ArgumentHelp("A recipe override (repeatable).", valueName: "key=value"))
         var overrides: [String] = []
         @Option(help: "Priority (higher runs first).") var priority: Int?
 

@@ -120,6 +120,53 @@ import Testing
         #expect(LayerStatistics(inputFeatures: 4, recipe: Recipe(method: .sparsegpt, pattern: .nOfM(2, 4))).hasHessian)
     }
 
+    /// The one schema's short forms and defaults: absent keys mean Wanda 50 % + DSnoT, `dsnot` is a
+    /// boolean or a table (absent `accept` is `true-error` after SparseGPT), `pattern` a ratio or "N:M".
+    @Test func schemaShortFormsAndDefaults() throws {
+        func decode(_ json: String) throws -> Recipe { try JSONDecoder().decode(Recipe.self, from: Data(json.utf8)) }
+        #expect(try decode("{}") == Recipe.defaults)
+        #expect(try decode(#"{"pattern":0.7}"#).pattern == .unstructured(0.7))
+        #expect(try decode(#"{"pattern":"4:8"}"#).pattern == .nOfM(4, 8))
+        #expect(try decode(#"{"dsnot":false}"#).dsnot == nil && decode(#"{"dsnot":null}"#).dsnot == nil)
+        #expect(try decode(#"{"dsnot":true}"#).dsnot == .reference)
+        #expect(try decode(#"{"method":"sparsegpt"}"#).dsnot == .afterSparseGPT)
+        #expect(try decode(#"{"method":"sparsegpt","dsnot":{"max_cycles":3}}"#).dsnot?.accept == .trueError)
+        #expect(try decode(#"{"method":"sparsegpt","dsnot":{"accept":"none"}}"#).dsnot?.accept == DSnoT.Acceptance.none)
+        #expect(try decode(#"{"calibration":{"seed":"18446744073709551615"}}"#).calibration.seed == .max)
+        // Off survives a round trip through the report's encoding (an absent key would mean on).
+        var off = Self.base
+        off.dsnot = nil
+        #expect(try JSONDecoder().decode(Recipe.self, from: JSONEncoder().encode(off)) == off)
+        // Errors name the dotted key, the choices and the value.
+        #expect(
+            throws: PruningError.invalidSetting(
+                name: "dsnot.accept",
+                expected: #"one of "none", "true-error""#,
+                got: #""always""#
+            )
+        ) {
+            try decode(#"{"dsnot":{"accept":"always"}}"#)
+        }
+        #expect(
+            throws: PruningError.invalidSetting(
+                name: "pattern",
+                expected: #"a sparsity ratio in (0, 1), "2:4" or "4:8""#,
+                got: #""half""#
+            )
+        ) {
+            try decode(#"{"pattern":"half"}"#)
+        }
+        #expect(
+            throws: PruningError.invalidSetting(
+                name: "calibration.seed",
+                expected: "an integer in 0...18446744073709551615",
+                got: "-1"
+            )
+        ) {
+            try decode(#"{"calibration":{"seed":-1}}"#)
+        }
+    }
+
     @Test func nonFiniteWeightsAreAClearError() {
         let w = Matrix(rows: 1, columns: 4, storage: [1, .nan, 2, .infinity])
         let recipe = Recipe(method: .magnitude, pattern: .unstructured(0.5))

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // dsnotd.toml: a full file parses; every kind of mistake names its key and line.
 
-import DSnoTDaemon
+import DSnoTCore
+import DSnoTPipeline
 import Foundation
 import Logging
 import Testing
+
+@testable import DSnoTDaemon
 
 @Suite struct ConfigurationTests {
     let base = URL(fileURLWithPath: "/etc/dsnot")
@@ -35,21 +38,32 @@ import Testing
             [watch.recipe]
             method = "sparsegpt"
             pattern = "2:4"
-            dsnot = true
+            magnitude_scope = "row"
+            error_sequences = 4
+            [watch.recipe.dsnot]
             max_cycles = "scaled"
             update_threshold = 0.2
             variance_power = 2
             same_sign = true
             skip = ["mlp", "lm_head"]
-            accept = "true-error"
-            calibration_text = "calib.txt"
-            nsamples = 64
-            seqlen = 512
+            accept = "none"
+            [watch.recipe.sparsegpt]
+            block_size = 64
+            dampening = 0.05
+            max_retries = 2
+            [watch.recipe.calibration]
+            source = "text"
+            path = "calib.txt"
+            sequences = 64
+            sequence_length = 512
             seed = 7
-            compression = "hc-9"
+            [watch.recipe.output]
             format = "dense"
-            eval_text = "/data/wiki.txt"
-            max_ppl_increase_percent = 5
+            compression = "hc-9"
+            [watch.recipe.evaluation]
+            path = "/data/wiki.txt"
+            windows = 3
+            max_increase_percent = 5
 
             [[watch]]
             name = "opt"
@@ -66,13 +80,34 @@ import Testing
         #expect(configuration.watches.map(\.name) == ["llama", "opt"])
         let llama = configuration.watches[0]
         #expect(llama.outbox == "/etc/dsnot/out" && llama.priority == 3)
-        #expect(llama.recipe.method == .sparsegpt && llama.recipe.pattern == "2:4" && llama.recipe.sparsity == nil)
-        #expect(llama.recipe.maxCycles == nil && llama.recipe.updateThreshold == 0.2 && llama.recipe.sameSign)
-        #expect(llama.recipe.skip == ["mlp", "lm_head"] && llama.recipe.accept == .trueError)
-        #expect(llama.recipe.calibrationText == "/etc/dsnot/calib.txt" && llama.recipe.nsamples == 64)
-        #expect(llama.recipe.compression == "hc-9" && llama.recipe.format == .dense)
-        #expect(llama.recipe.maxPerplexityIncreasePercent == 5)
-        #expect(configuration.watches[1].paused && configuration.watches[1].recipe == RecipeConfiguration())
+        let expected = PruneJobOptions(
+            recipe: Recipe(
+                method: .sparsegpt,
+                pattern: .nOfM(2, 4),
+                magnitudeScope: .row,
+                dsnot: DSnoT.Settings(
+                    maxCycles: .scaled,
+                    updateThreshold: 0.2,
+                    variancePower: 2,
+                    sameSign: true,
+                    skip: ["mlp", "lm_head"],
+                    accept: .none
+                ),
+                sparseGPT: SparseGPT.Settings(blockSize: 64, dampening: 0.05, maxRetries: 2),
+                calibration: Recipe.Calibration(
+                    path: "/etc/dsnot/calib.txt",
+                    sequences: 64,
+                    sequenceLength: 512,
+                    seed: 7
+                )
+            ),
+            format: .dense,
+            evaluation: EvaluationOptions(textPath: "/data/wiki.txt", maxWindows: 3, maxIncreasePercent: 5),
+            errorSequences: 4
+        )
+        #expect(llama.recipe == expected)
+        #expect(llama.recipe.recipe.label == "sparsegpt-2of4-dsnot")
+        #expect(configuration.watches[1].paused && configuration.watches[1].recipe == .defaults)
     }
 
     // Each row: a file with one mistake, the key the error must name and the line it must give.
@@ -83,29 +118,44 @@ import Testing
         ("settle = \"soon\"", "settle", 1),
         ("free_disk_margin = \"2 parsecs\"", "free_disk_margin", 1),
         ("[[watch]]\nname = \"a\"\ninbox = \"/i\"\noutbox = \"/o\"\ncolour = 1", "watch[0].colour", 5),
-        ("[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\nsparsity = 1.5", "watch[0].recipe.sparsity", 5),
+        ("[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\npattern = 1.5", "watch[0].recipe.pattern", 5),
         (
             "[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\nmethod = \"sparsegtp\"",
             "watch[0].recipe.method", 5
         ),
         ("[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\npattern = \"3:4\"", "watch[0].recipe.pattern", 5),
         (
-            "[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\ncompression = \"hc-13\"",
-            "watch[0].recipe.compression", 5
-        ),
-        ("[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\nmax_cycles = 0", "watch[0].recipe.max_cycles", 5),
-        ("[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\nskip = [1]", "watch[0].recipe.skip", 5),
-        (
-            "[[watch]]\ninbox = \"/a\"\noutbox = \"/b\"\n\n[[watch]]\ninbox = \"/c\"\noutbox = \"/d\"\n[watch.recipe]\nnsamples = -1",
-            "watch[1].recipe.nsamples", 9
+            "[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\n[watch.recipe.output]\ncompression = \"hc-13\"",
+            "watch[0].recipe.output.compression", 6
         ),
         (
-            "[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\nsparsity = 0.5\npattern = \"2:4\"",
-            "watch[0].recipe.pattern", 6
+            "[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe.dsnot]\nmax_cycles = -1",
+            "watch[0].recipe.dsnot.max_cycles", 5
         ),
         (
-            "[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\nmax_ppl_increase_percent = 5",
-            "watch[0].recipe.max_ppl_increase_percent", 5
+            "[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe.dsnot]\nskip = [1]",
+            "watch[0].recipe.dsnot.skip", 5
+        ),
+        (
+            "[[watch]]\ninbox = \"/a\"\noutbox = \"/b\"\n\n[[watch]]\ninbox = \"/c\"\noutbox = \"/d\"\n[watch.recipe.calibration]\nsequences = -1",
+            "watch[1].recipe.calibration.sequences", 9
+        ),
+        (
+            "[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe.calibration]\nsequences = \"many\"",
+            "watch[0].recipe.calibration.sequences", 5
+        ),
+        ("[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\nsparsity = 0.5", "watch[0].recipe.sparsity", 5),
+        (
+            "[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe.dsnot]\nmax_cycles = 0\ncycles = 1",
+            "watch[0].recipe.dsnot.cycles", 6
+        ),
+        (
+            "[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe.evaluation]\nmax_increase_percent = 5",
+            "watch[0].recipe.evaluation.path", 4
+        ),
+        (
+            "[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\nmagnitude_scope = \"column\"",
+            "watch[0].recipe.magnitude_scope", 5
         ),
         (
             "[[watch]]\nname = \"x\"\ninbox = \"/i\"\noutbox = \"/o\"\n[[watch]]\nname = \"x\"\ninbox = \"/j\"\noutbox = \"/p\"",
@@ -156,39 +206,115 @@ import Testing
         #expect(configuration.adminGroup == nil && configuration.workers == 1)
     }
 
+    /// Bad values name the key, what was expected and what was got, in the file's words.
+    @Test func badValuesSayExpectedAndGot() {
+        let cases: [(String, String)] = [
+            (
+                "method = \"sparsegtp\"",
+                "method: expected one of \"magnitude\", \"wanda\", \"sparsegpt\", got \"sparsegtp\""
+            ),
+            ("pattern = 1.5", "pattern: expected a sparsity ratio in (0, 1), got 1.5"),
+            (
+                "[watch.recipe.dsnot]\nmax_cycles = \"lots\"",
+                "max_cycles: expected an integer ≥ 0 or \"scaled\", got \"lots\""
+            ),
+            ("[watch.recipe.calibration]\nsequences = \"many\"", "sequences: expected an integer, got \"many\""),
+            ("[watch.recipe.calibration]\nseed = -1", "seed: expected an integer in 0...18446744073709551615, got -1"),
+            (
+                "[watch.recipe.output]\ncompression = \"none\"",
+                "compression: expected fast or hc[-N] for --format sparse"
+            ),
+            ("pattern = nan", "watch[0].recipe.pattern: expected a finite number, got nan"),
+            (
+                "[watch.recipe.dsnot]\nupdate_threshold = inf",
+                "dsnot.update_threshold: expected a finite number, got inf"
+            ),
+        ]
+        for (recipe, message) in cases {
+            do {
+                _ = try parse("[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\n" + recipe)
+                Issue.record("accepted: \(recipe)")
+            } catch {
+                #expect(error.description.hasPrefix("dsnotd.toml:"), "\(error)")
+                #expect(error.description.contains(message), "\(error)")
+            }
+        }
+    }
+
+    /// The core's range is the daemon's: `max_cycles = 0` (no swaps) is a valid DSnoT setting.
+    @Test func maxCyclesZeroIsAccepted() throws {
+        let watch = try #require(
+            try parse("[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe.dsnot]\nmax_cycles = 0").watches.first
+        )
+        #expect(watch.recipe.recipe.dsnot?.maxCycles == .fixed(0))
+    }
+
+    func watch(_ recipe: String = "") throws -> WatchConfiguration {
+        try #require(try parse("[[watch]]\ninbox = \"/i\"\noutbox = \"/o\"\n[watch.recipe]\n" + recipe).watches.first)
+    }
+
     @Test func checkpointDsnotTomlOverridesTheWatchRecipe() throws {
-        let recipe = try RecipeConfiguration().overridden(
-            byTOML: "[recipe]\nsparsity = 0.7\ncalibration_text = \"c.txt\"",
+        let watch = try watch("method = \"magnitude\"\n[watch.recipe.dsnot]\nmax_cycles = 7")
+        let options = try watch.recipe(
+            dsnotTOML: "[recipe]\npattern = 0.7\ncalibration.path = \"c.txt\"\ndsnot.same_sign = true",
+            file: "/in/m/dsnot.toml",
+            checkpoint: "/in/m"
+        )
+        #expect(options.recipe.pattern == .unstructured(0.7) && options.recipe.method == .magnitude)
+        #expect(options.recipe.calibration.path == "/in/m/c.txt")
+        #expect(options.recipe.dsnot == DSnoT.Settings(maxCycles: .fixed(7), sameSign: true))
+        do {
+            _ = try watch.recipe(dsnotTOML: "\n[recipe]\nsparsty = 0.7", file: "/in/m/dsnot.toml", checkpoint: "/in/m")
+            Issue.record("accepted")
+        } catch {
+            #expect(error == .unknownKey(file: "/in/m/dsnot.toml", line: 3, key: "recipe.sparsty"))
+        }
+    }
+
+    @Test func submitOverridesTakeDottedKeysAndBareStrings() throws {
+        let options = try watch().recipe(
+            dsnotTOML: nil,
             file: "dsnot.toml",
-            baseDirectory: URL(fileURLWithPath: "/in/m")
+            checkpoint: "/",
+            overrides: ["method": "sparsegpt", "pattern": "2:4", "dsnot": "false", "calibration.sequences": "16"]
         )
-        #expect(recipe.sparsity == 0.7 && recipe.method == .wanda && recipe.calibrationText == "/in/m/c.txt")
+        #expect(options.recipe.method == .sparsegpt && options.recipe.pattern == .nOfM(2, 4))
+        #expect(options.recipe.dsnot == nil && options.recipe.calibration.sequences == 16)
+        #expect(options.recipe.label == "sparsegpt-2of4")
+        let scaled = try watch().recipe(
+            dsnotTOML: nil,
+            file: "dsnot.toml",
+            checkpoint: "/",
+            overrides: ["dsnot.max_cycles": "scaled"]
+        )
+        #expect(scaled.recipe.dsnot?.maxCycles == .scaled)
         #expect(throws: ConfigurationError.self) {
-            try RecipeConfiguration().overridden(
-                byTOML: "sparsty = 0.7",
-                file: "dsnot.toml",
-                baseDirectory: URL(fileURLWithPath: "/")
-            )
+            try watch().recipe(dsnotTOML: nil, file: "dsnot.toml", checkpoint: "/", overrides: ["bad key": "1"])
+        }
+        let plain = try watch()
+        do {
+            _ = try plain.recipe(dsnotTOML: nil, file: "d", checkpoint: "/", overrides: ["calibration.seed": "x"])
+            Issue.record("accepted")
+        } catch {
+            #expect(error.key == "calibration.seed" && error.description.hasPrefix("overrides: "), "\(error)")
         }
     }
 
-    @Test func submitOverridesAcceptBareStrings() throws {
-        let recipe = try RecipeConfiguration().overridden(
-            by: ["method": "sparsegpt", "pattern": "2:4", "dsnot": "false", "nsamples": "16"],
-            baseDirectory: URL(fileURLWithPath: "/")
-        )
-        #expect(recipe.method == .sparsegpt && recipe.pattern == "2:4" && !recipe.dsnot && recipe.nsamples == 16)
-        #expect(recipe.label == "sparsegpt-2of4")
-        #expect(throws: ConfigurationError.self) {
-            try RecipeConfiguration().overridden(by: ["bad key": "1"], baseDirectory: URL(fileURLWithPath: "/"))
-        }
+    /// The label in output names is as before for the recipes that existed.
+    @Test func labelsAreStable() throws {
+        #expect(try watch().recipe.recipe.label == "wanda-u50-dsnot")
+        #expect(try watch("pattern = 0.7\nmethod = \"magnitude\"").recipe.recipe.label == "magnitude-u70-dsnot")
+        #expect(try watch("pattern = \"4:8\"\ndsnot = false").recipe.recipe.label == "wanda-4of8")
     }
 
-    @Test func recipeHashChangesWithAnyField() {
-        var other = RecipeConfiguration()
-        other.seed = 1
-        #expect(RecipeConfiguration().hash != other.hash)
-        #expect(RecipeConfiguration().hash == RecipeConfiguration().hash)
-        #expect(RecipeConfiguration().hash.count == 64)
+    @Test func jobHashChangesWithAnyField() throws {
+        let base = try watch().recipe
+        var other = base
+        other.recipe.calibration.seed = 1
+        #expect(base.stableHash != other.stableHash)
+        var format = base
+        format.format = .dense
+        #expect(base.stableHash != format.stableHash)
+        #expect(base.stableHash == PruneJobOptions.defaults.stableHash && base.stableHash.count == 64)
     }
 }

@@ -68,12 +68,12 @@ import Testing
         let fixture = try Fixture()
         defer { fixture.close() }
         let checkpoint = try CheckpointFixture.write(to: fixture.directory.sub("elsewhere/model"))
-        let submitted = await fixture.send(.submit(path: checkpoint.path, overrides: ["sparsity": "0.6"], priority: 1))
+        let submitted = await fixture.send(.submit(path: checkpoint.path, overrides: ["pattern": "0.6"], priority: 1))
         let job = try #require(submitted.job, "\(String(describing: submitted.error))")
         #expect(job.watch == "submit" && job.recipe == "wanda-u60-dsnot" && job.priority == 1)
         // Submitting the same checkpoint with the same recipe again returns the same job.
         #expect(
-            await fixture.send(.submit(path: checkpoint.path, overrides: ["sparsity": "0.6"], priority: 1)).job?.id
+            await fixture.send(.submit(path: checkpoint.path, overrides: ["pattern": "0.6"], priority: 1)).job?.id
                 == job.id
         )
         #expect(try await eventually { await fixture.send(.show(job: job.id)).job?.state == .done })
@@ -115,6 +115,60 @@ import Testing
         #expect(policy.mayWrite(PeerCredentials(pid: 1, uid: 999, gid: 999)))
     }
 
+    @Test func writersAreNamedOnceEach() {
+        // A daemon running as root: root is uid 0, so it is named once.
+        #expect(AccessPolicy(daemonUID: 0, adminGroupID: nil).writersDescription == "root")
+        #expect(AccessPolicy(daemonUID: 999, adminGroupID: nil).writersDescription == "root or uid 999")
+        #expect(
+            AccessPolicy(daemonUID: 0, adminGroupID: 4_000_000_123).writersDescription
+                == "root or members of group 4000000123"
+        )
+        #expect(
+            AccessPolicy(daemonUID: 999, adminGroupID: 4_000_000_123).writersDescription
+                == "root, uid 999 or members of group 4000000123"
+        )
+    }
+
+    // What Foundation's decoder would accept but docs/threat-model.md promises to refuse, and the
+    // fragment the error message must name.
+    @Test(arguments: [
+        (#"{"version":1,"command":"status","command":"reload"}"#, "duplicate key 'command'"),
+        (#"{"version":1,"command":"list","state":"done","state":"failed"}"#, "duplicate key 'state'"),
+        (#"{"version":1,"command":"submit","path":"/m","overrides":{"a":"1","a":"2"}}"#, "duplicate key 'a'"),
+        (#"{"version":1,"command":"status",}"#, "trailing comma"),
+        (#"{"version":1,"command":"submit","path":"/m","overrides":{"a":"1",}}"#, "trailing comma"),
+        (#"{"version":1.0,"command":"status"}"#, "field 'version' must be an integer, got 1.0"),
+        (#"{"version":1e0,"command":"status"}"#, "field 'version' must be an integer"),
+        (#"{"version":1,"id":2.5,"command":"status"}"#, "field 'id' must be an integer, got 2.5"),
+        (#"{"version":1,"command":"list","limit":10.0}"#, "field 'limit' must be an integer"),
+        (#"{"version":1,"command":"list","limit":-1}"#, "field 'limit' must be at least 1, got -1"),
+        (#"{"version":1,"command":"list","limit":0}"#, "field 'limit' must be at least 1, got 0"),
+        (#"{"version":1,"command":"submit","path":"/m","priority":"high"}"#, "field 'priority' must be an integer"),
+        (#"{"version":1,"command":"status"} {"#, "unexpected data after the JSON value"),
+        (#"[{"version":1,"command":"status"}]"#, "request is an array"),
+    ])
+    func nonStrictRequestsAreMalformed(_ line: String, _ named: String) async throws {
+        let fixture = try Fixture()
+        defer { fixture.close() }
+        let response = await fixture.handler.handle(line: Data(line.utf8), peer: Self.root).response
+        #expect(!response.ok)
+        #expect(response.error?.code == .malformedRequest, "\(line) → \(String(describing: response.error))")
+        #expect(response.error?.message.contains(named) == true, "\(line) → \(String(describing: response.error))")
+    }
+
+    @Test func strictRequestsStillDecode() async throws {
+        let fixture = try Fixture()
+        defer { fixture.close() }
+        for line in [
+            #"{"version":1,"command":"status"}"#,
+            #" { "version" : 1 , "id" : -3 , "command" : "list" , "limit" : 5 } "#,
+            #"{"version":1,"command":"list","limit":null,"state":null}"#,
+        ] {
+            let response = await fixture.handler.handle(line: Data(line.utf8), peer: Self.root).response
+            #expect(response.ok, "\(line) → \(String(describing: response.error))")
+        }
+    }
+
     @Test func errorsCarryStableCodes() async throws {
         let fixture = try Fixture()
         defer { fixture.close() }
@@ -128,8 +182,8 @@ import Testing
                 == .invalidArgument
         )
         let checkpoint = try CheckpointFixture.write(to: fixture.directory.sub("x/m"))
-        let bad = await fixture.send(.submit(path: checkpoint.path, overrides: ["sparsity": "2"], priority: nil))
-        #expect(bad.error?.code == .invalidArgument && bad.error?.message.contains("sparsity") == true)
+        let bad = await fixture.send(.submit(path: checkpoint.path, overrides: ["pattern": "2"], priority: nil))
+        #expect(bad.error?.code == .invalidArgument && bad.error?.message.contains("pattern") == true)
         #expect(await fixture.send(.pause(watch: "nope")).error?.code == .notFound)
         let version = await fixture.handler.handle(ControlRequest(.status, id: 3, version: 99), peer: Self.root)
             .response

@@ -16,6 +16,13 @@ import Testing
     /// Runs a server on a temp socket for the duration of `body`.
     func withServer(
         runner: ScriptedJobRunner = ScriptedJobRunner(),
+        limits: ControlLimits = ControlLimits(
+            maximumConnections: 64,
+            maximumConnectionsPerUser: 64,
+            writerReserve: 0,
+            requestTimeout: .seconds(1)
+        ),
+        peersMayWrite: Bool? = nil,
         _ body: (String, TempDirectory) async throws -> Void
     ) async throws {
         let directory = try TempDirectory()
@@ -40,12 +47,15 @@ import Testing
             access: AccessPolicy(daemonUID: 999, adminGroupID: nil),
             reload: { .success("ok") }
         )
+        var isWriter: (@Sendable (PeerCredentials) -> Bool)?
+        if let peersMayWrite { isWriter = { _ in peersMayWrite } }
         let (ready, readyContinuation) = AsyncStream.makeStream(of: Void.self)
         let server = ControlServer(
             handler: handler,
             listener: .path(directory.socketPath),
             logger: testLogger,
-            requestTimeoutSeconds: 1,
+            limits: limits,
+            isWriter: isWriter,
             ready: { readyContinuation.yield() }
         )
         let task = Task { try await server.run() }

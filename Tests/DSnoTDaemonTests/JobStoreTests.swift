@@ -2,8 +2,11 @@
 // The SQLite job store on a real file: dedupe by key, committed history, WAL, restart recovery.
 
 import DSnoTControlProtocol
+import DSnoTCore
 import DSnoTDaemon
+import DSnoTPipeline
 import Foundation
+import GRDB
 import Testing
 
 @Suite struct JobStoreTests {
@@ -29,23 +32,60 @@ import Testing
             // FULL (2): the WAL is fsynced at every commit, so an acknowledged `done` survives a power loss
             // (under WAL, NORMAL only syncs at checkpoints). dsnotctlTests' publish trace sees the fsync.
             #expect(try store.synchronousSetting() == 2)
-            #expect(try store.insert(record("j-1", key: "k1"), recipe: RecipeConfiguration()).inserted)
-            let second = try store.insert(record("j-2", key: "k1"), recipe: RecipeConfiguration())
+            #expect(try store.insert(record("j-1", key: "k1"), recipe: PruneJobOptions.defaults).inserted)
+            let second = try store.insert(record("j-2", key: "k1"), recipe: PruneJobOptions.defaults)
             #expect(!second.inserted && second.job.id == "j-1")
-            #expect(try store.insert(record("j-3", key: "k2", at: 10), recipe: RecipeConfiguration()).inserted)
+            #expect(try store.insert(record("j-3", key: "k2", at: 10), recipe: PruneJobOptions.defaults).inserted)
         }
         let reopened = try SQLiteJobStore(path: path)
         #expect(try reopened.jobs(state: nil, watch: nil, limit: nil).map(\.id) == ["j-3", "j-1"])
         #expect(try reopened.jobs(state: nil, watch: nil, limit: 1).map(\.id) == ["j-3"])
         #expect(try reopened.counts() == [.queued: 2])
-        #expect(try reopened.recipe(jobID: "j-1") == RecipeConfiguration())
+        #expect(try reopened.recipe(jobID: "j-1") == PruneJobOptions.defaults)
+    }
+
+    /// The store keeps the canonical JSON; one that no longer decodes (an older version's, an edit) is a
+    /// clear error naming the job and the key, never a crash.
+    @Test func storedRecipeIsCanonicalAndAnUndecodableOneIsAClearError() throws {
+        let directory = try TempDirectory()
+        defer { directory.remove() }
+        let path = directory.sub("jobs.sqlite").path
+        var options = PruneJobOptions.defaults
+        options.recipe.calibration.path = "/c/calib.txt"
+        options.recipe.calibration.seed = UInt64.max
+        let store = try SQLiteJobStore(path: path)
+        try store.insert(record("j-1", key: "k1"), recipe: options)
+        try store.insert(record("j-2", key: "k2"), recipe: options)
+        let queue = try DatabaseQueue(path: path)
+        let stored = try queue.read { try String.fetchOne($0, sql: "SELECT recipe FROM job WHERE id = 'j-1'") }
+        #expect(stored == options.canonicalJSON)
+        #expect(try store.recipe(jobID: "j-1") == options)
+        // A RecipeConfiguration row of an earlier version, and a recipe with a value out of range.
+        try queue.write {
+            try $0.execute(
+                sql:
+                    #"UPDATE job SET recipe = '{"compression":"fast","method":"wanda","nsamples":128,"sparsity":0.5}' WHERE id = 'j-1'"#
+            )
+            try $0.execute(sql: #"UPDATE job SET recipe = '{"calibration":{"sequences":0}}' WHERE id = 'j-2'"#)
+        }
+        for (job, key) in [("j-1", "unknown key 'compression'"), ("j-2", "calibration.sequences: expected > 0, got 0")]
+        {
+            do {
+                _ = try store.recipe(jobID: job)
+                Issue.record("decoded \(job)")
+            } catch let error as JobStoreError {
+                #expect("\(error)".hasPrefix("job \(job): the stored recipe does not decode: "), "\(error)")
+                #expect("\(error)".contains(key), "\(error)")
+            }
+        }
+        #expect(try store.recipe(jobID: "j-none") == nil)
     }
 
     @Test func transitionsAreRecordedInHistory() throws {
         let directory = try TempDirectory()
         defer { directory.remove() }
         let store = try SQLiteJobStore(path: directory.sub("jobs.sqlite").path)
-        let queued = try store.insert(record("j-1", key: "k"), recipe: RecipeConfiguration()).job
+        let queued = try store.insert(record("j-1", key: "k"), recipe: PruneJobOptions.defaults).job
         let now = Date(timeIntervalSince1970: 1_700_000_100)
         let running = try JobStateMachine.apply(.start, to: queued, now: now)
         try store.update(running, from: queued, detail: nil)
@@ -70,7 +110,7 @@ import Testing
         let store = try SQLiteJobStore(path: directory.sub("jobs.sqlite").path)
         var job = record("j-1", key: "k")
         job.outbox = outbox
-        let queued = try store.insert(job, recipe: RecipeConfiguration()).job
+        let queued = try store.insert(job, recipe: PruneJobOptions.defaults).job
         let running = try JobStateMachine.apply(.start, to: queued, now: Date())
         try store.update(running, from: queued, detail: nil)
         let orphan = URL(fileURLWithPath: outbox).appendingPathComponent(".dsnot-tmp-j-1")

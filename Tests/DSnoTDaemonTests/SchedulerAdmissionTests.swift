@@ -3,6 +3,7 @@
 
 import DSnoTControlProtocol
 import DSnoTDaemon
+import DSnoTPipeline
 import Foundation
 import GRDB
 import Logging
@@ -78,7 +79,7 @@ struct RecordingLogHandler: LogHandler {
                 fingerprint: try CheckpointInspector.fingerprint(checkpoint),
                 watch: "main",
                 outbox: directory.sub("out").path,
-                recipe: RecipeConfiguration(),
+                recipe: PruneJobOptions.defaults,
                 priority: 0
             ).job
         }

@@ -2,7 +2,9 @@
 // The scheduler with a scripted runner: publish, cancel at a block boundary, retry, resource waits, shutdown.
 
 import DSnoTControlProtocol
+import DSnoTCore
 import DSnoTDaemon
+import DSnoTPipeline
 import Foundation
 import ServiceLifecycle
 import ServiceLifecycleTestKit
@@ -47,7 +49,7 @@ import Testing
                 fingerprint: try CheckpointInspector.fingerprint(checkpoint),
                 watch: "main",
                 outbox: directory.sub("out").path,
-                recipe: RecipeConfiguration(),
+                recipe: PruneJobOptions.defaults,
                 priority: 0
             ).job
         }

@@ -2,7 +2,9 @@
 // Readiness: structural completeness, ignored names, and the live watcher (real inotify) on slow writes.
 
 import DSnoTControlProtocol
+import DSnoTCore
 import DSnoTDaemon
+import DSnoTPipeline
 import Foundation
 import Testing
 
@@ -166,17 +168,17 @@ import Testing
         let (store, _, task) = try await start(directory, settle: 0.1)
         defer { task.cancel() }
         let custom = try CheckpointFixture.write(to: directory.sub("in/custom"))
-        try Data("sparsity = 0.7\nmethod = \"magnitude\"\n".utf8).write(to: custom.appendingPathComponent("dsnot.toml"))
+        try Data("pattern = 0.7\nmethod = \"magnitude\"\n".utf8).write(to: custom.appendingPathComponent("dsnot.toml"))
         let broken = try CheckpointFixture.write(to: directory.sub("in/broken"))
-        try Data("sparsity = 7\n".utf8).write(to: broken.appendingPathComponent("dsnot.toml"))
+        try Data("pattern = 7\n".utf8).write(to: broken.appendingPathComponent("dsnot.toml"))
         #expect(try await eventually { try store.jobs(state: nil, watch: nil, limit: nil).count == 2 })
         let queued = try store.jobs(state: .queued, watch: nil, limit: nil)
         #expect(queued.map(\.inputPath) == [custom.path])
         #expect(queued.first?.recipe == "magnitude-u70-dsnot")
-        #expect(try store.recipe(jobID: queued[0].id)?.method == .magnitude)
+        #expect(try store.recipe(jobID: queued[0].id)?.recipe.method == .magnitude)
         let failed = try #require(try store.jobs(state: .failed, watch: nil, limit: nil).first)
         #expect(failed.inputPath == broken.path)
         #expect(failed.reason?.contains(broken.appendingPathComponent("dsnot.toml").path) == true)
-        #expect(failed.reason?.contains("sparsity") == true)
+        #expect(failed.reason?.contains("pattern") == true)
     }
 }

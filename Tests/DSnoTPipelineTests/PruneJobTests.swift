@@ -106,6 +106,36 @@ enum TinyCheckpoint {
         #expect(verified.filesChecked >= 3 && verified.shardsChecked == 1)
     }
 
+    /// The report's recipe states what ran: L capped at the model's 128 positions, not the 4096 asked for;
+    /// its hash stays the requested recipe's.
+    @Test func reportRecipeStatesTheCalibrationThatRan() throws {
+        let root = try TinyCheckpoint.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try TinyCheckpoint.write(to: root + "/in", dtype: .f32)
+        try FileManager.default.createDirectory(atPath: root + "/out", withIntermediateDirectories: true)
+        var options = TinyCheckpoint.options(pattern: .unstructured(0.5), format: .dense)
+        options.recipe.calibration.sequenceLength = 4096
+        let result = try PruneJob(input: root + "/in", options: options).run(into: root + "/out", logger: logger)
+        let ran = result.report.recipe.calibration
+        #expect(
+            ran.sequences == 4 && ran.sequenceLength == 128 && ran.source == .text && ran.path == TinyCheckpoint.text
+        )
+        #expect(result.report.calibration?.sequenceLength == 128)
+        #expect(result.report.recipeHash == options.recipe.stableHash)
+        let written = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: root + "/out/dsnot-report.json"))
+        )
+        let calibration = ((written as? [String: Any])?["recipe"] as? [String: Any])?["calibration"] as? [String: Any]
+        #expect(calibration?["sequence_length"] as? Int == 128 && calibration?["sequences"] as? Int == 4)
+
+        // Magnitude alone reads no calibration data, and the report says so instead of the default 128 × 2048.
+        try FileManager.default.createDirectory(atPath: root + "/magnitude", withIntermediateDirectories: true)
+        let magnitude = PruneJobOptions(recipe: Recipe(method: .magnitude, pattern: .unstructured(0.5)), format: .dense)
+        let none = try PruneJob(input: root + "/in", options: magnitude).run(into: root + "/magnitude", logger: logger)
+        #expect(none.report.recipe.calibration.sequences == 0 && none.report.recipe.calibration.sequenceLength == 0)
+        #expect(none.report.calibration == nil && none.report.recipeHash == magnitude.recipe.stableHash)
+    }
+
     @Test func qualityGateRefusesAModelWorseThanTheLimit() throws {
         let root = try TinyCheckpoint.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: root) }

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // etc/dsnot/dsnotd.toml, the file `make install` ships: it loads, and the defaults it states are the loader's.
 
+import DSnoTCore
 import DSnoTDaemon
+import DSnoTPipeline
 import Foundation
 import Testing
 
@@ -38,36 +40,46 @@ import Testing
         #expect(configuration.freeDiskMargin == defaults.freeDiskMargin)
         #expect(configuration.memoryBudget == defaults.memoryBudget)
         #expect(configuration.logLevel == defaults.logLevel)
-        var expected = RecipeConfiguration()
-        expected.calibrationText = "/srv/dsnot/calib.txt"
+        var expected = PruneJobOptions.defaults
+        expected.recipe.calibration.path = "/srv/dsnot/calib.txt"
         #expect(try #require(configuration.watches.first).recipe == expected)
     }
 
-    /// Each commented-out example parses once uncommented (with the key it excludes removed).
-    @Test(
-        arguments: [
-            (["pattern"], "sparsity"),
-            (["accept"], nil),
-            (["calibration_tokens"], "calibration_text"),
-            (["eval_text", "eval_seqlen", "eval_windows", "max_ppl_increase_percent"], nil),
-        ] as [([String], String?)]
-    )
-    func commentedExamplesParse(keys: [String], removing: String?) throws {
+    /// Every key of the recipe schema is in the file, set or commented out with its default.
+    @Test func everyRecipeKeyIsShown() throws {
+        let lines = try Self.source().split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        for key in PruneJobOptions.schemaKeys where !key.hasPrefix("pattern.") {
+            let components = key.split(separator: ".").map(String.init)
+            let name = components.last ?? key
+            let table = components.count > 1 ? "[watch.recipe.\(components.dropLast().joined(separator: "."))]" : ""
+            let start =
+                table.isEmpty ? lines.firstIndex(of: "[watch.recipe]") : lines.firstIndex { $0.hasSuffix(table) }
+            let index = try #require(start, "no table \(table) for \(key)")
+            let section = lines[index...].dropFirst().prefix { !$0.hasPrefix("[") && !$0.hasPrefix("# [") }
+            #expect(section.contains { $0.hasPrefix("\(name) = ") || $0.hasPrefix("# \(name) = ") }, "\(key)")
+        }
+    }
+
+    /// The commented-out examples parse once uncommented.
+    @Test func commentedExamplesParse() throws {
         var lines = try Self.source().split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        for key in keys {
-            let index = try #require(lines.firstIndex { $0.hasPrefix("# \(key) = ") }, "no commented \(key)")
+        for key in [
+            "accept", "[watch.recipe.evaluation]", "path", "sequence_length", "windows", "max_increase_percent",
+        ] {
+            let prefix = key.hasPrefix("[") ? "# \(key)" : "# \(key) = "
+            let index = try #require(lines.lastIndex { $0.hasPrefix(prefix) }, "no commented \(key)")
             lines[index].removeFirst(2)
         }
-        if let removing { lines.removeAll { $0.hasPrefix("\(removing) = ") } }
         let recipe = try #require(try Self.parse(lines.joined(separator: "\n")).watches.first).recipe
-        switch keys[0] {
-        case "pattern": #expect(recipe.pattern == "2:4" && recipe.sparsity == nil)
-        case "accept": #expect(recipe.accept == .trueError)
-        case "calibration_tokens":
-            #expect(recipe.calibrationTokens == "/srv/dsnot/calib-tokens.safetensors" && recipe.calibrationText == nil)
-        default:
-            #expect(recipe.evalText == "/srv/dsnot/eval.txt" && recipe.evalSeqlen == 2048 && recipe.evalWindows == 64)
-            #expect(recipe.maxPerplexityIncreasePercent == 10)
-        }
+        #expect(recipe.recipe.dsnot?.accept == .trueError)
+        #expect(
+            recipe.evaluation
+                == EvaluationOptions(
+                    textPath: "/srv/dsnot/eval.txt",
+                    sequenceLength: 2048,
+                    maxWindows: 64,
+                    maxIncreasePercent: 10
+                )
+        )
     }
 }

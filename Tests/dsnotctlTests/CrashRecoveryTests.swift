@@ -83,8 +83,8 @@ import Testing
             outbox = "out"
             [watch.recipe]
             method = "sparsegpt"
-            sparsity = 0.5
-            calibration_tokens = "\(scratch)/calib.safetensors"
+            pattern = 0.5
+            calibration = { source = "tokens", path = "\(scratch)/calib.safetensors" }
 
             """
         let first = try DaemonUnderTest(watches: watches)
@@ -132,9 +132,9 @@ import Testing
             outbox = "\(scratch)/out"
             [watch.recipe]
             method = "wanda"
-            sparsity = 0.5
-            format = "dense"
-            calibration_tokens = "\(scratch)/calib.safetensors"
+            pattern = 0.5
+            output = { format = "dense" }
+            calibration = { source = "tokens", path = "\(scratch)/calib.safetensors" }
 
             """
         let outbox = scratch + "/out"
@@ -176,8 +176,8 @@ import Testing
                 outbox = "out"
                 [watch.recipe]
                 method = "sparsegpt"
-                sparsity = 0.5
-                calibration_tokens = "\(scratch)/calib.safetensors"
+                pattern = 0.5
+                calibration = { source = "tokens", path = "\(scratch)/calib.safetensors" }
 
                 """
         )

@@ -172,7 +172,7 @@ final class NotifySocket: @unchecked Sendable {
         // A checkpoint dropped in the inbox is found by the watcher; one submitted is queued directly.
         try writeCheckpoint(root + "/in/dropped")
         try writeCheckpoint(root + "/elsewhere/submitted")
-        let submitted = try ctl("submit", root + "/elsewhere/submitted", "--set", "sparsity=0.7", "--json")
+        let submitted = try ctl("submit", root + "/elsewhere/submitted", "--set", "pattern=0.7", "--json")
         #expect(submitted.status == 0, "\(submitted)")
         let job = try WireCodec.makeDecoder().decode(JobRecord.self, from: Data(submitted.stdout.utf8))
         #expect(job.recipe == "wanda-u70-dsnot")

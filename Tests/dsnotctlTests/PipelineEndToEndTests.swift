@@ -126,10 +126,9 @@ final class DaemonUnderTest {
         outbox = "out"
         [watch.recipe]
         method = "wanda"
-        sparsity = 0.5
-        dsnot = true
-        skip = []
-        calibration_tokens = "\(calibration)"
+        pattern = 0.5
+        dsnot = { skip = [] }
+        calibration = { source = "tokens", path = "\(calibration)" }
 
         """
 
@@ -162,6 +161,10 @@ final class DaemonUnderTest {
             ) as? [String: Any]
         let totals = try #require(report?["totals"] as? [String: Any])
         #expect(totals["sparsity"] as? Double == 0.5)
+        // The report's recipe states what ran: the token file's 4 × 32 windows, not the default 128 × 2048.
+        let calibration = try #require((report?["recipe"] as? [String: Any])?["calibration"] as? [String: Any])
+        #expect(calibration["sequences"] as? Int == 4 && calibration["sequence_length"] as? Int == 32)
+        #expect(calibration["source"] as? String == "tokens" && calibration["path"] as? String == Self.calibration)
         // Nothing partial is left in the outbox, and the input is untouched.
         #expect(try FileManager.default.contentsOfDirectory(atPath: daemon.root + "/out") == ["tiny-wanda-u50-dsnot"])
         let after = try FileManager.default.contentsOfDirectory(atPath: daemon.root + "/in/tiny").sorted().map {

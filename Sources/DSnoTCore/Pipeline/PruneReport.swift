@@ -11,8 +11,11 @@
 public struct PruneReport: Codable, Sendable, Equatable {
     /// Bumped when a field changes meaning.
     public var formatVersion = 1
+    /// The recipe that ran: as requested, with `calibration.sequences` and `calibration.sequence_length` the
+    /// N and L of the windows actually used (a token file's shape; L capped at the model's context; 0 and 0
+    /// when the run used no calibration data).
     public var recipe: Recipe
-    /// `Recipe.stableHash`.
+    /// `Recipe.stableHash` of the recipe as requested (its identity, independent of the checkpoint).
     public var recipeHash: String
     public var modelType: String
     public var blockCount: Int

@@ -89,6 +89,11 @@ public struct SequentialPruner: Sendable {
             memoryEstimateBytes: memoryEstimate(model: model, sequences: sequences, length: calibration?.length ?? 0)
                 .total
         )
+        // The report's recipe states what ran: N and L of the windows used (a token file's own shape, or L
+        // capped at the model's context; 0 and 0 when none were), not the requested ones; `recipeHash`
+        // stays the request's identity.
+        report.recipe.calibration.sequences = calibration?.count ?? 0
+        report.recipe.calibration.sequenceLength = calibration?.length ?? 0
 
         progress(PruneProgress(block: 0, blockCount: model.blockCount, phase: .copying))
         report.timings.copy = try Self.time(clock) { try copyUnprunedTensors(model: model, source: source, sink: sink) }

@@ -34,11 +34,12 @@ public enum DSnoT {
                 self = .fixed(t)
                 return
             }
-            let s = try container.decode(String.self)
-            guard s == "scaled" else {
-                throw DecodingError.dataCorruptedError(
-                    in: container,
-                    debugDescription: "max_cycles: expected an integer or \"scaled\", got \"\(s)\""
+            guard let s = try? container.decode(String.self), s == "scaled" else {
+                let got = (try? container.decode(String.self)).map { "\"\($0)\"" } ?? "another type"
+                throw PruningError.invalidSetting(
+                    name: decoder.codingPath.settingName,
+                    expected: "an integer ≥ 0 or \"scaled\"",
+                    got: got
                 )
             }
             self = .scaled

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Recipe+Codable: decoding with defaults for absent keys, and the on-disk form of SparsityPattern (snake_case keys).
+// Recipe+Codable: the one recipe schema (snake_case keys, documented defaults for absent keys) shared by
+// reports, dsnotd.toml, a checkpoint's dsnot.toml, `dsnotctl submit --set` and `dsnotctl prune` flags.
 
 extension SparsityPattern: Codable {
     enum CodingKeys: String, CodingKey {
@@ -7,8 +8,27 @@ extension SparsityPattern: Codable {
     }
 
     /// `{"type": "unstructured", "ratio": 0.6}` or `{"type": "n_of_m", "n": 2, "m": 4}` (an optional
-    /// `"ratio"` must then be 0.5).
+    /// `"ratio"` must then be 0.5); in configuration files also the short forms `0.6` (unstructured) and
+    /// `"2:4"` / `"4:8"`.
     public init(from decoder: any Decoder) throws {
+        if let single = try? decoder.singleValueContainer() {
+            if let ratio = try? single.decode(Double.self) {
+                self = .unstructured(ratio)
+                return
+            }
+            if let text = try? single.decode(String.self) {
+                let parts = text.split(separator: ":")
+                guard parts.count == 2, let n = Int(parts[0]), let m = Int(parts[1]) else {
+                    throw PruningError.invalidSetting(
+                        name: decoder.codingPath.settingName,
+                        expected: "a sparsity ratio in (0, 1), \"2:4\" or \"4:8\"",
+                        got: "\"\(text)\""
+                    )
+                }
+                self = .nOfM(n, m)
+                return
+            }
+        }
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let type = try c.decode(String.self, forKey: .type)
         switch type {
@@ -22,10 +42,10 @@ extension SparsityPattern: Codable {
             }
             self = .nOfM(n, m)
         default:
-            throw DecodingError.dataCorruptedError(
-                forKey: .type,
-                in: c,
-                debugDescription: "pattern type: expected \"unstructured\" or \"n_of_m\", got \"\(type)\""
+            throw PruningError.invalidSetting(
+                name: (decoder.codingPath + [CodingKeys.type]).settingName,
+                expected: "\"unstructured\" or \"n_of_m\"",
+                got: "\"\(type)\""
             )
         }
     }
@@ -44,31 +64,84 @@ extension SparsityPattern: Codable {
     }
 }
 
-// Absent keys take the documented defaults, so a config may name only what it changes.
+// Absent keys take the documented defaults, so a config may name only what it changes. These are the
+// only recipe defaults: `dsnotctl prune` without flags, a `[watch.recipe]` without keys and an empty
+// `dsnot.toml` all mean this.
 
 extension Recipe {
+    /// The recipe every key left out stands for: Wanda, 50 % unstructured, DSnoT with the reference settings.
+    public static let defaults = Recipe(method: .wanda, pattern: .unstructured(0.5), dsnot: .reference)
+
+    /// `dsnot`: absent or `true` = on with the defaults (`accept = "true-error"` after SparseGPT, ALGORITHM.md
+    /// D9), `false` or `null` = off, a table = on with those settings (absent `accept` as for `true`).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        let method = try c.decodeIfPresent(Method.self, forKey: .method) ?? Self.defaults.method
+        var dsnot: DSnoT.Settings? = method == .sparsegpt ? .afterSparseGPT : .reference
+        if c.contains(.dsnot) {
+            if try c.decodeNil(forKey: .dsnot) {
+                dsnot = nil
+            } else if let on = try? c.decode(Bool.self, forKey: .dsnot) {
+                if !on { dsnot = nil }
+            } else {
+                var settings = try c.decode(DSnoT.Settings.self, forKey: .dsnot)
+                let keys = try c.nestedContainer(keyedBy: DSnoT.Settings.CodingKeys.self, forKey: .dsnot)
+                if !keys.contains(.accept) { settings.accept = dsnot?.accept ?? .none }
+                dsnot = settings
+            }
+        }
         self.init(
-            method: try c.decode(Method.self, forKey: .method),
-            pattern: try c.decode(SparsityPattern.self, forKey: .pattern),
+            method: method,
+            pattern: try c.decodeIfPresent(SparsityPattern.self, forKey: .pattern) ?? Self.defaults.pattern,
             magnitudeScope: try c.decodeIfPresent(Magnitude.Scope.self, forKey: .magnitudeScope) ?? .layer,
-            dsnot: try c.decodeIfPresent(DSnoT.Settings.self, forKey: .dsnot),
+            dsnot: dsnot,
             sparseGPT: try c.decodeIfPresent(SparseGPT.Settings.self, forKey: .sparseGPT) ?? SparseGPT.Settings(),
             calibration: try c.decodeIfPresent(Calibration.self, forKey: .calibration) ?? Calibration()
         )
     }
+
+    /// Every key, `"dsnot": null` when DSnoT is off (an absent key would mean on).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(method, forKey: .method)
+        try c.encode(pattern, forKey: .pattern)
+        try c.encode(magnitudeScope, forKey: .magnitudeScope)
+        if let dsnot { try c.encode(dsnot, forKey: .dsnot) } else { try c.encodeNil(forKey: .dsnot) }
+        try c.encode(sparseGPT, forKey: .sparseGPT)
+        try c.encode(calibration, forKey: .calibration)
+    }
 }
 
 extension Recipe.Calibration {
+    /// `seed` is an integer or, as in the canonical JSON, its decimal text.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        var seed: UInt64 = 0
+        if let text = try? c.decodeIfPresent(String.self, forKey: .seed) {
+            guard let value = UInt64(text) else {
+                throw PruningError.invalidSetting(
+                    name: (c.codingPath + [CodingKeys.seed]).settingName,
+                    expected: "an integer in 0...\(UInt64.max)",
+                    got: "\"\(text)\""
+                )
+            }
+            seed = value
+        } else if c.contains(.seed) {
+            if let int = try? c.decode(Int.self, forKey: .seed), int < 0 {
+                throw PruningError.invalidSetting(
+                    name: (c.codingPath + [CodingKeys.seed]).settingName,
+                    expected: "an integer in 0...\(UInt64.max)",
+                    got: "\(int)"
+                )
+            }
+            seed = try c.decode(UInt64.self, forKey: .seed)
+        }
         self.init(
             source: try c.decodeIfPresent(Source.self, forKey: .source) ?? .text,
             path: try c.decodeIfPresent(String.self, forKey: .path),
             sequences: try c.decodeIfPresent(Int.self, forKey: .sequences) ?? 128,
             sequenceLength: try c.decodeIfPresent(Int.self, forKey: .sequenceLength) ?? 2048,
-            seed: try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? 0
+            seed: seed
         )
     }
 }
@@ -95,5 +168,35 @@ extension SparseGPT.Settings {
             dampening: try c.decodeIfPresent(Float.self, forKey: .dampening) ?? 0.01,
             maxRetries: try c.decodeIfPresent(Int.self, forKey: .maxRetries) ?? 3
         )
+    }
+}
+
+/// A string-valued setting (`method`, `accept`, …) that names its choices when the value is not one of them.
+public protocol RecipeChoice: RawRepresentable, CaseIterable, Codable where RawValue == String {}
+
+extension RecipeChoice {
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let value = Self(rawValue: text) else {
+            throw PruningError.invalidSetting(
+                name: decoder.codingPath.settingName,
+                expected: "one of " + Self.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "),
+                got: "\"\(text)\""
+            )
+        }
+        self = value
+    }
+}
+
+extension Recipe.Method: RecipeChoice {}
+extension Recipe.Calibration.Source: RecipeChoice {}
+extension Magnitude.Scope: RecipeChoice {}
+extension DSnoT.Acceptance: RecipeChoice {}
+
+extension [any CodingKey] {
+    /// The dotted key path (`dsnot.max_cycles`, `calibration.seed`) that setting errors name; an array
+    /// element is named by its array (`dsnot.skip`).
+    public var settingName: String {
+        prefix { $0.intValue == nil }.map(\.stringValue).joined(separator: ".")
     }
 }

@@ -11,7 +11,8 @@ extension Recipe {
     /// `sha256(canonicalJSON)` in lower-case hex: the recipe's identity in reports and output names.
     public var stableHash: String { SHA256.hex(Array(canonicalJSON.utf8)) }
 
-    var canonicalValue: CanonicalJSON {
+    /// The canonical form as a value: every key of the recipe schema, absent settings as `null`.
+    public var canonicalValue: CanonicalJSON {
         let patternValue: CanonicalJSON
         switch pattern {
         case .unstructured(let r): patternValue = .object(["type": .string("unstructured"), "ratio": .double(r)])
@@ -49,7 +50,7 @@ extension Recipe {
 }
 
 /// A minimal JSON value with one canonical serialization.
-enum CanonicalJSON: Sendable, Equatable {
+public enum CanonicalJSON: Sendable, Equatable {
     case null
     case bool(Bool)
     case int(Int)
@@ -59,7 +60,8 @@ enum CanonicalJSON: Sendable, Equatable {
     case array([CanonicalJSON])
     case object([String: CanonicalJSON])
 
-    var serialized: String {
+    /// Sorted keys, no whitespace, shortest round-trip numbers.
+    public var serialized: String {
         switch self {
         case .null: return "null"
         case .bool(let b): return b ? "true" : "false"

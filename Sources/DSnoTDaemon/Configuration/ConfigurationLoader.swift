@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Parses and validates dsnotd.toml: unknown keys and bad values are errors with key and line.
 
+import DSnoTPipeline
 public import Foundation
 import Logging
 import TOMLKit
@@ -42,10 +43,10 @@ public enum ConfigurationLoader {
         config.stateDirectory = DaemonConfiguration.systemStateDirectory
         config.socketPath = DaemonConfiguration.systemSocketPath
         if let dir = try top.string("state_dir") {
-            config.stateDirectory = RecipeConfiguration.resolve(dir, baseDirectory)
+            config.stateDirectory = TOMLFields.resolve(dir, baseDirectory)
         }
         if let socket = try top.string("socket") {
-            config.socketPath = RecipeConfiguration.resolve(socket, baseDirectory)
+            config.socketPath = TOMLFields.resolve(socket, baseDirectory)
             guard config.socketPath.utf8.count <= 107 else {
                 throw top.invalid(
                     "socket",
@@ -123,8 +124,8 @@ public enum ConfigurationLoader {
             }
             var watch = WatchConfiguration(
                 name: name,
-                inbox: RecipeConfiguration.resolve(inbox, baseDirectory),
-                outbox: RecipeConfiguration.resolve(outbox, baseDirectory)
+                inbox: TOMLFields.resolve(inbox, baseDirectory),
+                outbox: TOMLFields.resolve(outbox, baseDirectory)
             )
             if watch.inbox == watch.outbox { throw fields.conflict("outbox", "outbox must differ from inbox") }
             watch.priority = try fields.int("priority", range: -1000...1000) ?? 0
@@ -133,8 +134,9 @@ public enum ConfigurationLoader {
                 guard let recipeTable = recipeValue.table else {
                     throw fields.invalid("recipe", expected: "a table", got: TOMLFields.show(recipeValue))
                 }
-                var recipeFields = TOMLFields(recipeTable, path: fields.keyPath("recipe"), file: file, locator: locator)
-                try watch.recipe.apply(&recipeFields, baseDirectory: baseDirectory)
+                let recipeFields = TOMLFields(recipeTable, path: fields.keyPath("recipe"), file: file, locator: locator)
+                watch.recipeDocument = try RecipeDocument(recipeFields, baseDirectory: baseDirectory.path)
+                watch.recipe = try watch.recipeDocument.decode(file: file, prefix: recipeFields.path, locator: locator)
             }
             try fields.rejectUnknownKeys()
             watches.append(watch)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // dsnotd's configuration: global settings and the list of watches (inbox → outbox with a recipe).
 
+public import DSnoTPipeline
 import Foundation
 public import Logging
 
@@ -16,7 +17,11 @@ public struct WatchConfiguration: Sendable, Equatable {
     public var priority: Int
     /// Start paused.
     public var paused: Bool
-    public var recipe: RecipeConfiguration
+    /// `[watch.recipe]` as written (relative paths resolved): what a checkpoint's `dsnot.toml` and
+    /// `submit --set` overlay.
+    public var recipeDocument: RecipeDocument
+    /// `recipeDocument` decoded and validated.
+    public var recipe: PruneJobOptions
 
     /// Creates a watch.
     public init(
@@ -25,13 +30,15 @@ public struct WatchConfiguration: Sendable, Equatable {
         outbox: String,
         priority: Int = 0,
         paused: Bool = false,
-        recipe: RecipeConfiguration = RecipeConfiguration()
+        recipeDocument: RecipeDocument = RecipeDocument(),
+        recipe: PruneJobOptions = .defaults
     ) {
         self.name = name
         self.inbox = inbox
         self.outbox = outbox
         self.priority = priority
         self.paused = paused
+        self.recipeDocument = recipeDocument
         self.recipe = recipe
     }
 }

@@ -112,6 +112,11 @@ struct TOMLFields {
         }
     }
 
+    /// `path` made absolute against `base` (configuration paths are relative to the file's directory).
+    static func resolve(_ path: String, _ base: URL) -> String {
+        path.hasPrefix("/") ? path : base.appendingPathComponent(path).standardizedFileURL.path
+    }
+
     static func parseSize(_ text: String) -> Int? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         let digits = trimmed.prefix { $0.isNumber }

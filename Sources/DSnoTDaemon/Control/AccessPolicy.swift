@@ -59,8 +59,14 @@ public struct AccessPolicy: Sendable {
 
     /// A one-line statement of who may write, for `permission-denied` messages.
     public var writersDescription: String {
-        let group = adminGroupID.map { " or members of group \(Self.groupName($0) ?? String($0))" } ?? ""
-        return "root, uid \(daemonUID)\(group)"
+        // Root is uid 0: a daemon running as root is named once.
+        var writers = ["root"]
+        if daemonUID != 0 { writers.append("uid \(daemonUID)") }
+        if let adminGroupID {
+            writers.append("members of group \(Self.groupName(adminGroupID) ?? String(adminGroupID))")
+        }
+        return writers.count == 1
+            ? writers[0] : writers.dropLast().joined(separator: ", ") + " or " + writers[writers.count - 1]
     }
 
     /// The group id of `name`. The corresponding C function is `getgrnam_r`.

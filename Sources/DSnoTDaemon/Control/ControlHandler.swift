@@ -2,6 +2,7 @@
 // Answers control requests without any socket: decode, check version and permission, dispatch.
 
 public import DSnoTControlProtocol
+import DSnoTPipeline
 public import Foundation
 
 #if canImport(Glibc)
@@ -50,10 +51,10 @@ public struct ControlHandler: Sendable {
         self.reload = reload
     }
 
-    /// Handles one request line (without its newline).
+    /// Handles one request line (without its newline), decoded by `StrictRequestDecoder`.
     public func handle(line: Data, peer: PeerCredentials) async -> ControlReply {
         do {
-            let request = try WireCodec.decodeRequest(line)
+            let request = try StrictRequestDecoder.decode(line)
             return await handle(request, peer: peer)
         } catch {
             return .response(.failure(error, id: Self.requestID(in: line)))
@@ -164,7 +165,7 @@ public struct ControlHandler: Sendable {
                     name: $0.name,
                     inbox: $0.inbox,
                     outbox: $0.outbox,
-                    recipe: $0.recipe.label,
+                    recipe: $0.recipe.recipe.label,
                     paused: snapshot.pausedWatches.contains($0.name)
                 )
             }
@@ -185,9 +186,9 @@ public struct ControlHandler: Sendable {
         } catch {
             throw ControlError(code: .invalidArgument, message: "\(url.path) is not a complete checkpoint: \(error)")
         }
-        let recipe: RecipeConfiguration
+        let recipe: PruneJobOptions
         do {
-            recipe = try ModelWatcher.recipe(for: url, watch: watch).overridden(by: overrides, baseDirectory: url)
+            recipe = try ModelWatcher.recipe(for: url, watch: watch, overrides: overrides)
         } catch {
             throw ControlError(code: .invalidArgument, message: "\(error)")
         }

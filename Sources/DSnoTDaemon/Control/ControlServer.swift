@@ -16,8 +16,10 @@ public import ServiceLifecycle
 ///
 /// Each connection is served by its own child task, reading newline-delimited requests up to
 /// `ProtocolVersion.maximumRequestBytes` and answering in order. A malformed request gets an error
-/// line and the connection stays open; an oversized one or a client too slow to send a complete line
-/// gets an error line and is closed. Nothing a client does can end the server.
+/// line and the connection stays open; an oversized one or a client too slow to send a whole request
+/// (`RequestDeadlineHandler`) gets an error line and is closed. Connections beyond `ControlLimits`
+/// (in total, per uid, or into the writers' reserve) are answered `busy` and closed at once
+/// (`ConnectionLimiter`). Nothing a client does can end the server.
 public struct ControlServer: Service {
     /// Where the listening socket comes from.
     public enum Listener: Sendable {
@@ -30,23 +32,40 @@ public struct ControlServer: Service {
     let handler: ControlHandler
     let listener: Listener
     let logger: Logger
-    let requestTimeout: TimeAmount
+    let limiter: ConnectionLimiter
+    let isWriter: @Sendable (PeerCredentials) -> Bool
     let ready: (@Sendable () -> Void)?
 
     /// - Parameters:
-    ///   - requestTimeout: how long a client may take to send a complete request line.
+    ///   - limits: connection caps and the request deadline (`ControlLimits.standard`, fitted to the
+    ///     descriptor limit, in the daemon; small ones in tests).
     ///   - ready: called once the socket accepts connections.
     public init(
         handler: ControlHandler,
         listener: Listener,
         logger: Logger,
-        requestTimeoutSeconds: Int64 = 30,
+        limits: ControlLimits = .standard,
+        ready: (@Sendable () -> Void)? = nil
+    ) {
+        self.init(handler: handler, listener: listener, logger: logger, limits: limits, isWriter: nil, ready: ready)
+    }
+
+    /// `isWriter` overrides the handler's `AccessPolicy` for connection admission only: a test
+    /// process running as root can then stand in for an unprivileged crowd.
+    init(
+        handler: ControlHandler,
+        listener: Listener,
+        logger: Logger,
+        limits: ControlLimits,
+        isWriter: (@Sendable (PeerCredentials) -> Bool)?,
         ready: (@Sendable () -> Void)? = nil
     ) {
         self.handler = handler
         self.listener = listener
         self.logger = logger
-        self.requestTimeout = .seconds(requestTimeoutSeconds)
+        self.limiter = ConnectionLimiter(limits: limits)
+        let access = handler.access
+        self.isWriter = isWriter ?? { access.mayWrite($0) }
         self.ready = ready
     }
 
@@ -55,31 +74,58 @@ public struct ControlServer: Service {
         let peer: PeerCredentials
     }
 
+    /// An accepted connection: served, or already being answered `busy` and closed.
+    enum Admission: Sendable {
+        case admitted(Connection)
+        case refused
+    }
+
     public func run() async throws {
         let fd: Int32
         switch listener {
         case .path(let path): fd = try SocketFile.bindListening(path: path)
         case .activated(let descriptor): fd = descriptor
         }
-        let timeout = requestTimeout
+        let timeout = TimeAmount.nanoseconds(Self.nanoseconds(limiter.limits.requestTimeout))
+        let limiter = self.limiter
+        let isWriter = self.isWriter
+        let logger = self.logger
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .bind(fd) { channel in
-                Self.peerCredentials(of: channel).flatMapThrowing { peer in
-                    try channel.pipeline.syncOperations.addHandler(
-                        RequestDeadlineHandler(timeout: timeout),
-                        name: "deadline"
-                    )
-                    return Connection(
-                        channel: try NIOAsyncChannel(wrappingChannelSynchronously: channel),
-                        peer: peer
-                    )
+                Self.peerCredentials(of: channel).flatMapThrowing { peer -> Admission in
+                    switch limiter.admit(peer, isWriter: { isWriter(peer) }) {
+                    case .refused(let reason, let firstOfBurst):
+                        if firstOfBurst {
+                            logger.warning(
+                                "Control connection refused: busy",
+                                metadata: ["event": "control.busy", "peer.uid": "\(peer.uid)", "reason": "\(reason)"]
+                            )
+                        }
+                        try channel.pipeline.syncOperations.addHandler(
+                            RefusalHandler(error: ControlError(code: .busy, message: reason))
+                        )
+                        return .refused
+                    case .admitted:
+                        channel.closeFuture.whenComplete { _ in limiter.release(peer) }
+                        try channel.pipeline.syncOperations.addHandler(
+                            RequestDeadlineHandler(timeout: timeout),
+                            name: "deadline"
+                        )
+                        return .admitted(
+                            Connection(
+                                channel: try NIOAsyncChannel(wrappingChannelSynchronously: channel),
+                                peer: peer
+                            )
+                        )
+                    }
                 }
             }
         logger.info("Control socket listening", metadata: ["socket": "\(listener)"])
         ready?()
         try await withThrowingDiscardingTaskGroup { group in
             try await server.executeThenClose { inbound in
-                for try await connection in inbound.cancelOnGracefulShutdown() {
+                for try await admission in inbound.cancelOnGracefulShutdown() {
+                    guard case .admitted(let connection) = admission else { continue }
                     group.addTask { await self.serve(connection) }
                 }
             }
@@ -103,7 +149,7 @@ public struct ControlServer: Service {
                             try await outbound.write(Self.encode(.failure(error)))
                             return
                         }
-                        if line.isEmpty { continue }
+                        if LineFramer.isBlank(line) { continue }
                         let reply = await handler.handle(line: Data(line), peer: connection.peer)
                         try await outbound.write(Self.encode(reply.response))
                         if case .stream(_, let events) = reply {
@@ -120,6 +166,11 @@ public struct ControlServer: Service {
                 metadata: ["error": "\(error)", "peer.uid": "\(connection.peer.uid)"]
             )
         }
+    }
+
+    static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 
     static func encode(_ response: ControlResponse) -> ByteBuffer {

@@ -36,6 +36,17 @@ struct LineFramer {
         return buffer.count > maximumLineBytes ? fail() : nil
     }
 
+    /// Whether `byte` is blank: a line of only these bytes (space, tab, CR) is ignored by the server
+    /// and is not a request for `RequestDeadlineHandler`.
+    static func isBlank(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x09 || byte == 0x0D
+    }
+
+    /// Whether `line` is blank (empty or only blank bytes).
+    static func isBlank(_ line: [UInt8]) -> Bool {
+        line.allSatisfy(isBlank)
+    }
+
     /// Bytes of an incomplete line held now.
     var pendingBytes: Int { buffer.count }
 

@@ -1,17 +1,29 @@
 // SPDX-License-Identifier: Apache-2.0
-// Closes a connection whose client does not complete a request line within the timeout.
+// Closes a connection whose client does not send a whole request within the timeout.
 
 import DSnoTControlProtocol
 import NIOCore
 
-/// Arms a deadline when the connection opens and re-arms it after each newline seen; when it fires, the
-/// client gets a `timeout` error line and the connection is closed. Removed when a `watch` stream starts.
-final class RequestDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler {
+/// The request deadline of one control connection: the client has `timeout` to send a complete,
+/// non-blank request line, counted from the connection's opening or from the daemon's last answer.
+///
+/// While requests are unanswered the deadline is off (it is the daemon's turn); when every request has
+/// been answered it is armed again, once. Bytes that do not complete a request (a trickle of a line,
+/// blank lines) never move it, so a client cannot hold a connection by sending a newline now and then.
+/// When it fires, the client gets a `timeout` error line and the connection is closed. Removed when a
+/// `watch` stream starts.
+final class RequestDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     private let timeout: TimeAmount
     private var deadline: Scheduled<Void>?
+    /// Complete non-blank lines received and not yet answered.
+    private var unanswered = 0
+    /// Whether the line being received has a non-blank byte so far.
+    private var lineHasContent = false
 
     init(timeout: TimeAmount) {
         self.timeout = timeout
@@ -22,40 +34,60 @@ final class RequestDeadlineHandler: ChannelInboundHandler, RemovableChannelHandl
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        arm(context)
+        if deadline == nil { arm(context) }
         context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
-        if buffer.readableBytesView.contains(0x0A) { arm(context) }
+        var completed = 0
+        for byte in buffer.readableBytesView {
+            if byte == 0x0A {
+                if lineHasContent { completed += 1 }
+                lineHasContent = false
+            } else if !LineFramer.isBlank(byte) {
+                lineHasContent = true
+            }
+        }
+        if completed > 0 {
+            unanswered += completed
+            disarm()
+        }
         context.fireChannelRead(data)
     }
 
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        // Each response is one write; the last answer hands the turn back to the client.
+        unanswered = max(0, unanswered - 1)
+        if unanswered == 0 { arm(context) }
+        context.write(data, promise: promise)
+    }
+
     func handlerRemoved(context: ChannelHandlerContext) {
-        deadline?.cancel()
-        deadline = nil
+        disarm()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        deadline?.cancel()
-        deadline = nil
+        disarm()
         context.fireChannelInactive()
     }
 
-    private func arm(_ context: ChannelHandlerContext) {
+    private func disarm() {
         deadline?.cancel()
+        deadline = nil
+    }
+
+    private func arm(_ context: ChannelHandlerContext) {
+        disarm()
         let channel = context.channel
-        let seconds = timeout.nanoseconds / 1_000_000_000
+        let milliseconds = timeout.nanoseconds / 1_000_000
+        let span = milliseconds % 1000 == 0 ? "\(milliseconds / 1000) s" : "\(milliseconds) ms"
         deadline = context.eventLoop.scheduleTask(in: timeout) {
-            let error = ControlError(code: .timeout, message: "no complete request line within \(seconds) s")
-            if let line = try? WireCodec.encodeLine(ControlResponse.failure(error)) {
-                var buffer = channel.allocator.buffer(capacity: line.count)
-                buffer.writeBytes(line)
-                channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
-            } else {
-                channel.close(promise: nil)
-            }
+            let error = ControlError(
+                code: .timeout,
+                message: "no complete request within \(span) of connecting or of the last answer"
+            )
+            RefusalHandler.answerAndClose(channel, with: error)
         }
     }
 }

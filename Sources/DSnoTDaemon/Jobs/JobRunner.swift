@@ -2,6 +2,7 @@
 // The seam between the scheduler and the pruning pipeline: a blocking runner on a dedicated thread.
 
 public import DSnoTControlProtocol
+public import DSnoTPipeline
 import Foundation
 
 /// What a runner is asked to do.
@@ -9,12 +10,12 @@ public struct JobSpec: Sendable, Equatable {
     public var id: String
     /// The input checkpoint directory (never modified).
     public var inputPath: String
-    public var recipe: RecipeConfiguration
+    public var recipe: PruneJobOptions
     /// The directory to write the output into (`<outbox>/.dsnot-tmp-<job>/`, created by the scheduler).
     /// The scheduler renames it to its final name after the runner returns.
     public var temporaryOutputPath: String
 
-    public init(id: String, inputPath: String, recipe: RecipeConfiguration, temporaryOutputPath: String) {
+    public init(id: String, inputPath: String, recipe: PruneJobOptions, temporaryOutputPath: String) {
         self.id = id
         self.inputPath = inputPath
         self.recipe = recipe

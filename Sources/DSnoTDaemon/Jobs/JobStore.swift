@@ -2,6 +2,7 @@
 // The job store seam: SQLite here, a shared PostgreSQL queue for a fleet later (ARCHITECTURE.md).
 
 public import DSnoTControlProtocol
+public import DSnoTPipeline
 public import Foundation
 
 /// One recorded state change of a job.
@@ -18,9 +19,10 @@ public struct JobHistoryEntry: Sendable, Equatable {
 public protocol JobStore: Sendable {
     /// Inserts a new job, or returns the existing job with the same `key` unchanged.
     /// - Returns: the stored job and whether it was inserted now.
-    func insert(_ job: JobRecord, recipe: RecipeConfiguration) throws -> (job: JobRecord, inserted: Bool)
-    /// The full recipe a job runs with.
-    func recipe(jobID: String) throws -> RecipeConfiguration?
+    func insert(_ job: JobRecord, recipe: PruneJobOptions) throws -> (job: JobRecord, inserted: Bool)
+    /// The full recipe a job runs with (`nil` for no such job).
+    /// - Throws: `JobStoreError.recipeUnreadable` when the stored recipe no longer decodes.
+    func recipe(jobID: String) throws -> PruneJobOptions?
     /// Replaces a job's row and records the state change in its history.
     func update(_ job: JobRecord, from previous: JobRecord, detail: String?) throws
     func job(id: String) throws -> JobRecord?

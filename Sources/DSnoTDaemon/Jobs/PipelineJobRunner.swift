@@ -23,7 +23,7 @@ public struct PipelineJobRunner: JobRunner {
 
     public func estimate(_ job: JobSpec) throws -> ResourceEstimate {
         do {
-            let e = try PruneJob(input: job.inputPath, options: try job.recipe.pruneJobOptions()).estimate()
+            let e = try PruneJob(input: job.inputPath, options: job.recipe).estimate()
             return ResourceEstimate(memoryBytes: e.memoryBytes, outputBytes: e.outputBytes)
         } catch {
             throw JobFailure(classifying: error)
@@ -38,7 +38,7 @@ public struct PipelineJobRunner: JobRunner {
         var logger = self.logger
         logger[metadataKey: "job.id"] = "\(job.id)"
         do {
-            var options = try job.recipe.pruneJobOptions()
+            var options = job.recipe
             options.jobID = job.id
             let pruneJob = try PruneJob(input: job.inputPath, options: options)
             var lastBlock = -1

@@ -2,6 +2,7 @@
 // JobStore over SQLite (GRDB, WAL journal) in the state directory.
 
 public import DSnoTControlProtocol
+public import DSnoTPipeline
 import Foundation
 import GRDB
 
@@ -63,7 +64,7 @@ public final class SQLiteJobStore: JobStore {
         return migrator
     }
 
-    public func insert(_ job: JobRecord, recipe: RecipeConfiguration) throws -> (job: JobRecord, inserted: Bool) {
+    public func insert(_ job: JobRecord, recipe: PruneJobOptions) throws -> (job: JobRecord, inserted: Bool) {
         try write("insert") { db in
             if let row = try Row.fetchOne(db, sql: "SELECT record FROM job WHERE key = ?", arguments: [job.key]) {
                 return (try Self.decode(row), false)
@@ -76,7 +77,7 @@ public final class SQLiteJobStore: JobStore {
                 arguments: [
                     job.id, job.key, job.watch, job.state.rawValue, job.priority,
                     job.createdAt.timeIntervalSince1970, try Self.encode(job),
-                    String(decoding: try JSONEncoder().encode(recipe), as: UTF8.self),
+                    recipe.canonicalJSON,
                 ]
             )
             try Self.recordHistory(db, job: job, from: nil, detail: "created")
@@ -102,13 +103,15 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func recipe(jobID: String) throws -> RecipeConfiguration? {
-        let text = try read("recipe") { db in
+    /// The job's recipe, stored as `PruneJobOptions.canonicalJSON`.
+    /// - Throws: `JobStoreError.recipeUnreadable` naming the key, expected and got, or `.database`.
+    public func recipe(jobID: String) throws -> PruneJobOptions? {
+        let stored = try read("recipe") { db in
             try String.fetchOne(db, sql: "SELECT recipe FROM job WHERE id = ?", arguments: [jobID])
         }
-        guard let text else { return nil }
+        guard let text = stored else { return nil }
         do {
-            return try JSONDecoder().decode(RecipeConfiguration.self, from: Data(text.utf8))
+            return try RecipeDocument.decode(json: text)
         } catch {
             throw JobStoreError.recipeUnreadable(jobID: jobID, reason: "\(error)")
         }

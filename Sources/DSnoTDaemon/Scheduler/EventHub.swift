@@ -39,7 +39,4 @@ public final class EventHub: Sendable {
         }
         for continuation in current { continuation.finish() }
     }
-
-    /// The number of live subscribers.
-    public var subscriberCount: Int { subscribers.withLock { $0.count } }
 }

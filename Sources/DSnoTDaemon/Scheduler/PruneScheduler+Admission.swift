@@ -2,6 +2,7 @@
 // Jobs that can never run: a broken checkpoint, an unreadable recipe, an estimate beyond the budget.
 
 public import DSnoTControlProtocol
+public import DSnoTPipeline
 import DSnoTSupport
 import Foundation
 import Logging
@@ -14,17 +15,17 @@ extension PruneScheduler {
         fingerprint: String,
         watch: String,
         outbox: String,
-        recipe: RecipeConfiguration,
+        recipe: PruneJobOptions,
         priority: Int
     ) -> JobRecord {
-        let key = "\(fingerprint.prefix(32))-\(recipe.hash.prefix(16))"
+        let key = "\(fingerprint.prefix(32))-\(recipe.stableHash.prefix(16))"
         return JobRecord(
             id: "j-" + SHA256.hex(Array(key.utf8)).prefix(12),
             key: key,
             watch: watch,
             inputPath: inputPath,
             outbox: outbox,
-            recipe: recipe.label,
+            recipe: recipe.recipe.label,
             priority: priority,
             createdAt: now()
         )
@@ -42,7 +43,7 @@ extension PruneScheduler {
         fingerprint: String,
         watch: String,
         outbox: String,
-        recipe: RecipeConfiguration,
+        recipe: PruneJobOptions,
         priority: Int,
         reason: String
     ) throws -> (job: JobRecord, inserted: Bool) {
@@ -79,7 +80,7 @@ extension PruneScheduler {
     /// now. A recipe that no longer decodes, or an estimate that fails permanently (a bad checkpoint),
     /// fails the job; an estimate that fails for a reason that may pass makes it wait with that reason.
     func admissionInputs(_ job: JobRecord) -> (JobSpec, ResourceEstimate)? {
-        let recipe: RecipeConfiguration
+        let recipe: PruneJobOptions
         do {
             guard let stored = try store.recipe(jobID: job.id) else { return nil }
             recipe = stored

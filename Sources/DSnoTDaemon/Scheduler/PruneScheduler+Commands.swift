@@ -2,6 +2,7 @@
 // The scheduler's commands: recover at start, enqueue, cancel, retry, pause, resume, status, reload.
 
 public import DSnoTControlProtocol
+public import DSnoTPipeline
 import DSnoTSupport
 import Foundation
 import Logging
@@ -50,7 +51,7 @@ extension PruneScheduler {
         fingerprint: String,
         watch: String,
         outbox: String,
-        recipe: RecipeConfiguration,
+        recipe: PruneJobOptions,
         priority: Int
     ) throws -> (job: JobRecord, inserted: Bool) {
         let record = newJob(

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Watches inboxes (inotify + rescans) and queues each checkpoint once it is settled and complete.
 
+public import DSnoTPipeline
 import DSnoTSupport
 public import Foundation
 public import Logging
@@ -180,7 +181,7 @@ public actor ModelWatcher: Service {
             return
         }
         inspections += 1
-        let verdict = Result { () throws -> (String, RecipeConfiguration) in
+        let verdict = Result { () throws -> (String, PruneJobOptions) in
             let fingerprint = try CheckpointInspector.inspect(url)
             return (fingerprint, try Self.recipe(for: url, watch: watch))
         }
@@ -225,13 +226,17 @@ public actor ModelWatcher: Service {
         }
     }
 
-    /// The watch's recipe, overridden by the checkpoint's `dsnot.toml` if it has one.
+    /// The watch's recipe, overridden by the checkpoint's `dsnot.toml` if it has one, then by `submit --set`.
     /// - Throws: `CheckpointNotReady.unreadable` when `dsnot.toml` cannot be read as UTF-8 text, or the
-    ///   override's error.
-    public static func recipe(for checkpoint: URL, watch: WatchConfiguration) throws -> RecipeConfiguration {
-        guard let source = try recipeOverride(in: checkpoint) else { return watch.recipe }
+    ///   recipe's error (file, line, key, expected, got).
+    public static func recipe(
+        for checkpoint: URL,
+        watch: WatchConfiguration,
+        overrides: [String: String] = [:]
+    ) throws -> PruneJobOptions {
+        let source = try recipeOverride(in: checkpoint)
         let file = checkpoint.appendingPathComponent(recipeOverrideName)
-        return try watch.recipe.overridden(byTOML: source, file: file.path, baseDirectory: checkpoint)
+        return try watch.recipe(dsnotTOML: source, file: file.path, checkpoint: checkpoint.path, overrides: overrides)
     }
 
     static let recipeOverrideName = "dsnot.toml"
