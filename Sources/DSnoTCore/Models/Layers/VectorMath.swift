@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // VectorMath: SIMD exp, softmax and SiLU kernels for the element-wise parts of the forward pass.
 
+import Foundation
+
 /// 8-wide kernels. `exp` is the Cephes `expf` polynomial (range reduction by ln 2 split in two
 /// constants, degree-6 polynomial, exponent by bit construction): relative error about 2 ulp on
 /// `[-87, 88]`, which the forward tests bound against `Foundation.exp`.
@@ -77,6 +79,22 @@ enum VectorMath {
         while i < range.upperBound {
             up[i] *= gate[i] / (1 + exp(-gate[i]))
             i += 1
+        }
+    }
+
+    /// `p[i] ← cap · tanh(p[i] / cap)` for `i < count` (Gemma 2 soft-capping, as transformers divides,
+    /// takes `tanh` and multiplies).
+    static func softCap(_ p: UnsafeMutablePointer<Float>, count: Int, cap: Float) {
+        for i in 0..<count { p[i] = Foundation.tanh(p[i] / cap) * cap }
+    }
+
+    /// `up[i] ← gelu_tanh(gate[i]) · up[i]` for `i` in `range`: the GeGLU product with transformers'
+    /// `gelu_pytorch_tanh`, `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`.
+    static func geluTanhMultiply(gate: UnsafePointer<Float>, up: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        let k: Float = 0.797_884_56  // √(2/π)
+        for i in range {
+            let x = gate[i]
+            up[i] *= 0.5 * x * (1 + Foundation.tanh(k * (x + 0.044_715 * x * x * x)))
         }
     }
 }
