@@ -19,6 +19,11 @@ public struct GemmaConfiguration: Sendable, Equatable {
     public struct Rope: Sendable, Equatable {
         public var theta: Float
         public var scaling: RopeScaling
+
+        public init(theta: Float, scaling: RopeScaling) {
+            self.theta = theta
+            self.scaling = scaling
+        }
     }
 
     /// One layer's attention: a sliding window (local) or the whole prefix (global).
