@@ -14,19 +14,38 @@ import SystemPackage
 /// The file is `{"metadata": {…}, "weight_map": {"tensor name": "shard file name", …}}`. It is
 /// hostile input: at most `maximumLength` bytes, strict JSON (duplicate keys rejected), shard names
 /// must be plain file names (no `/`, not `.` or `..`, no NUL). `metadata` may hold anything.
-struct CheckpointIndex: Sendable {
+///
+/// ```swift
+/// let index = try CheckpointIndex(path: "llama/model.safetensors.index.json")
+/// let shards = Set(index.weightMap.map(\.shard))
+/// ```
+public struct CheckpointIndex: Sendable {
     /// Largest accepted index file: 64 MiB (a 70B model's index is about 100 KB).
-    static let maximumLength = 64 << 20
+    public static let maximumLength = 64 << 20
 
     /// Tensor name → shard file name, in the index's order.
-    let weightMap: [(tensor: String, shard: String)]
+    public let weightMap: [(tensor: String, shard: String)]
     /// `metadata`: strings as is, other values as compact JSON text.
-    let metadata: [String: String]
+    public let metadata: [String: String]
 
     /// Reads and validates the index at `path`.
     /// - Throws: `SafeTensorsError.invalidIndex` or `.io`.
-    init(path: String) throws {
-        let bytes = try Self.readBounded(path: path, limit: Self.maximumLength)
+    public init(path: String) throws {
+        try self.init(bytes: try Self.readBounded(path: path, limit: Self.maximumLength), path: path)
+    }
+
+    /// Validates an index already read (by a caller that opens files its own way).
+    /// - Parameters:
+    ///   - bytes: the whole file, at most `maximumLength` bytes.
+    ///   - path: the file's path, for error messages.
+    /// - Throws: `SafeTensorsError.invalidIndex`.
+    public init(bytes: [UInt8], path: String) throws {
+        guard bytes.count <= Self.maximumLength else {
+            throw SafeTensorsError.invalidIndex(
+                file: path,
+                reason: "\(bytes.count) bytes exceeds the limit of \(Self.maximumLength)"
+            )
+        }
         let object: [(String, StrictJSON.Value)]
         do {
             object = try bytes.withUnsafeBytes { try StrictJSON.parseObject($0, file: path) }
@@ -104,7 +123,8 @@ struct CheckpointIndex: Sendable {
     static func readBounded(path: String, limit: Int) throws -> [UInt8] {
         let fd: FileDescriptor
         do {
-            fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
+            // Non-blocking: a FIFO under the index's name must not block the reader (it is refused below).
+            fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec, .nonBlocking])
         } catch let errno as Errno {
             throw SafeTensorsError.io(path: path, operation: "open", errno: errno)
         }

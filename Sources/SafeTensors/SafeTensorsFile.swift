@@ -38,7 +38,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
         self.path = path
         let fd: FileDescriptor
         do {
-            fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
+            // Non-blocking: a FIFO must be refused below, not block the open until a writer appears.
+            fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec, .nonBlocking])
         } catch let errno as Errno {
             throw SafeTensorsError.io(path: path, operation: "open", errno: errno)
         }
@@ -88,11 +89,6 @@ public final class SafeTensorsFile: @unchecked Sendable {
     public func info(named name: String) throws -> TensorInfo {
         guard let info = info(ifPresent: name) else { throw SafeTensorsError.tensorNotFound(name: name, file: path) }
         return info
-    }
-
-    /// Calls `body` with a zero-copy view of a tensor's bytes (valid only inside `body`).
-    public func withRawBytes<R>(of info: TensorInfo, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        try body(rawBytes(of: info))
     }
 
     /// A zero-copy view of a tensor's bytes. Valid while this object is alive.

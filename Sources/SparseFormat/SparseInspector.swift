@@ -63,6 +63,7 @@ public enum SparseInspector {
     }
 
     /// Inspects `path`: a directory (every `*.safetensors.lz4`, else every `*.safetensors`), or one file.
+    /// Files are listed by name, and each file's tensors in natural order (`layers.2` before `layers.10`).
     /// - Parameter scratchDirectory: where frames are decompressed, one at a time (default: system temp).
     /// - Throws: any `SparseFormatError` about the files.
     public static func inspect(path: String, scratchDirectory: String? = nil) throws -> Report {
@@ -95,6 +96,7 @@ public enum SparseInspector {
                     fileBytes: try FileIO.fileSize(file),
                     safetensorsBytes: UInt64(safetensors.header.fileSize),
                     tensors: groups.items.map { describe($0, in: safetensors) }
+                        .sorted { naturallyPrecedes($0.name, $1.name) }
                 )
             )
         }
@@ -106,6 +108,38 @@ public enum SparseInspector {
             fileBytes: onDisk,
             ratio: onDisk == 0 ? 0 : Double(dense) / Double(onDisk)
         )
+    }
+
+    /// Natural order of tensor names: runs of digits compare as numbers, so `layers.2` comes before
+    /// `layers.10` (files written by Python's safetensors store them in string order); other bytes
+    /// compare as bytes. Names equal as numbers (`01`, `1`) fall back to byte order: a total order.
+    static func naturallyPrecedes(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8)
+        let y = Array(b.utf8)
+        func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+        func digitRun(_ bytes: [UInt8], from start: Int) -> (significant: ArraySlice<UInt8>, end: Int) {
+            var end = start
+            while end < bytes.count && isDigit(bytes[end]) { end += 1 }
+            var first = start
+            while first < end - 1 && bytes[first] == 0x30 { first += 1 }
+            return (bytes[first..<end], end)
+        }
+        var i = 0
+        var j = 0
+        while i < x.count && j < y.count {
+            if isDigit(x[i]) && isDigit(y[j]) {
+                let (m, nextI) = digitRun(x, from: i)
+                let (n, nextJ) = digitRun(y, from: j)
+                if m.count != n.count { return m.count < n.count }
+                if m != n { return m.lexicographicallyPrecedes(n) }
+                (i, j) = (nextI, nextJ)
+            } else {
+                if x[i] != y[j] { return x[i] < y[j] }
+                (i, j) = (i + 1, j + 1)
+            }
+        }
+        if i < x.count || j < y.count { return i == x.count }
+        return x.lexicographicallyPrecedes(y)
     }
 
     private static func describe(_ item: SparseTensorGroups.Item, in file: SafeTensorsFile) -> Tensor {

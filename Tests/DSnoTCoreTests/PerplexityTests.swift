@@ -16,7 +16,7 @@ import Testing
     static func naiveLoss(_ logits: Matrix, _ tokens: [Int]) -> Double {
         var total = 0.0
         for t in 0..<(tokens.count - 1) {
-            let row = logits.row(t).map(Double.init)
+            let row = (0..<logits.columns).map { Double(logits[t, $0]) }
             let m = row.max() ?? 0
             let lse = m + log(row.reduce(0) { $0 + exp($1 - m) })
             total += lse - row[tokens[t + 1]]

@@ -16,7 +16,12 @@ import Testing
         let events: EventHub
         let runner: ScriptedJobRunner
 
-        init(runner: ScriptedJobRunner, freeDisk: Int = Int.max, memoryBudget: Int = 1 << 30) throws {
+        init(
+            runner: ScriptedJobRunner,
+            freeDisk: Int = Int.max,
+            diskTotal: Int = Int.max,
+            memoryBudget: Int = 1 << 30
+        ) throws {
             directory = try TempDirectory()
             var configuration = testConfiguration(in: directory)
             configuration.memoryBudget = memoryBudget
@@ -31,7 +36,7 @@ import Testing
                 settings: settings,
                 events: events,
                 logger: testLogger,
-                freeDiskBytes: { _ in freeDisk }
+                diskSpace: { _ in DiskSpace(free: freeDisk, total: diskTotal) }
             )
         }
 

@@ -66,25 +66,35 @@ final class ScriptedJobRunner: JobRunner {
 
     let blocks: Int
     let blockDelay: Double
-    let estimateValue: ResourceEstimate
+    let estimator: @Sendable (JobSpec) throws -> ResourceEstimate
     private let script = Mutex<[Script]>([])
     private let runs = Mutex(0)
 
-    init(
+    convenience init(
         blocks: Int = 4,
         blockDelay: Double = 0.01,
         estimate: ResourceEstimate = .init(memoryBytes: 1, outputBytes: 1),
         script: [Script] = []
     ) {
+        self.init(blocks: blocks, blockDelay: blockDelay, script: script) { _ in estimate }
+    }
+
+    /// A runner whose estimate depends on the job (or throws).
+    init(
+        blocks: Int = 4,
+        blockDelay: Double = 0.01,
+        script: [Script] = [],
+        estimator: @escaping @Sendable (JobSpec) throws -> ResourceEstimate
+    ) {
         self.blocks = blocks
         self.blockDelay = blockDelay
-        self.estimateValue = estimate
+        self.estimator = estimator
         self.script.withLock { $0 = script }
     }
 
     var runCount: Int { runs.withLock { $0 } }
 
-    func estimate(_ job: JobSpec) throws -> ResourceEstimate { estimateValue }
+    func estimate(_ job: JobSpec) throws -> ResourceEstimate { try estimator(job) }
 
     func run(_ job: JobSpec, progress: @Sendable (JobProgress) -> Void, isCancelled: @Sendable () -> Bool) throws
         -> JobOutcome

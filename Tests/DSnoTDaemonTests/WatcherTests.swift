@@ -110,19 +110,23 @@ import Testing
         let shard = CheckpointFixture.shardBytes(elements: 64)
         try CheckpointFixture.write(to: checkpoint, truncateTo: 0)
         let handle = try FileHandle(forWritingTo: checkpoint.appendingPathComponent("model.safetensors"))
-        // Write the shard in pieces with pauses longer than the settle time: quiet but incomplete.
+        // Write the shard in pieces with pauses longer than the settle time: quiet but incomplete, so
+        // each pause may record a failed job saying so, but nothing is queued before the end.
         for piece in stride(from: 0, to: shard.count, by: 100) {
             try handle.write(contentsOf: Data(shard[piece..<min(shard.count, piece + 100)]))
             try await Task.sleep(for: .milliseconds(450))
-            if piece + 100 < shard.count { #expect(try store.jobs(state: nil, watch: nil, limit: nil).isEmpty) }
+            if piece + 100 < shard.count { #expect(try store.jobs(state: .queued, watch: nil, limit: nil).isEmpty) }
         }
         try handle.close()
         let queued = try await eventually { try store.jobs(state: .queued, watch: "main", limit: nil).count == 1 }
         #expect(queued)
-        #expect(try store.jobs(state: nil, watch: nil, limit: nil).first?.inputPath == checkpoint.path)
+        #expect(try store.jobs(state: .queued, watch: nil, limit: nil).first?.inputPath == checkpoint.path)
+        for failed in try store.jobs(state: .failed, watch: nil, limit: nil) {
+            #expect(failed.reason?.hasPrefix("shard 'model.safetensors' is ") == true)
+        }
     }
 
-    @Test func truncatedAndIgnoredCheckpointsAreNeverQueued() async throws {
+    @Test func truncatedCheckpointFailsAndIgnoredOnesAreNeverQueued() async throws {
         let directory = try TempDirectory()
         defer { directory.remove() }
         let (store, _, task) = try await start(directory, settle: 0.1)
@@ -131,10 +135,16 @@ import Testing
         try CheckpointFixture.write(to: directory.sub("in/.hidden"))
         try CheckpointFixture.write(to: directory.sub("in/dl.partial"))
         try CheckpointFixture.write(to: directory.sub("in/good"))
-        let queuedGood = try await eventually { try store.jobs(state: nil, watch: nil, limit: nil).count == 1 }
-        #expect(queuedGood)
+        let recorded = try await eventually { try store.jobs(state: nil, watch: nil, limit: nil).count == 2 }
+        #expect(recorded)
         try await Task.sleep(for: .milliseconds(600))
-        #expect(try store.jobs(state: nil, watch: nil, limit: nil).map(\.inputPath) == [directory.sub("in/good").path])
+        #expect(
+            try store.jobs(state: .queued, watch: nil, limit: nil).map(\.inputPath) == [directory.sub("in/good").path]
+        )
+        let cut = try #require(try store.jobs(state: .failed, watch: nil, limit: nil).first)
+        #expect(cut.inputPath == directory.sub("in/cut").path)
+        #expect(cut.reason == "shard 'model.safetensors' is 30 bytes, its header needs 63")
+        #expect(try store.jobs(state: nil, watch: nil, limit: nil).count == 2)
     }
 
     @Test func checkpointPresentAtStartIsFoundByTheFirstScanAndAChangeMakesANewJob() async throws {
@@ -150,7 +160,7 @@ import Testing
         #expect(second)
     }
 
-    @Test func checkpointDsnotTomlOverridesTheRecipeAndABadOneIsNotQueued() async throws {
+    @Test func checkpointDsnotTomlOverridesTheRecipeAndABadOneFailsWithItsReason() async throws {
         let directory = try TempDirectory()
         defer { directory.remove() }
         let (store, _, task) = try await start(directory, settle: 0.1)
@@ -159,11 +169,14 @@ import Testing
         try Data("sparsity = 0.7\nmethod = \"magnitude\"\n".utf8).write(to: custom.appendingPathComponent("dsnot.toml"))
         let broken = try CheckpointFixture.write(to: directory.sub("in/broken"))
         try Data("sparsity = 7\n".utf8).write(to: broken.appendingPathComponent("dsnot.toml"))
-        #expect(try await eventually { try store.jobs(state: nil, watch: nil, limit: nil).count == 1 })
-        try await Task.sleep(for: .milliseconds(400))
-        let jobs = try store.jobs(state: nil, watch: nil, limit: nil)
-        #expect(jobs.map(\.inputPath) == [custom.path])
-        #expect(jobs.first?.recipe == "magnitude-u70-dsnot")
-        #expect(try store.recipe(jobID: jobs[0].id)?.method == .magnitude)
+        #expect(try await eventually { try store.jobs(state: nil, watch: nil, limit: nil).count == 2 })
+        let queued = try store.jobs(state: .queued, watch: nil, limit: nil)
+        #expect(queued.map(\.inputPath) == [custom.path])
+        #expect(queued.first?.recipe == "magnitude-u70-dsnot")
+        #expect(try store.recipe(jobID: queued[0].id)?.method == .magnitude)
+        let failed = try #require(try store.jobs(state: .failed, watch: nil, limit: nil).first)
+        #expect(failed.inputPath == broken.path)
+        #expect(failed.reason?.contains(broken.appendingPathComponent("dsnot.toml").path) == true)
+        #expect(failed.reason?.contains("sparsity") == true)
     }
 }

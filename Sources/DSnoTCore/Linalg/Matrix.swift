@@ -57,11 +57,6 @@ public struct Matrix: Sendable, Equatable {
         set { storage[row * columns + column] = newValue }
     }
 
-    /// A copy of one row.
-    public func row(_ r: Int) -> [Float] {
-        Array(storage[(r * columns)..<((r + 1) * columns)])
-    }
-
     /// The transpose, as a new matrix.
     public func transposed() -> Matrix {
         var result = Matrix(rows: columns, columns: rows)

@@ -24,6 +24,9 @@ public enum JobTransition: Sendable, Equatable {
     case retry
     /// A queued job cannot start yet (`nil` clears the reason).
     case wait(reason: String?)
+    /// A queued job can never start (its checkpoint is broken, its recipe unreadable, its estimate
+    /// beyond the configured budget): it fails permanently without an attempt.
+    case reject(reason: String)
 }
 
 /// Retry policy for retryable failures: exponential back-off, bounded attempts.
@@ -81,6 +84,14 @@ public enum JobStateMachine {
             next.notBefore = nil
         case (.queued, .wait(let reason)):
             next.waitingReason = reason
+        case (.queued, .reject(let reason)):
+            next.state = .failed
+            next.reason = reason
+            next.retryable = false
+            next.phase = nil
+            next.waitingReason = nil
+            next.notBefore = nil
+            next.finishedAt = now
         case (.running, .progress(let phase, let block, let count)):
             next.phase = phase
             next.block = block

@@ -37,9 +37,12 @@ public protocol JobStore: Sendable {
 public enum JobStoreError: Error, CustomStringConvertible {
     case cannotOpen(path: String, reason: String)
     case database(operation: String, reason: String)
+    /// A job's stored recipe no longer decodes (written by another version, or damaged).
+    case recipeUnreadable(jobID: String, reason: String)
 
     public var description: String {
         switch self {
+        case .recipeUnreadable(let id, let reason): return "the stored recipe of job \(id) cannot be decoded: \(reason)"
         case .cannotOpen(let path, let reason): return "cannot open job database \(path): \(reason)"
         case .database(let operation, let reason): return "job database \(operation) failed: \(reason)"
         }

@@ -98,10 +98,14 @@ public final class SQLiteJobStore: JobStore {
     }
 
     public func recipe(jobID: String) throws -> RecipeConfiguration? {
-        try read("recipe") { db in
-            guard let text = try String.fetchOne(db, sql: "SELECT recipe FROM job WHERE id = ?", arguments: [jobID])
-            else { return nil }
+        let text = try read("recipe") { db in
+            try String.fetchOne(db, sql: "SELECT recipe FROM job WHERE id = ?", arguments: [jobID])
+        }
+        guard let text else { return nil }
+        do {
             return try JSONDecoder().decode(RecipeConfiguration.self, from: Data(text.utf8))
+        } catch {
+            throw JobStoreError.recipeUnreadable(jobID: jobID, reason: "\(error)")
         }
     }
 

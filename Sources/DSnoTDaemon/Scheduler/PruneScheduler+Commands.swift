@@ -43,16 +43,13 @@ extension PruneScheduler {
         recipe: RecipeConfiguration,
         priority: Int
     ) throws -> (job: JobRecord, inserted: Bool) {
-        let key = "\(fingerprint.prefix(32))-\(recipe.hash.prefix(16))"
-        let record = JobRecord(
-            id: "j-" + SHA256.hex(Array(key.utf8)).prefix(12),
-            key: key,
-            watch: watch,
+        let record = newJob(
             inputPath: inputPath,
+            fingerprint: fingerprint,
+            watch: watch,
             outbox: outbox,
-            recipe: recipe.label,
-            priority: priority,
-            createdAt: now()
+            recipe: recipe,
+            priority: priority
         )
         let result = try store.insert(record, recipe: recipe)
         if result.inserted {

@@ -25,6 +25,9 @@ extension PruneScheduler {
         return next
     }
 
+    /// Starts queued jobs while workers are free, in `SchedulingPolicy.candidates` order: a job that
+    /// fits starts, one that must wait is passed over (it does not hold back the jobs behind it), one
+    /// that can never run fails with its reason (`SchedulingPolicy.admission`).
     func scheduleNext() {
         guard !stopping, !globalPaused, running.count < settings.workers else {
             publishStatusLine()
@@ -36,29 +39,27 @@ extension PruneScheduler {
             return
         }
         let candidates = SchedulingPolicy.candidates(queued, pausedWatches: pausedWatches, now: now())
+        let ids = Set(candidates.map(\.id))
+        estimates = estimates.filter { ids.contains($0.key) }
         waitingReason = nil
-        for job in candidates.prefix(settings.workers - running.count) {
-            guard let recipe = try? store.recipe(jobID: job.id) else { continue }
-            let spec = JobSpec(
-                id: job.id,
-                inputPath: job.inputPath,
-                recipe: recipe,
-                temporaryOutputPath: temporaryPath(for: job)
-            )
-            let estimate = (try? runner.estimate(spec)) ?? ResourceEstimate(memoryBytes: 0, outputBytes: 0)
-            let inUse = running.values.reduce(0) { $0 + $1.estimate.memoryBytes }
-            if let shortage = SchedulingPolicy.resourceShortage(
+        for job in candidates where running.count < settings.workers {
+            guard let (spec, estimate) = admissionInputs(job) else { continue }
+            let inUse = running.values.reduce(0) { SchedulingPolicy.sum($0, $1.estimate.memoryBytes) }
+            switch SchedulingPolicy.admission(
                 estimate: estimate,
                 memoryBudget: settings.memoryBudget,
                 memoryInUse: inUse,
-                freeDisk: freeDiskBytes(job.outbox),
+                disk: diskSpace(job.outbox),
                 diskMargin: settings.freeDiskMargin
             ) {
-                waitingReason = shortage
-                if job.waitingReason != shortage { _ = try? commit(.wait(reason: shortage), job) }
-                break
+            case .start:
+                estimates.removeValue(forKey: job.id)
+                start(job, spec: spec, estimate: estimate)
+            case .wait(let reason):
+                hold(job, reason: reason)
+            case .never(let reason):
+                failLogged(job, reason: reason)
             }
-            start(job, spec: spec, estimate: estimate)
         }
         publishStatusLine()
     }
@@ -215,13 +216,17 @@ extension PruneScheduler {
         onStatusLine(line)
     }
 
-    /// Free bytes for unprivileged users on the filesystem holding `path` (its nearest existing parent).
-    public nonisolated static func statvfsFreeBytes(_ path: String) -> Int {
+    /// Free bytes (for unprivileged users) and total bytes of the filesystem holding `path` (its nearest
+    /// existing parent). Unknown (`statvfs` fails) counts as unlimited: the write itself will tell.
+    public nonisolated static func statvfsDiskSpace(_ path: String) -> DiskSpace {
         var url = URL(fileURLWithPath: path)
         while !FileManager.default.fileExists(atPath: url.path) && url.path != "/" { url.deleteLastPathComponent() }
         var stats = statvfs()
-        guard statvfs(url.path, &stats) == 0 else { return Int.max }
-        let (bytes, overflow) = Int(stats.f_bavail).multipliedReportingOverflow(by: Int(stats.f_frsize))
-        return overflow ? Int.max : bytes
+        guard statvfs(url.path, &stats) == 0 else { return DiskSpace(free: Int.max, total: Int.max) }
+        func bytes(_ blocks: UInt) -> Int {
+            let (bytes, overflow) = Int(clamping: blocks).multipliedReportingOverflow(by: Int(stats.f_frsize))
+            return overflow ? Int.max : bytes
+        }
+        return DiskSpace(free: bytes(stats.f_bavail), total: bytes(stats.f_blocks))
     }
 }

@@ -60,12 +60,14 @@ public actor PruneScheduler: Service {
     let events: EventHub
     let logger: Logger
     let now: @Sendable () -> Date
-    let freeDiskBytes: @Sendable (String) -> Int
+    let diskSpace: @Sendable (String) -> DiskSpace
     var settings: Settings
     var running: [String: RunningJob] = [:]
     var globalPaused = false
     var pausedWatches: Set<String>
     var waitingReason: String?
+    /// Estimates of queued jobs (`runner.estimate` opens the checkpoint), kept while they wait.
+    var estimates: [String: ResourceEstimate] = [:]
     var stopping = false
     var stopRequestedAt: Date?
     /// Called with a one-line status after every change (for `STATUS=`).
@@ -81,7 +83,7 @@ public actor PruneScheduler: Service {
         events: EventHub,
         logger: Logger,
         now: @escaping @Sendable () -> Date = { Date() },
-        freeDiskBytes: @escaping @Sendable (String) -> Int = PruneScheduler.statvfsFreeBytes
+        diskSpace: @escaping @Sendable (String) -> DiskSpace = PruneScheduler.statvfsDiskSpace
     ) {
         self.store = store
         self.runner = runner
@@ -89,7 +91,7 @@ public actor PruneScheduler: Service {
         self.events = events
         self.logger = logger
         self.now = now
-        self.freeDiskBytes = freeDiskBytes
+        self.diskSpace = diskSpace
         self.pausedWatches = Set(settings.watches.filter(\.paused).map(\.name))
     }
 

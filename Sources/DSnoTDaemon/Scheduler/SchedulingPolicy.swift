@@ -4,6 +4,17 @@
 public import DSnoTControlProtocol
 public import Foundation
 
+/// Free and total bytes of a filesystem (for unprivileged users: `f_bavail`, `f_blocks`).
+public struct DiskSpace: Sendable, Equatable {
+    public var free: Int
+    public var total: Int
+
+    public init(free: Int, total: Int) {
+        self.free = free
+        self.total = total
+    }
+}
+
 /// The scheduler's pure decisions.
 public enum SchedulingPolicy {
     /// Queued jobs eligible to start now, best first: higher priority, then older. Jobs of paused watches
@@ -14,6 +25,57 @@ public enum SchedulingPolicy {
         }.sorted { a, b in
             a.priority != b.priority ? a.priority > b.priority : (a.createdAt, a.id) < (b.createdAt, b.id)
         }
+    }
+
+    /// What to do with a queued job, given its estimate.
+    public enum Admission: Sendable, Equatable {
+        /// It fits now.
+        case start
+        /// It does not fit now (other jobs hold memory, the disk is full for now), but could later.
+        case wait(reason: String)
+        /// It can never fit the configured budget: fail it rather than hold the queue.
+        case never(reason: String)
+    }
+
+    /// Whether a job with this estimate starts, waits or can never run.
+    ///
+    /// The ordering rule (`scheduleNext`): queued jobs are considered in `candidates` order; a job that
+    /// starts takes a worker; a job that waits is passed over and the next one that fits starts in its
+    /// place; a job that can never fit fails at once. So a job waiting for memory or disk never holds
+    /// back the jobs behind it that fit; with several workers it can be overtaken by smaller jobs for as
+    /// long as they keep it from fitting.
+    /// - Parameters:
+    ///   - memoryInUse: bytes estimated for the jobs already running.
+    ///   - disk: free and total bytes of the outbox's filesystem.
+    public static func admission(
+        estimate: ResourceEstimate,
+        memoryBudget: Int,
+        memoryInUse: Int,
+        disk: DiskSpace,
+        diskMargin: Int
+    ) -> Admission {
+        if estimate.memoryBytes > memoryBudget {
+            return .never(
+                reason: "needs \(format(estimate.memoryBytes)) of memory, more than memory_budget "
+                    + "\(format(memoryBudget)): it can never start"
+            )
+        }
+        if sum(estimate.outputBytes, diskMargin) > disk.total {
+            return .never(
+                reason: "output needs \(format(estimate.outputBytes)) + margin \(format(diskMargin)), more than "
+                    + "the outbox filesystem's total size \(format(disk.total)): it can never be written"
+            )
+        }
+        if let shortage = resourceShortage(
+            estimate: estimate,
+            memoryBudget: memoryBudget,
+            memoryInUse: memoryInUse,
+            freeDisk: disk.free,
+            diskMargin: diskMargin
+        ) {
+            return .wait(reason: shortage)
+        }
+        return .start
     }
 
     /// Why a job with this estimate cannot start now, or nil if it fits.
@@ -27,15 +89,21 @@ public enum SchedulingPolicy {
         freeDisk: Int,
         diskMargin: Int
     ) -> String? {
-        if estimate.memoryBytes + memoryInUse > memoryBudget {
+        if sum(estimate.memoryBytes, memoryInUse) > memoryBudget {
             return "waiting for memory: needs \(format(estimate.memoryBytes)), budget \(format(memoryBudget)) "
                 + "with \(format(memoryInUse)) in use"
         }
-        if estimate.outputBytes + diskMargin > freeDisk {
+        if sum(estimate.outputBytes, diskMargin) > freeDisk {
             return "waiting for disk: output needs \(format(estimate.outputBytes)) + margin \(format(diskMargin)), "
                 + "\(format(freeDisk)) free"
         }
         return nil
+    }
+
+    /// `a + b`, saturating: estimates come from hostile recipes and checkpoints.
+    static func sum(_ a: Int, _ b: Int) -> Int {
+        let (total, overflow) = a.addingReportingOverflow(b)
+        return overflow ? Int.max : total
     }
 
     /// Seconds left for a job that has done `block` of `blockCount` blocks in `elapsed` seconds.
