@@ -2,13 +2,18 @@
 # SPDX-License-Identifier: Apache-2.0
 # make-tiny-models: tiny random Hugging Face checkpoints + reference logits for the Swift forward-pass tests.
 #
-# Usage (separate venv, torch is big):
-#   python3 -m venv .venv-models && .venv-models/bin/pip install torch transformers safetensors numpy
-#   .venv-models/bin/python scripts/make-tiny-models.py [OUT_DIR]
+# Usage (separate venv, torch is big; the fixtures were written with these pinned versions):
+#   python3 -m venv .venv-models
+#   .venv-models/bin/pip install torch==2.13.0 transformers==5.24.0 safetensors==0.8.0 numpy
+#   .venv-models/bin/python scripts/make-tiny-models.py [OUT_DIR] [NAME...]
+# (torch 2.13.0+cpu from a local wheel directory works the same; only CPU fp32 is used.)
 # OUT_DIR defaults to Tests/DSnoTCoreTests/Resources/models. Each model gets a folder with
 # config.json, model.safetensors and expected.safetensors (`input_ids` int64 [1, T], `logits` float32
 # [T, vocab] computed by transformers in float32 with eager attention). The `*_bf16` variant stores
 # its weights as bfloat16; its reference logits are computed in float32 from the bf16-rounded weights.
+# NAME... regenerates only those folders (the seeds stay those of the full run).
+# Fixtures with EXTRA_PREFIXES also store `input_ids_short`/`logits_short` for a prefix of the sequence
+# (phi3 longrope: the prefix stays within original_max_position_embeddings, the full sequence does not).
 import json
 import os
 import sys
@@ -80,7 +85,81 @@ MODELS = {
             activation_function="relu",
         ),
     ),
+    "qwen3_untied": ("qwen3", dict(LLAMA_BASE, tie_word_embeddings=False, head_dim=32)),
+    "qwen3_tied_bf16": ("qwen3", dict(LLAMA_BASE, tie_word_embeddings=True, head_dim=16)),
+    # Soft-capping small enough to bind (max |logit| stays below 3), a sliding window of 8 < 24 tokens on
+    # layers 0 and 2, full attention on 1 and 3; head_dim and query_pre_attn_scalar differ from hidden/heads.
+    "gemma2_tied": (
+        "gemma2",
+        dict(
+            LLAMA_BASE,
+            num_hidden_layers=4,
+            head_dim=32,
+            query_pre_attn_scalar=24,
+            sliding_window=8,
+            attn_logit_softcapping=5.0,
+            final_logit_softcapping=3.0,
+            rms_norm_eps=1e-6,
+            tie_word_embeddings=True,
+        ),
+    ),
+    "gemma2_untied_bf16": (
+        "gemma2",
+        dict(LLAMA_BASE, head_dim=16, query_pre_attn_scalar=16, sliding_window=8, tie_word_embeddings=False),
+    ),
+    # Local layers (window 8) with their own RoPE base, a global layer with linear rope scaling.
+    "gemma3_text_tied": (
+        "gemma3_text",
+        dict(
+            LLAMA_BASE,
+            num_hidden_layers=3,
+            head_dim=32,
+            query_pre_attn_scalar=32,
+            sliding_window=8,
+            layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+            rope_parameters={
+                "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+                "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+            },
+            tie_word_embeddings=True,
+        ),
+    ),
+    "gemma3_text_untied_bf16": (
+        "gemma3_text",
+        dict(LLAMA_BASE, head_dim=16, sliding_window=8, sliding_window_pattern=2, tie_word_embeddings=False),
+    ),
+    # LongRoPE: the 24-token sequence is past original_max_position_embeddings = 16 (long factors); its
+    # 12-token prefix is not (short factors). Half of each head is rotated.
+    "phi3_longrope": (
+        "phi3",
+        dict(
+            LLAMA_BASE,
+            max_position_embeddings=64,
+            original_max_position_embeddings=16,
+            pad_token_id=0,
+            tie_word_embeddings=False,
+            rope_parameters={
+                "rope_type": "longrope",
+                "rope_theta": 10000.0,
+                "partial_rotary_factor": 0.5,
+                "short_factor": [1.0, 1.1, 1.3, 1.6],
+                "long_factor": [1.0, 2.0, 4.5, 9.0],
+            },
+        ),
+    ),
+    "phi3_tied_bf16": (
+        "phi3",
+        dict(
+            LLAMA_BASE,
+            tie_word_embeddings=True,
+            pad_token_id=0,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75},
+        ),
+    ),
 }
+
+BF16 = {"llama_gqa_tied_bf16", "qwen3_tied_bf16", "gemma2_untied_bf16", "gemma3_text_untied_bf16", "phi3_tied_bf16"}
+EXTRA_PREFIXES = {"phi3_longrope": 12}
 
 
 def randomize(model, seed):
@@ -106,7 +185,7 @@ def build(name, model_type, params, seed):
     return model
 
 
-def write(out, name, model, bf16=False):
+def write(out, name, model, bf16=False, prefix=None):
     folder = os.path.join(out, name)
     os.makedirs(folder, exist_ok=True)
     if bf16:
@@ -118,7 +197,12 @@ def write(out, name, model, bf16=False):
     with torch.no_grad():
         logits = model(input_ids=ids).logits[0].float().contiguous()
     if bf16:
-        state = {k: v.to(torch.bfloat16).contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+        tied = model.config.tie_word_embeddings
+        state = {
+            k: v.to(torch.bfloat16).contiguous()
+            for k, v in model.state_dict().items()
+            if not (tied and k == "lm_head.weight")
+        }
         model.config.dtype = "bfloat16"
         model.config.save_pretrained(folder)
         save_file(state, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
@@ -128,17 +212,28 @@ def write(out, name, model, bf16=False):
         path = os.path.join(folder, extra)
         if os.path.exists(path):
             os.remove(path)
-    save_file({"input_ids": ids, "logits": logits}, os.path.join(folder, "expected.safetensors"))
+    expected = {"input_ids": ids, "logits": logits}
+    if prefix is not None:
+        short = ids[:, :prefix].clone()
+        with torch.no_grad():
+            expected["input_ids_short"] = short
+            expected["logits_short"] = model(input_ids=short).logits[0].float().contiguous()
+    save_file(expected, os.path.join(folder, "expected.safetensors"))
     print(f"{name}: vocab {logits.shape[1]}, max |logit| {logits.abs().max().item():.4f}")
 
 
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "Tests/DSnoTCoreTests/Resources/models"
+    only = set(sys.argv[2:])
     torch.set_num_threads(1)
     for seed, (name, (model_type, params)) in enumerate(MODELS.items(), start=1):
-        model = build(name, model_type, params, seed)
-        write(out, name, model)
-        if name == "llama_gqa_tied":
+        if only and name not in only and name + "_bf16" not in only:
+            continue
+        if not name.endswith("_bf16") and (not only or name in only):
+            write(out, name, build(name, model_type, params, seed), prefix=EXTRA_PREFIXES.get(name))
+        if name.endswith("_bf16"):
+            write(out, name, build(name, model_type, params, seed), bf16=True, prefix=EXTRA_PREFIXES.get(name))
+        elif name + "_bf16" in BF16 and (not only or name + "_bf16" in only):
             write(out, name + "_bf16", build(name, model_type, params, seed), bf16=True)
     print("transformers", transformers.__version__, "torch", torch.__version__, "numpy", np.__version__)
 

@@ -30,6 +30,27 @@ import Testing
         for (got, want) in zip(values, expected) { #expect(abs(Double(got) - want) <= 1e-6) }
     }
 
+    /// Gemma's kernels against libm in Double: GeGLU's `gelu_pytorch_tanh` and soft-capping, over the
+    /// vector body and the scalar tail (3 201 values, not a multiple of 8).
+    @Test func geluTanhAndSoftCapMatchLibm() {
+        let xs = (0...3200).map { Float(-40 + Double($0) * 0.025) }
+        var up = [Float](repeating: 1.5, count: xs.count)
+        xs.withUnsafeBufferPointer { g in
+            up.withUnsafeMutableBufferPointer { u in
+                VectorMath.geluTanhMultiply(gate: g.baseAddress!, up: u.baseAddress!, range: 0..<xs.count)
+            }
+        }
+        var capped = xs
+        capped.withUnsafeMutableBufferPointer { VectorMath.softCap($0.baseAddress!, count: $0.count, cap: 5) }
+        for (i, x) in xs.enumerated() {
+            let d = Double(x)
+            let gelu = 0.5 * d * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * (d + 0.044715 * d * d * d)))
+            // A few ulp of max(|x|, 1): the product and the cap keep fp32 rounding of their inputs.
+            #expect(abs(Double(up[i]) - 1.5 * gelu) <= 2e-6 * max(1, abs(d)), "gelu_tanh(\(x))")
+            #expect(abs(Double(capped[i]) - 5 * Foundation.tanh(d / 5)) <= 2e-6 * 5, "softcap(\(x))")
+        }
+    }
+
     /// Naive attention in Double: softmax(scale · q kᵀ) v over the visible keys.
     static func naive(_ q: Matrix, _ k: Matrix, _ v: Matrix, _ a: CausalAttention) -> Matrix {
         let d = a.headDim

@@ -10,7 +10,8 @@ import Testing
     /// Produced by `scripts/make-tiny-models.py` (transformers 5.24, eager attention, fp32).
     static let fixtures = [
         "llama_gqa_tied", "llama_gqa_tied_bf16", "llama_gqa_untied", "llama3_rope", "qwen2_bias", "mistral_window",
-        "opt_pre_ln", "opt_post_ln_proj",
+        "opt_pre_ln", "opt_post_ln_proj", "qwen3_untied", "qwen3_tied_bf16", "gemma2_tied", "gemma2_untied_bf16",
+        "gemma3_text_tied", "gemma3_text_untied_bf16", "phi3_longrope", "phi3_tied_bf16",
     ]
 
     @Test(arguments: fixtures)
@@ -25,6 +26,7 @@ import Testing
         for i in 0..<logits.count { worst = max(worst, abs(logits.storage[i] - reference.storage[i])) }
         // Acceptance bound of issue 3: max abs difference ≤ 1e-4 × max |reference logit|.
         #expect(worst <= 1e-4 * reference.maxAbs, "\(name): max |Δ| = \(worst), max |ref| = \(reference.maxAbs)")
+        print("\(name): max |Δ| / max |ref| = \(worst / reference.maxAbs)")
     }
 
     /// A block run on a prefix of a sequence gives the same rows as on the whole sequence (causality).
@@ -62,7 +64,10 @@ import Testing
 
     /// The statistics pass stops before the last linear layer; what it taps must be exactly what the
     /// full forward pass taps (both architectures, both OPT norm placements).
-    @Test(arguments: ["llama_gqa_untied", "opt_pre_ln", "opt_post_ln_proj"])
+    @Test(arguments: [
+        "llama_gqa_untied", "opt_pre_ln", "opt_post_ln_proj", "qwen3_untied", "gemma2_tied", "gemma3_text_tied",
+        "phi3_longrope",
+    ])
     func tapLinearInputsSeesWhatForwardSees(_ fixture: String) throws {
         let model = try ModelRegistry.load(directory: ModelFixtures.path(fixture))
         let block = try model.loadBlock(0)

@@ -176,7 +176,7 @@ struct RecordingLogHandler: LogHandler {
         _ = try await harness.scheduler.resume(watch: nil)
         #expect(try await eventually { try harness.job(job.id)?.state == .failed })
         let failed = try #require(try harness.job(job.id))
-        #expect(failed.reason?.hasPrefix("the stored recipe of job \(job.id) cannot be decoded") == true)
+        #expect(failed.reason?.hasPrefix("job \(job.id): the stored recipe does not decode") == true)
         #expect(harness.records.contains("Job failed", "error", containing: "stored recipe"))
         #expect(harness.runner.runCount == 0)
     }

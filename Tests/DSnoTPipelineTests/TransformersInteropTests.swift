@@ -18,7 +18,7 @@ import Testing
         import sys, numpy as np, torch
         from safetensors.numpy import save_file
         from transformers import AutoModelForCausalLM
-        model = AutoModelForCausalLM.from_pretrained(sys.argv[1], torch_dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32, attn_implementation="eager")
         model.eval()
         ids = torch.tensor([[int(t) for t in sys.argv[3].split(',')]])
         with torch.no_grad():
@@ -40,22 +40,72 @@ import Testing
         _ = try job.run(into: root + "/sparse", logger: Logger(label: "test"))
         _ = try SparseUnpacker.unpack(outputDirectory: root + "/sparse", destination: root + "/dense", mode: .dense)
 
-        let tokens = [5, 17, 300, 42, 1024, 7, 99, 2048, 13, 600]
-        let ours = try ModelRegistry.load(directory: root + "/dense").logits(tokens: tokens)
+        try Self.expectTransformersAgrees(
+            directory: root + "/dense",
+            tokens: [5, 17, 300, 42, 1024, 7, 99, 2048, 13, 600],
+            python: python,
+            label: "llama 2:4"
+        )
+    }
+
+    /// Every newer family (qwen3, gemma2, gemma3_text, phi3): Wanda 2:4 with DSnoT, sparse output,
+    /// `unpack --dense`, and transformers' logits on the unpacked checkpoint equal the engine's.
+    @Test(
+        .enabled(if: python != nil, "set DSNOT_TRANSFORMERS_PYTHON to a Python with torch and transformers"),
+        arguments: ModelFamilyPruneTests.families
+    )
+    func transformersLoadsEveryPrunedFamily(_ family: String) throws {
+        let python = try #require(Self.python)
+        let root = try TinyCheckpoint.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try ModelFamilyPruneTests.writeCalibration(to: root + "/calib.safetensors")
+        try FileManager.default.createDirectory(atPath: root + "/sparse", withIntermediateDirectories: true)
+        let options = ModelFamilyPruneTests.options(
+            .wanda,
+            .nOfM(2, 4),
+            dsnot: true,
+            calibration: root + "/calib.safetensors",
+            format: .sparse(level: .fast, bytePlanes: false)
+        )
+        _ = try PruneJob(input: ModelFamilyPruneTests.models + "/" + family, options: options)
+            .run(into: root + "/sparse", logger: Logger(label: "test"))
+        _ = try SparseUnpacker.unpack(outputDirectory: root + "/sparse", destination: root + "/dense", mode: .dense)
+        let check = {
+            try Self.expectTransformersAgrees(
+                directory: root + "/dense",
+                tokens: Array(0..<30).map { ($0 * 37 + 11) % 128 },
+                python: python,
+                label: family
+            )
+        }
+        guard family != "gemma2_tied" else {
+            // The output's config.json is re-serialized by JSONSerialization, which writes the soft-caps
+            // 3.0 / 5.0 as 3 / 5; transformers 5's strict Gemma2Config refuses an int there.
+            withKnownIssue("SparseCheckpointWriter turns integral floats in config.json into ints") { try check() }
+            return
+        }
+        try check()
+    }
+
+    /// Runs transformers on `directory` and compares its logits with the engine's (issue 3's bound).
+    static func expectTransformersAgrees(directory: String, tokens: [Int], python: String, label: String) throws {
+        let ours = try ModelRegistry.load(directory: directory).logits(tokens: tokens)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = [
-            "-c", Self.script, root + "/dense", root + "/logits.safetensors",
+            "-c", script, directory, directory + "/logits.safetensors",
             tokens.map(String.init).joined(separator: ","),
         ]
         try process.run()
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
-        let reference = try SafeTensorsFile(path: root + "/logits.safetensors").floats(named: "logits")
+        let reference = try SafeTensorsFile(path: directory + "/logits.safetensors").floats(named: "logits")
         #expect(reference.count == ours.count)
         let maxReference = reference.reduce(0) { max($0, abs($1)) }
         let maxDifference = zip(ours.storage, reference).reduce(0) { max($0, abs($1.0 - $1.1)) }
-        print("transformers vs engine on the unpacked 2:4 model: max |Δ| \(maxDifference), max |ref| \(maxReference)")
+        print(
+            "\(label): transformers vs engine on the unpacked model: max |Δ| \(maxDifference), max |ref| \(maxReference)"
+        )
         // The engine's tolerance against transformers (issue 3): 1e-4 of the largest reference logit.
         #expect(maxDifference <= 1e-4 * maxReference, "max |Δ| \(maxDifference), max |ref| \(maxReference)")
     }

@@ -45,7 +45,7 @@ public struct LinearLayerInfo: Sendable, Equatable {
 /// let logits = try model.finalLogits(hidden)                // (L, vocab)
 /// ```
 public protocol DecoderModel: Sendable {
-    /// The `model_type` this was decoded from (`llama`, `mistral`, `qwen2`, `opt`).
+    /// The `model_type` this was decoded from (`ModelRegistry.supportedModelTypes`).
     var modelType: String { get }
     /// Number of decoder blocks.
     var blockCount: Int { get }

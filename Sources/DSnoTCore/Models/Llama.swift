@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Llama: the LLaMA family (llama, mistral, qwen2) as a block-at-a-time DecoderModel; reference: HF modeling_llama.
+// Llama: the LLaMA family (llama, mistral, qwen2, qwen3) as a block-at-a-time DecoderModel; reference: HF modeling_llama.
 
 import SafeTensors
 
@@ -12,6 +12,8 @@ enum LlamaTensors {
     static func block(_ b: Int, _ local: String) -> String { "\(blockPrefix)\(b).\(local)" }
     static let inputNorm = "input_layernorm.weight"
     static let postAttentionNorm = "post_attention_layernorm.weight"
+    static let queryNorm = "self_attn.q_norm.weight"
+    static let keyNorm = "self_attn.k_norm.weight"
 
     /// The linear layers of a block in module order, with their `(out, in)` shapes and bias flags.
     static func linears(_ c: LlamaConfiguration) -> [(name: LinearLayerName, rows: Int, columns: Int, bias: Bool)] {
@@ -81,6 +83,11 @@ public struct LlamaModel: DecoderModel {
         for norm in [LlamaTensors.inputNorm, LlamaTensors.postAttentionNorm] {
             _ = try reader.checkedInfo(LlamaTensors.block(b, norm), shape: [c.hiddenSize])
         }
+        if c.queryKeyNorm {
+            for norm in [LlamaTensors.queryNorm, LlamaTensors.keyNorm] {
+                _ = try reader.checkedInfo(LlamaTensors.block(b, norm), shape: [c.headDim])
+            }
+        }
         for layer in LlamaTensors.linears(c) {
             _ = try reader.checkedInfo(
                 LlamaTensors.block(b, "\(layer.name).weight"),
@@ -120,6 +127,13 @@ public struct LlamaModel: DecoderModel {
                 ? try reader.floats(LlamaTensors.block(index, "\(layer.name).bias"), shape: [layer.rows]) : nil
             linears.append(Linear(weight: weight, bias: bias))
         }
+        func headNorm(_ tensor: String) throws -> RMSNorm? {
+            guard c.queryKeyNorm else { return nil }
+            return RMSNorm(
+                weight: try reader.floats(LlamaTensors.block(index, tensor), shape: [c.headDim]),
+                epsilon: c.rmsNormEpsilon
+            )
+        }
         return LlamaBlock(
             index: index,
             inputNorm: RMSNorm(
@@ -133,6 +147,8 @@ public struct LlamaModel: DecoderModel {
                 ),
                 epsilon: c.rmsNormEpsilon
             ),
+            queryNorm: try headNorm(LlamaTensors.queryNorm),
+            keyNorm: try headNorm(LlamaTensors.keyNorm),
             linears: linears,
             attention: CausalAttention(
                 heads: c.attentionHeads,

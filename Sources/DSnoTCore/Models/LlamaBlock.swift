@@ -3,11 +3,15 @@
 
 /// One LLaMA-family decoder block, HF `LlamaDecoderLayer`:
 /// `h += o_proj(attn(rope(q_proj(n₁)), rope(k_proj(n₁)), v_proj(n₁)))`, `n₁ = rmsnorm(h)`;
-/// `h += down_proj(silu(gate_proj(n₂)) ⊙ up_proj(n₂))`, `n₂ = rmsnorm(h)`.
+/// `h += down_proj(silu(gate_proj(n₂)) ⊙ up_proj(n₂))`, `n₂ = rmsnorm(h)`. Qwen3 normalises every
+/// query and key head (`q_norm`, `k_norm`) between the projection and RoPE.
 public struct LlamaBlock: DecoderBlock, LinearSlots {
     public let index: Int
     var inputNorm: RMSNorm
     var postAttentionNorm: RMSNorm
+    /// Qwen3's per-head norms (`nil` for the other members of the family).
+    var queryNorm: RMSNorm?
+    var keyNorm: RMSNorm?
     /// In `linearLayerNames` order: q, k, v, o, gate, up, down.
     var linears: [Linear]
     let attention: CausalAttention
@@ -37,6 +41,10 @@ public struct LlamaBlock: DecoderBlock, LinearSlots {
         var q = linears[0](x)
         var k = linears[1](x)
         let v = linears[2](x)
+        if let queryNorm, let keyNorm {
+            q = queryNorm.perHead(q)
+            k = keyNorm.perHead(k)
+        }
         let tables = rotary.tables(length: length)
         rotary.apply(to: &q, heads: attention.heads, tables: tables)
         rotary.apply(to: &k, heads: attention.kvHeads, tables: tables)

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
-// LlamaConfiguration: config.json of the LLaMA family (llama, mistral, qwen2) decoded and validated.
+// LlamaConfiguration: config.json of the LLaMA family (llama, mistral, qwen2, qwen3) decoded and validated.
 
 public import Foundation
 
 /// The resolved hyper-parameters of a LLaMA-family checkpoint (LLaMA-1/2/3, Vicuna, SmolLM2 are
-/// `llama`; Mistral and Qwen2 differ only in defaults, biases and the sliding window).
+/// `llama`; Mistral and Qwen2 differ only in defaults, biases and the sliding window; Qwen3 adds a
+/// per-head RMSNorm on queries and keys).
 public struct LlamaConfiguration: Sendable, Equatable {
     /// The family members this configuration decodes.
-    public static let modelTypes = ["llama", "mistral", "qwen2"]
+    public static let modelTypes = ["llama", "mistral", "qwen2", "qwen3"]
 
     public var modelType: String
     public var hiddenSize: Int
@@ -29,6 +30,9 @@ public struct LlamaConfiguration: Sendable, Equatable {
     public var mlpBias: Bool
     /// Mistral's sliding attention window, when set.
     public var slidingWindow: Int?
+    /// Qwen3: `self_attn.q_norm` / `k_norm`, an RMSNorm of width `headDim` applied to every query and
+    /// key head before RoPE.
+    public var queryKeyNorm: Bool
 
     /// The raw keys of `config.json` (snake_case on disk).
     struct Raw: Decodable {
@@ -84,6 +88,10 @@ public struct LlamaConfiguration: Sendable, Equatable {
         var lowFreqFactor: Double?
         var highFreqFactor: Double?
         var originalMaxPositionEmbeddings: Int?
+        var shortFactor: [Double]?
+        var longFactor: [Double]?
+        var attentionFactor: Double?
+        var partialRotaryFactor: Double?
 
         enum CodingKeys: String, CodingKey {
             case ropeType = "rope_type"
@@ -93,6 +101,10 @@ public struct LlamaConfiguration: Sendable, Equatable {
             case lowFreqFactor = "low_freq_factor"
             case highFreqFactor = "high_freq_factor"
             case originalMaxPositionEmbeddings = "original_max_position_embeddings"
+            case shortFactor = "short_factor"
+            case longFactor = "long_factor"
+            case attentionFactor = "attention_factor"
+            case partialRotaryFactor = "partial_rotary_factor"
         }
     }
 
@@ -144,7 +156,7 @@ public struct LlamaConfiguration: Sendable, Equatable {
         }
         let rope = raw.ropeParameters ?? raw.ropeScaling
         ropeTheta = try ConfigDecoding.positive(rope?.ropeTheta ?? raw.ropeTheta ?? 10000, "rope_theta")
-        ropeScaling = try Self.scaling(rope)
+        ropeScaling = try Self.scaling(rope, key: raw.ropeParameters != nil ? "rope_parameters" : "rope_scaling")
         tieWordEmbeddings = raw.tieWordEmbeddings ?? false
         let attentionBias = raw.attentionBias ?? false
         qkvBias = raw.modelType == "qwen2" ? true : attentionBias
@@ -153,26 +165,28 @@ public struct LlamaConfiguration: Sendable, Equatable {
         switch raw.modelType {
         case "mistral":
             slidingWindow = try raw.slidingWindow.map { try ConfigDecoding.positive($0, "sliding_window") }
-        case "qwen2" where raw.useSlidingWindow == true:
+        case "qwen2" where raw.useSlidingWindow == true, "qwen3" where raw.useSlidingWindow == true:
             throw ModelLoadError.unsupportedOption(key: "use_sliding_window", value: "true", supported: ["false"])
         default:
             slidingWindow = nil
         }
+        queryKeyNorm = raw.modelType == "qwen3"
     }
 
     /// The rotary scaling named by `rope_type` (or the older `type`).
-    static func scaling(_ rope: RopeParameters?) throws -> RopeScaling {
+    /// - Parameter key: the config key it came from, for messages.
+    static func scaling(_ rope: RopeParameters?, key prefix: String = "rope_scaling") throws -> RopeScaling {
         let supported = ["default", "linear", "llama3"]
         guard let rope, let type = rope.ropeType ?? rope.type else { return .none }
         func need(_ value: Double?, _ key: String) throws -> Float {
             guard let value else {
                 throw ModelLoadError.invalidValue(
-                    key: "rope_scaling.\(key)",
+                    key: "\(prefix).\(key)",
                     value: "absent",
                     expected: "a number for \(type)"
                 )
             }
-            return try ConfigDecoding.positive(value, "rope_scaling.\(key)")
+            return try ConfigDecoding.positive(value, "\(prefix).\(key)")
         }
         switch type {
         case "default":
@@ -184,14 +198,14 @@ public struct LlamaConfiguration: Sendable, Equatable {
             let high = try need(rope.highFreqFactor, "high_freq_factor")
             guard high > low else {
                 throw ModelLoadError.invalidValue(
-                    key: "rope_scaling.high_freq_factor",
+                    key: "\(prefix).high_freq_factor",
                     value: "\(high)",
                     expected: "greater than low_freq_factor (\(low))"
                 )
             }
             guard let context = rope.originalMaxPositionEmbeddings, context > 0 else {
                 throw ModelLoadError.invalidValue(
-                    key: "rope_scaling.original_max_position_embeddings",
+                    key: "\(prefix).original_max_position_embeddings",
                     value: "\(String(describing: rope.originalMaxPositionEmbeddings))",
                     expected: "a positive integer"
                 )
@@ -203,7 +217,7 @@ public struct LlamaConfiguration: Sendable, Equatable {
                 originalContext: context
             )
         default:
-            throw ModelLoadError.unsupportedOption(key: "rope_scaling.rope_type", value: type, supported: supported)
+            throw ModelLoadError.unsupportedOption(key: "\(prefix).rope_type", value: type, supported: supported)
         }
     }
 }

@@ -12,7 +12,9 @@ import SafeTensors
 /// ```
 public enum ModelRegistry {
     /// Every supported `model_type` (SmolLM2, Vicuna and LLaMA-1/2/3 are `llama`).
-    public static let supportedModelTypes = LlamaConfiguration.modelTypes + OPTConfiguration.modelTypes
+    public static let supportedModelTypes =
+        LlamaConfiguration.modelTypes + GemmaConfiguration.modelTypes + Phi3Configuration.modelTypes
+        + OPTConfiguration.modelTypes
 
     /// Builds the model described by `config` over `tensors`.
     /// - Parameters:
@@ -25,6 +27,12 @@ public enum ModelRegistry {
         let type = try ConfigDecoding.modelType(in: config, path: path)
         if LlamaConfiguration.modelTypes.contains(type) {
             return try LlamaModel(configuration: LlamaConfiguration(json: config, path: path), tensors: tensors)
+        }
+        if GemmaConfiguration.modelTypes.contains(type) {
+            return try GemmaModel(configuration: GemmaConfiguration(json: config, path: path), tensors: tensors)
+        }
+        if Phi3Configuration.modelTypes.contains(type) {
+            return try Phi3Model(configuration: Phi3Configuration(json: config, path: path), tensors: tensors)
         }
         if OPTConfiguration.modelTypes.contains(type) {
             return try OPTModel(configuration: OPTConfiguration(json: config, path: path), tensors: tensors)

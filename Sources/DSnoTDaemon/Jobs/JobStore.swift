@@ -44,7 +44,7 @@ public enum JobStoreError: Error, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .recipeUnreadable(let id, let reason): return "the stored recipe of job \(id) cannot be decoded: \(reason)"
+        case .recipeUnreadable(let id, let reason): return "job \(id): the stored recipe does not decode: \(reason)"
         case .cannotOpen(let path, let reason): return "cannot open job database \(path): \(reason)"
         case .database(let operation, let reason): return "job database \(operation) failed: \(reason)"
         }

@@ -29,7 +29,7 @@ extension PruneScheduler {
     /// fits starts, one that must wait is passed over (it does not hold back the jobs behind it), one
     /// that can never run fails with its reason (`SchedulingPolicy.admission`).
     func scheduleNext() {
-        guard !stopping, !globalPaused, running.count < settings.workers else {
+        guard !stopping, !globalPaused else {
             publishStatusLine()
             return
         }
@@ -42,7 +42,9 @@ extension PruneScheduler {
         let ids = Set(candidates.map(\.id))
         estimates = estimates.filter { ids.contains($0.key) }
         waitingReason = nil
-        for job in candidates where running.count < settings.workers {
+        // Every candidate is judged, even when the workers are busy: a job that can never fit fails at
+        // once rather than when a worker frees up (estimates are cached, so this costs no re-reading).
+        for job in candidates {
             guard let (spec, estimate) = admissionInputs(job) else { continue }
             let inUse = running.values.reduce(0) { SchedulingPolicy.sum($0, $1.estimate.memoryBytes) }
             switch SchedulingPolicy.admission(
@@ -52,13 +54,15 @@ extension PruneScheduler {
                 disk: diskSpace(job.outbox),
                 diskMargin: settings.freeDiskMargin
             ) {
-            case .start:
-                estimates.removeValue(forKey: job.id)
-                start(job, spec: spec, estimate: estimate)
-            case .wait(let reason):
-                hold(job, reason: reason)
             case .never(let reason):
                 failLogged(job, reason: reason)
+            case .start where running.count < settings.workers:
+                estimates.removeValue(forKey: job.id)
+                start(job, spec: spec, estimate: estimate)
+            case .wait(let reason) where running.count < settings.workers:
+                hold(job, reason: reason)
+            case .start, .wait:
+                continue  // every worker is busy: the job keeps its place
             }
         }
         publishStatusLine()

@@ -11,11 +11,15 @@ public struct CausalAttention: Sendable, Equatable {
     public let headDim: Int
     /// Multiplies `Q Kᵀ` (usually `1/sqrt(headDim)`).
     public let scale: Float
-    /// When set, query `i` sees only keys `j` with `i − j < slidingWindow` (Mistral).
+    /// When set, query `i` sees only keys `j` with `i − j < slidingWindow` (Mistral, Gemma's local layers).
     public let slidingWindow: Int?
+    /// When set, every scaled score `s` becomes `softCap · tanh(s / softCap)` before the mask and the
+    /// softmax (Gemma 2 `attn_logit_softcapping`).
+    public let softCap: Float?
 
     /// - Precondition: `heads` is a positive multiple of `kvHeads` (the config loader validates it).
-    public init(heads: Int, kvHeads: Int, headDim: Int, scale: Float, slidingWindow: Int? = nil) {
+    public init(heads: Int, kvHeads: Int, headDim: Int, scale: Float, slidingWindow: Int? = nil, softCap: Float? = nil)
+    {
         precondition(
             heads > 0 && kvHeads > 0 && heads % kvHeads == 0,
             "CausalAttention: heads must be a multiple of kvHeads"
@@ -25,6 +29,7 @@ public struct CausalAttention: Sendable, Equatable {
         self.headDim = headDim
         self.scale = scale
         self.slidingWindow = slidingWindow
+        self.softCap = softCap
     }
 
     /// Query rows per tile: tile `[r0, r1)` only multiplies keys `0..<r1`, so the masked upper
@@ -168,6 +173,7 @@ public struct CausalAttention: Sendable, Equatable {
                 let row = s.baseAddress! + r * rowStride
                 let first = slidingWindow.map { max(0, i - $0 + 1) } ?? 0
                 if first > 0 { row.update(repeating: 0, count: first) }
+                if let softCap { VectorMath.softCap(row + first, count: i + 1 - first, cap: softCap) }
                 VectorMath.softmax(row + first, count: i + 1 - first)
                 if i + 1 < keys { (row + i + 1).update(repeating: 0, count: keys - i - 1) }
             }

@@ -40,6 +40,17 @@ public struct RMSNorm: Sendable, Equatable {
     }
 }
 
+extension RMSNorm {
+    /// Normalises every `weight.count`-wide head of `x` on its own (Qwen3 and Gemma 3 `q_norm` / `k_norm`).
+    /// - Parameter x: `(L, heads · d)` with `d = weight.count`. Returns `(L, heads · d)`.
+    public func perHead(_ x: Matrix) -> Matrix {
+        let d = weight.count
+        precondition(d > 0 && x.columns % d == 0, "RMSNorm.perHead: width \(x.columns) is not a multiple of \(d)")
+        let heads = self(Matrix(rows: x.rows * (x.columns / d), columns: d, storage: x.storage))
+        return Matrix(rows: x.rows, columns: x.columns, storage: heads.storage)
+    }
+}
+
 /// Layer normalisation as `torch.nn.LayerNorm` (population variance, elementwise affine).
 public struct LayerNorm: Sendable, Equatable {
     /// `[hidden]`.
@@ -103,6 +114,32 @@ enum Activation {
             }
         }
         return h
+    }
+
+    /// `h ← gelu_tanh(gate) ⊙ up`, the GeGLU product of Gemma (`gelu_pytorch_tanh`).
+    static func gegluTanh(gate: Matrix, up: consuming Matrix) -> Matrix {
+        precondition(gate.rows == up.rows && gate.columns == up.columns, "gegluTanh: shapes differ")
+        var h = up
+        h.storage.withUnsafeMutableBufferPointer { ph in
+            gate.storage.withUnsafeBufferPointer { pg in
+                ParallelRows.run(units: 30 * ph.count) { chunk, chunks in
+                    VectorMath.geluTanhMultiply(
+                        gate: pg.baseAddress!,
+                        up: ph.baseAddress!,
+                        range: ParallelRows.range(chunk, of: chunks, total: ph.count)
+                    )
+                }
+            }
+        }
+        return h
+    }
+
+    /// `x ← cap · tanh(x / cap)` (Gemma 2 `final_logit_softcapping`).
+    static func softCap(_ x: inout Matrix, cap: Float) {
+        x.storage.withUnsafeMutableBufferPointer { p in
+            guard let base = p.baseAddress else { return }
+            VectorMath.softCap(base, count: p.count, cap: cap)
+        }
     }
 
     /// `x ← max(x, 0)`.

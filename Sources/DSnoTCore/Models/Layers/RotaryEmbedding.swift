@@ -11,6 +11,9 @@ public enum RopeScaling: Sendable, Equatable {
     case linear(factor: Float)
     /// LLaMA 3.1 frequency-dependent scaling (HF `llama3`).
     case llama3(factor: Float, lowFrequencyFactor: Float, highFrequencyFactor: Float, originalContext: Int)
+    /// Phi-3 LongRoPE (HF `longrope`): inverse frequencies divided by `short` per pair, or by `long` for
+    /// a sequence longer than `originalContext`; cos and sin multiplied by `attentionFactor`.
+    case longrope(short: [Float], long: [Float], originalContext: Int, attentionFactor: Float)
 }
 
 /// Rotary position embedding of one head width, as Hugging Face `LlamaRotaryEmbedding` +
@@ -20,6 +23,11 @@ public struct RotaryEmbedding: Sendable, Equatable {
     public let headDim: Int
     /// `[d/2]` inverse frequencies after scaling, fp32 as transformers computes them.
     public let inverseFrequencies: [Float]
+    /// LongRoPE: the frequencies of sequences longer than `longContext` (otherwise `nil`).
+    let longInverseFrequencies: [Float]?
+    let longContext: Int
+    /// Multiplies cos and sin (LongRoPE's attention factor; 1 otherwise).
+    let attentionFactor: Float
     /// `(cos, sin)` for positions `0..<cachedPositions`, computed once (shared by every block).
     private var cachedCos: [Float] = []
     private var cachedSin: [Float] = []
@@ -31,9 +39,11 @@ public struct RotaryEmbedding: Sendable, Equatable {
         precondition(headDim > 0 && headDim % 2 == 0, "RotaryEmbedding: head dim must be even")
         self.headDim = headDim
         // inv_freq = 1 / theta^(arange(0, d, 2) / d), in float32.
-        let base = (0..<(headDim / 2)).map { i -> Float in
-            1 / Foundation.pow(theta, Float(2 * i) / Float(headDim))
-        }
+        let powers = (0..<(headDim / 2)).map { i in Foundation.pow(theta, Float(2 * i) / Float(headDim)) }
+        let base = powers.map { 1 / $0 }
+        var long: [Float]? = nil
+        var longContext = Int.max
+        var attentionFactor: Float = 1
         switch scaling {
         case .none:
             inverseFrequencies = base
@@ -47,10 +57,26 @@ public struct RotaryEmbedding: Sendable, Equatable {
                 high: high,
                 context: Float(originalContext)
             )
+        case .longrope(let shortFactors, let longFactors, let originalContext, let factor):
+            precondition(
+                shortFactors.count == base.count && longFactors.count == base.count,
+                "RotaryEmbedding: longrope needs one factor per rotated pair"
+            )
+            // inv_freq = 1 / (ext_factors · theta^(2i/d)).
+            inverseFrequencies = zip(shortFactors, powers).map { 1 / ($0 * $1) }
+            long = zip(longFactors, powers).map { 1 / ($0 * $1) }
+            longContext = originalContext
+            attentionFactor = factor
         }
+        longInverseFrequencies = long
+        self.longContext = longContext
+        self.attentionFactor = attentionFactor
         if cachedPositions > 0 {
-            (cachedCos, cachedSin) = computeTables(length: cachedPositions)
-            self.cachedPositions = cachedPositions
+            (cachedCos, cachedSin) = computeTables(
+                length: longInverseFrequencies == nil ? cachedPositions : min(cachedPositions, longContext),
+                frequencies: inverseFrequencies
+            )
+            self.cachedPositions = cachedCos.count / (headDim / 2)
         }
     }
 
@@ -71,22 +97,26 @@ public struct RotaryEmbedding: Sendable, Equatable {
 
     /// `(cos, sin)` tables `(L, d/2)` for positions `0..<length`.
     func tables(length: Int) -> (cos: [Float], sin: [Float]) {
+        if let long = longInverseFrequencies, length > longContext {
+            // transformers switches the whole sequence to the long factors once it passes the original context.
+            return computeTables(length: length, frequencies: long)
+        }
         guard length > cachedPositions else {
             let count = length * headDim / 2
             return (Array(cachedCos[0..<count]), Array(cachedSin[0..<count]))
         }
-        return computeTables(length: length)
+        return computeTables(length: length, frequencies: inverseFrequencies)
     }
 
-    private func computeTables(length: Int) -> (cos: [Float], sin: [Float]) {
+    private func computeTables(length: Int, frequencies: [Float]) -> (cos: [Float], sin: [Float]) {
         let half = headDim / 2
         var cosTable = [Float](repeating: 0, count: length * half)
         var sinTable = [Float](repeating: 0, count: length * half)
         for p in 0..<length {
             for i in 0..<half {
-                let angle = Float(p) * inverseFrequencies[i]
-                cosTable[p * half + i] = Foundation.cos(angle)
-                sinTable[p * half + i] = Foundation.sin(angle)
+                let angle = Float(p) * frequencies[i]
+                cosTable[p * half + i] = Foundation.cos(angle) * attentionFactor
+                sinTable[p * half + i] = Foundation.sin(angle) * attentionFactor
             }
         }
         return (cosTable, sinTable)
@@ -94,11 +124,14 @@ public struct RotaryEmbedding: Sendable, Equatable {
 
     /// Rotates every head of `x` in place.
     /// - Parameters:
-    ///   - x: `(L, heads · d)`, head `h` in columns `h·d ..< (h+1)·d`.
+    ///   - x: `(L, heads · w)`, head `h` in columns `h·w ..< (h+1)·w`; its first `headDim` columns are
+    ///     rotated (all of them unless `headWidth` is larger: Phi-3's `partial_rotary_factor`).
+    ///   - headWidth: `w`, by default `headDim`.
     ///   - tables: from `tables(length: L)`.
-    func apply(to x: inout Matrix, heads: Int, tables: (cos: [Float], sin: [Float])) {
-        let d = headDim
-        let half = d / 2
+    func apply(to x: inout Matrix, heads: Int, headWidth: Int? = nil, tables: (cos: [Float], sin: [Float])) {
+        let d = headWidth ?? headDim
+        let half = headDim / 2
+        precondition(d >= headDim, "RoPE: head width \(d) is narrower than the rotary width \(headDim)")
         precondition(x.columns == heads * d, "RoPE: width \(x.columns) is not \(heads) heads × \(d)")
         precondition(tables.cos.count == x.rows * half, "RoPE: tables are for another length")
         let width = x.columns

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// VectorMath: SIMD exp, softmax and SiLU kernels for the element-wise parts of the forward pass.
+// VectorMath: SIMD exp, softmax, SiLU, GeLU-tanh and soft-cap kernels for the element-wise parts of the forward pass.
 
 /// 8-wide kernels. `exp` is the Cephes `expf` polynomial (range reduction by ln 2 split in two
 /// constants, degree-6 polynomial, exponent by bit construction): relative error about 2 ulp on
@@ -76,6 +76,52 @@ enum VectorMath {
         }
         while i < range.upperBound {
             up[i] *= gate[i] / (1 + exp(-gate[i]))
+            i += 1
+        }
+    }
+
+    /// `p[i] ← cap · tanh(p[i] / cap)` for `i < count` (Gemma 2 soft-capping; transformers divides, takes
+    /// `tanh` and multiplies). `tanh y = sign(y) (1 − t) / (1 + t)` with `t = e^{−2|y|}` from the vector
+    /// `exp`: the absolute error is a few ulp of 1, i.e. of `cap`, against the scores' range `(−cap, cap)`.
+    static func softCap(_ p: UnsafeMutablePointer<Float>, count: Int, cap: Float) {
+        let inverse = 1 / cap
+        var i = 0
+        while i + 8 <= count {
+            let x = UnsafeRawPointer(p + i).loadUnaligned(as: Vector.self)
+            let y = x * inverse
+            let t = exp(-2 * y.replacing(with: -y, where: y .< 0))
+            let magnitude = cap * (1 - t) / (1 + t)
+            UnsafeMutableRawPointer(p + i).storeBytes(
+                of: magnitude.replacing(with: -magnitude, where: y .< 0),
+                as: Vector.self
+            )
+            i += 8
+        }
+        while i < count {
+            let y = p[i] * inverse
+            let t = exp(-2 * Swift.abs(y))
+            let magnitude = cap * (1 - t) / (1 + t)
+            p[i] = y < 0 ? -magnitude : magnitude
+            i += 1
+        }
+    }
+
+    /// `up[i] ← gelu_tanh(gate[i]) · up[i]` for `i` in `range`: the GeGLU product with transformers'
+    /// `gelu_pytorch_tanh`, `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`, computed as the equal
+    /// `x / (1 + e^{−2u})`, `u = √(2/π) (x + 0.044715 x³)` (SiLU's form, with the vector `exp`).
+    static func geluTanhMultiply(gate: UnsafePointer<Float>, up: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        let k: Float = 0.797_884_56  // √(2/π)
+        var i = range.lowerBound
+        while i + 8 <= range.upperBound {
+            let x = UnsafeRawPointer(gate + i).loadUnaligned(as: Vector.self)
+            let u = UnsafeRawPointer(up + i).loadUnaligned(as: Vector.self)
+            let inner = k * (x + 0.044_715 * x * x * x)
+            UnsafeMutableRawPointer(up + i).storeBytes(of: u * x / (1 + exp(-2 * inner)), as: Vector.self)
+            i += 8
+        }
+        while i < range.upperBound {
+            let x = gate[i]
+            up[i] *= x / (1 + exp(-2 * k * (x + 0.044_715 * x * x * x)))
             i += 1
         }
     }
