@@ -19,11 +19,18 @@ extension DsnotCtl.Prune {
         }
         var settings: DSnoT.Settings? = nil
         if dsnot {
-            var s = method == .sparsegpt ? DSnoT.Settings.afterSparseGPT : DSnoT.Settings.reference
-            s.maxCycles = try Self.cycles(dsnotMaxCycles)
-            s.updateThreshold = dsnotThreshold
-            s.variancePower = dsnotVariancePower
-            s.sameSign = dsnotSameSign
+            guard let profile = DSnoT.Profile(rawValue: dsnotProfile) else {
+                throw PruneJobError.invalidOption(
+                    name: "dsnot-profile",
+                    value: dsnotProfile,
+                    expected: DSnoT.Profile.allCases.map(\.rawValue).joined(separator: " or ")
+                )
+            }
+            var s = profile.settings(after: method)
+            if let cycles = dsnotMaxCycles { s.maxCycles = try Self.cycles(cycles) }
+            if let threshold = dsnotThreshold { s.updateThreshold = threshold }
+            if let power = dsnotVariancePower { s.variancePower = power }
+            if dsnotSameSign { s.sameSign = true }
             if !dsnotSkip.isEmpty { s.skip = dsnotSkip == ["none"] ? [] : dsnotSkip }
             if let accept = dsnotAccept {
                 guard let a = DSnoT.Acceptance(rawValue: accept) else {
@@ -35,7 +42,20 @@ extension DsnotCtl.Prune {
                 }
                 s.accept = a
             }
+            if let check = dsnotOutputCheck {
+                guard let c = DSnoT.OutputCheck(rawValue: check) else {
+                    throw PruneJobError.invalidOption(
+                        name: "dsnot-output-check",
+                        value: check,
+                        expected: "none, block or layer"
+                    )
+                }
+                s.outputCheck = c
+            }
             settings = s
+        }
+        guard let allocation = Recipe.LayerSparsity(rawValue: layerSparsity) else {
+            throw PruneJobError.invalidOption(name: "layer-sparsity", value: layerSparsity, expected: "uniform or owl")
         }
         let calibration = Recipe.Calibration(
             source: calibTokens != nil ? .tokens : .text,
@@ -49,7 +69,10 @@ extension DsnotCtl.Prune {
             pattern: pattern,
             magnitudeScope: scope,
             dsnot: settings,
-            calibration: calibration
+            calibration: calibration,
+            layerSparsity: allocation,
+            owlThreshold: owlThreshold,
+            owlLambda: owlLambda
         )
         try recipe.validate()
         let evaluation = evalText.map {

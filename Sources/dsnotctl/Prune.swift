@@ -30,16 +30,29 @@ extension DsnotCtl {
 
         @Flag(inversion: .prefixedNo, help: "Refine the base masks with DSnoT.") var dsnot = true
         @Option(
+            help:
+                "DSnoT profile whose settings the --dsnot-* options override: guarded (default) or reference (the published flags)."
+        )
+        var dsnotProfile = DSnoT.Profile.default.rawValue
+        @Option(
             name: .customLong("dsnot-skip"),
-            help: "Layers DSnoT leaves at the base mask (repeatable; default mlp; 'none' for no skip)."
+            help: "Layers DSnoT leaves at the base mask (repeatable; profile default; 'none' for no skip)."
         )
         var dsnotSkip: [String] = []
-        @Option(help: "DSnoT cycles per row: a number, or 'scaled' (50·C_in/4096).") var dsnotMaxCycles = "50"
-        @Option(help: "DSnoT update threshold (sequence-sum units).") var dsnotThreshold = 0.1
-        @Option(help: "DSnoT variance power for regrowth.") var dsnotVariancePower = 1.0
+        @Option(help: "DSnoT cycles per row: a number, or 'scaled' (50·C_in/4096); profile default.")
+        var dsnotMaxCycles: String?
+        @Option(help: "DSnoT update threshold (sequence-sum units); profile default 0.1.") var dsnotThreshold: Double?
+        @Option(help: "DSnoT variance power for regrowth; profile default 1.") var dsnotVariancePower: Double?
         @Flag(help: "DSnoT stops a row when a swap would flip the sign of its error.") var dsnotSameSign = false
         @Option(help: "DSnoT row acceptance: none or true-error (default: true-error after sparsegpt).")
         var dsnotAccept: String?
+        @Option(help: "DSnoT block-output check: none, block or layer; profile default.")
+        var dsnotOutputCheck: String?
+        @Option(help: "Per-block sparsity: uniform or owl (outlier-weighed, unstructured only).")
+        var layerSparsity = "uniform"
+        @Option(help: "OWL outlier threshold M (default 5).") var owlThreshold = OWL.defaultThreshold
+        @Option(help: "OWL spread λ: block sparsities within sparsity ± λ (default 0.08).")
+        var owlLambda = OWL.defaultLambda
 
         @Option(help: "Calibration text file.") var calibText: String?
         @Option(help: "Pre-tokenized calibration file (safetensors input_ids [N, L]).") var calibTokens: String?

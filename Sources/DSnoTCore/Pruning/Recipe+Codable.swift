@@ -47,6 +47,7 @@ extension SparsityPattern: Codable {
 // Absent keys take the documented defaults, so a config may name only what it changes.
 
 extension Recipe {
+    /// A `dsnot` object without `accept` takes its method's default: `true-error` after SparseGPT (D9).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init(
@@ -55,8 +56,17 @@ extension Recipe {
             magnitudeScope: try c.decodeIfPresent(Magnitude.Scope.self, forKey: .magnitudeScope) ?? .layer,
             dsnot: try c.decodeIfPresent(DSnoT.Settings.self, forKey: .dsnot),
             sparseGPT: try c.decodeIfPresent(SparseGPT.Settings.self, forKey: .sparseGPT) ?? SparseGPT.Settings(),
-            calibration: try c.decodeIfPresent(Calibration.self, forKey: .calibration) ?? Calibration()
+            calibration: try c.decodeIfPresent(Calibration.self, forKey: .calibration) ?? Calibration(),
+            layerSparsity: try c.decodeIfPresent(LayerSparsity.self, forKey: .layerSparsity) ?? .uniform,
+            owlThreshold: try c.decodeIfPresent(Double.self, forKey: .owlThreshold) ?? OWL.defaultThreshold,
+            owlLambda: try c.decodeIfPresent(Double.self, forKey: .owlLambda) ?? OWL.defaultLambda
         )
+        if method == .sparsegpt, dsnot != nil,
+            let d = try? c.nestedContainer(keyedBy: DSnoT.Settings.CodingKeys.self, forKey: .dsnot),
+            !d.contains(.accept)
+        {
+            dsnot?.accept = .trueError
+        }
     }
 }
 
@@ -74,16 +84,32 @@ extension Recipe.Calibration {
 }
 
 extension DSnoT.Settings {
+    /// `profile` (default `DSnoT.Profile.default`) gives the values of the keys that are absent.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        let p = try c.decodeIfPresent(DSnoT.Profile.self, forKey: .profile) ?? .default
+        let preset = p.settings
         self.init(
-            maxCycles: try c.decodeIfPresent(DSnoT.MaxCycles.self, forKey: .maxCycles) ?? .fixed(50),
-            updateThreshold: try c.decodeIfPresent(Double.self, forKey: .updateThreshold) ?? 0.1,
-            variancePower: try c.decodeIfPresent(Double.self, forKey: .variancePower) ?? 1,
-            sameSign: try c.decodeIfPresent(Bool.self, forKey: .sameSign) ?? false,
-            skip: try c.decodeIfPresent([String].self, forKey: .skip) ?? ["mlp"],
-            accept: try c.decodeIfPresent(DSnoT.Acceptance.self, forKey: .accept) ?? .none
+            maxCycles: try c.decodeIfPresent(DSnoT.MaxCycles.self, forKey: .maxCycles) ?? preset.maxCycles,
+            updateThreshold: try c.decodeIfPresent(Double.self, forKey: .updateThreshold) ?? preset.updateThreshold,
+            variancePower: try c.decodeIfPresent(Double.self, forKey: .variancePower) ?? preset.variancePower,
+            sameSign: try c.decodeIfPresent(Bool.self, forKey: .sameSign) ?? preset.sameSign,
+            skip: try c.decodeIfPresent([String].self, forKey: .skip) ?? preset.skip,
+            accept: try c.decodeIfPresent(DSnoT.Acceptance.self, forKey: .accept) ?? preset.accept,
+            outputCheck: try c.decodeIfPresent(DSnoT.OutputCheck.self, forKey: .outputCheck) ?? preset.outputCheck
         )
+    }
+
+    /// Every setting, so that a written recipe reads back the same whatever the default profile is.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(maxCycles, forKey: .maxCycles)
+        try c.encode(updateThreshold, forKey: .updateThreshold)
+        try c.encode(variancePower, forKey: .variancePower)
+        try c.encode(sameSign, forKey: .sameSign)
+        try c.encode(skip, forKey: .skip)
+        try c.encode(accept, forKey: .accept)
+        try c.encode(outputCheck, forKey: .outputCheck)
     }
 }
 
