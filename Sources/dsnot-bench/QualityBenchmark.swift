@@ -18,7 +18,7 @@ import SafeTensors
 ///
 /// Environment: `DSNOT_BENCH_FIXTURES` (default `.fixtures`), `DSNOT_QUALITY_WINDOWS` (default 16),
 /// `DSNOT_QUALITY_SEEDS` (comma-separated, default `0,1,2`), `DSNOT_QUALITY_OUT` (default
-/// `docs/results.md`), `DSNOT_QUALITY_ONLY` (comma-separated labels), `DSNOT_QUALITY_SET` (`table`,
+/// `docs/results.md`), `DSNOT_QUALITY_ONLY` (comma-separated labels, run in that order), `DSNOT_QUALITY_SET` (`table`,
 /// the default, or `candidates`: the DSnoT profile candidates that chose the default).
 enum QualityBenchmark {
     static let benchmark = Benchmark(name: "quality") { try run() }
@@ -131,14 +131,14 @@ enum QualityBenchmark {
         let fixtures = environment["DSNOT_BENCH_FIXTURES"] ?? ".fixtures"
         let windows = Int(environment["DSNOT_QUALITY_WINDOWS"] ?? "") ?? 16
         let output = environment["DSNOT_QUALITY_OUT"] ?? "docs/results.md"
-        let only = environment["DSNOT_QUALITY_ONLY"].map { Set($0.split(separator: ",").map(String.init)) }
+        // DSNOT_QUALITY_ONLY also sets the order (most decisive first when time is short).
+        let only = environment["DSNOT_QUALITY_ONLY"].map { $0.split(separator: ",").map(String.init) }
         let seeds = (environment["DSNOT_QUALITY_SEEDS"] ?? "0,1,2").split(separator: ",").compactMap {
             UInt64($0.trimmingCharacters(in: .whitespaces))
         }
         let set = environment["DSNOT_QUALITY_SET"] ?? "table"
-        let configurations = (set == "candidates" ? candidates() : table()).filter {
-            only?.contains($0.label) ?? true
-        }
+        let all = set == "candidates" ? candidates() : table()
+        let configurations = only.map { labels in labels.compactMap { l in all.first { $0.label == l } } } ?? all
         let modelDirectory = fixtures + "/smollm2-135m"
         let started = Date()
         let loadStart = loadAverage()
@@ -171,7 +171,9 @@ enum QualityBenchmark {
                 sequenceLength: sequenceLength,
                 maxWindows: windows
             ).perplexity
-            print("quality: dense perplexity on \(texts[i].name): \(BenchmarkSupport.format(texts[i].dense, digits: 4))")
+            print(
+                "quality: dense perplexity on \(texts[i].name): \(BenchmarkSupport.format(texts[i].dense, digits: 4))"
+            )
         }
         fflush(nil)  // every stream: rows show up in a redirected log as they finish
 
@@ -292,8 +294,10 @@ enum QualityBenchmark {
             if let base {
                 let pairs = zip(runs, base).filter { $0.0.seed == $0.1.seed }
                 if !pairs.isEmpty {
-                    let ratio = pairs.reduce(0.0) { $0 + $1.0.perplexities[t] / $1.1.perplexities[t] } / Double(pairs.count)
-                    cell += " (" + (ratio >= 1 ? "+" : "") + BenchmarkSupport.format(100 * (ratio - 1), digits: 1) + " %)"
+                    let ratio =
+                        pairs.reduce(0.0) { $0 + $1.0.perplexities[t] / $1.1.perplexities[t] } / Double(pairs.count)
+                    cell +=
+                        " (" + (ratio >= 1 ? "+" : "") + BenchmarkSupport.format(100 * (ratio - 1), digits: 1) + " %)"
                 }
             }
             cells.append(cell)
@@ -304,7 +308,9 @@ enum QualityBenchmark {
         let extra = runs.map { $0.checkSeconds + $0.owlSeconds }.reduce(0, +) / Double(max(1, runs.count))
         cells.append(extra > 0 ? BenchmarkSupport.format(extra, digits: 1) : "—")
         if let s = last?.blockSparsities, let lo = s.min(), let hi = s.max(), hi > lo {
-            cells.append(BenchmarkSupport.format(lo * 100, digits: 1) + "–" + BenchmarkSupport.format(hi * 100, digits: 1) + " %")
+            cells.append(
+                BenchmarkSupport.format(lo * 100, digits: 1) + "–" + BenchmarkSupport.format(hi * 100, digits: 1) + " %"
+            )
         } else {
             cells.append("uniform")
         }

@@ -5,6 +5,7 @@
 import DSnoTCore
 import Foundation
 import Logging
+import SafeTensors
 import Testing
 
 @Suite struct OWLTests {
@@ -42,7 +43,9 @@ import Testing
             let ratios = (0..<blocks).map { _ in Double.random(in: 0...0.1, using: &rng) }
             let weights = (0..<blocks).map { _ in Double(Int.random(in: 1...5, using: &rng)) * 1e6 }
             let s = try OWL.allocate(target: target, lambda: lambda, ratios: ratios, weights: weights)
-            let mean = zip(s, weights).reduce(0) { $0 + $1.0 * $1.1 } / weights.reduce(0, +)
+            var weighted = 0.0
+            for (x, w) in zip(s, weights) { weighted += x * w }
+            let mean = weighted / weights.reduce(0, +)
             #expect(abs(mean - target) < 1e-12)
             let deviation = s.map { abs($0 - target) }.max() ?? 0
             #expect(deviation <= lambda + 1e-12)
@@ -82,7 +85,8 @@ import Testing
     }
 
     @Test func owlKeysDecodeAndOnlyChangeTheHashWhenOn() throws {
-        let json = #"{"method":"wanda","pattern":{"type":"unstructured","ratio":0.6},"layer_sparsity":"owl","owl_lambda":0.05}"#
+        let json =
+            #"{"method":"wanda","pattern":{"type":"unstructured","ratio":0.6},"layer_sparsity":"owl","owl_lambda":0.05}"#
         let r = try JSONDecoder().decode(Recipe.self, from: Data(json.utf8))
         #expect(r.layerSparsity == .owl && r.owlLambda == 0.05 && r.owlThreshold == 5)
         #expect(r.canonicalJSON.contains(#""layer_sparsity":"owl""#))
@@ -135,17 +139,23 @@ import Testing
                 if method == .sparsegpt {
                     // SparseGPT thresholds blocks of 128 columns over all rows: the layer, not each row,
                     // holds the ratio (up to the last block's rounding).
-                    let fraction = Double(zeros.reduce(0) { $0 + Int($1) }) / Double(zeros.count)
+                    var total = 0
+                    for z in zeros { total += Int(z) }
+                    let fraction = Double(total) / Double(zeros.count)
                     #expect(abs(fraction - sparsities[b]) < 0.02, "\(layer.tensorName) \(fraction)")
                     continue
                 }
                 for row in 0..<layer.outFeatures {
-                    let count = zeros[(row * layer.inFeatures)..<((row + 1) * layer.inFeatures)].reduce(0) { $0 + Int($1) }
+                    let start = row * layer.inFeatures
+                    var count = 0
+                    for z in zeros[start..<(start + layer.inFeatures)] { count += Int(z) }
                     #expect(count == perRow, "\(layer.tensorName) row \(row)")
                 }
             }
         }
-        let mean = zip(sparsities, sizes).reduce(0) { $0 + $1.0 * $1.1 } / sizes.reduce(0, +)
+        var weighted = 0.0
+        for (x, w) in zip(sparsities, sizes) { weighted += x * w }
+        let mean = weighted / sizes.reduce(0, +)
         #expect(abs(mean - 0.6) < 1e-12)
         if method != .sparsegpt { #expect(report.totals.prunedWeights == expectedPruned) }
         #expect(report.timings.owl > 0)

@@ -143,7 +143,9 @@ public struct SequentialPruner: Sendable {
             for layer in layers {
                 let entry = try prune(layer: layer, block: &block, statistics: statistics, pattern: pattern)
                 entries.append((entry.report, entry.pruned, entry.basePruned))
-                if let alternative = entry.alternative, !alternative.indices.isEmpty { alternatives.append(alternative) }
+                if let alternative = entry.alternative, !alternative.indices.isEmpty {
+                    alternatives.append(alternative)
+                }
             }
             var blockReport = PruneReport.BlockReport(
                 index: b,

@@ -72,7 +72,10 @@ public enum OWL {
         let total = weights.reduce(0, +)
         let mean = zip(ratios, weights).reduce(0) { $0 + $1.0 * $1.1 } / total
         let spread = ratios.map { abs($0 - mean) }.max() ?? 0
-        guard spread > 0, lambda > 0 else { return Array(repeating: target, count: ratios.count) }
+        // Equal ratios (whose weighted mean may round off them) give the target everywhere.
+        guard ratios.min() != ratios.max(), spread > 0, lambda > 0 else {
+            return Array(repeating: target, count: ratios.count)
+        }
         let alpha = lambda / spread
         return ratios.map { target - alpha * ($0 - mean) }
     }
@@ -81,7 +84,11 @@ public enum OWL {
     /// - Throws: `PruningError.invalidSetting` naming `owl_threshold` or `owl_lambda`.
     public static func validate(target: Double, threshold: Double, lambda: Double) throws {
         guard threshold > 0, threshold.isFinite else {
-            throw PruningError.invalidSetting(name: "owl_threshold", expected: "a finite value > 0", got: "\(threshold)")
+            throw PruningError.invalidSetting(
+                name: "owl_threshold",
+                expected: "a finite value > 0",
+                got: "\(threshold)"
+            )
         }
         let bound = min(target, 1 - target)
         guard lambda >= 0, lambda < bound, lambda.isFinite else {

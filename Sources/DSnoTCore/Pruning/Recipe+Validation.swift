@@ -18,7 +18,8 @@ extension Recipe {
         if layerSparsity == .owl {
             guard case .unstructured(let target) = pattern else {
                 throw PruningError.unsupportedCombination(
-                    reason: "layer_sparsity = owl needs an unstructured sparsity; an N:M pattern is the same in every block"
+                    reason:
+                        "layer_sparsity = owl needs an unstructured sparsity; an N:M pattern is the same in every block"
                 )
             }
             try OWL.validate(target: target, threshold: owlThreshold, lambda: owlLambda)
