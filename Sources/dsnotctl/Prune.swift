@@ -51,7 +51,7 @@ extension DsnotCtl {
         @Option(help: "Per-block sparsity: uniform or owl (outlier-weighed, unstructured only).")
         var layerSparsity = "uniform"
         @Option(help: "OWL outlier threshold M (default 5).") var owlThreshold = OWL.defaultThreshold
-        @Option(help: "OWL spread λ: block sparsities within sparsity ± λ (default 0.08).")
+        @Option(help: "OWL spread lambda: block sparsities within sparsity +/- lambda (default 0.08).")
         var owlLambda = OWL.defaultLambda
 
         @Option(help: "Calibration text file.") var calibText: String?
