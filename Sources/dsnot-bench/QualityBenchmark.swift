@@ -97,11 +97,11 @@ enum QualityBenchmark {
         var list: [Configuration] = []
         let variants: [(String, DSnoT.Settings)] = [
             ("scaled", DSnoT.Settings(maxCycles: .scaled)),
-            ("scaled, no skip", DSnoT.Settings(maxCycles: .scaled, skip: [])),
-            ("scaled, block check", DSnoT.Settings(maxCycles: .scaled, outputCheck: .block)),
-            ("scaled, no skip, block check", DSnoT.Settings(maxCycles: .scaled, skip: [], outputCheck: .block)),
-            ("scaled, no skip, layer check", DSnoT.Settings(maxCycles: .scaled, skip: [], outputCheck: .layer)),
-            ("50, no skip, block check", DSnoT.Settings(skip: [], outputCheck: .block)),
+            ("scaled; no skip", DSnoT.Settings(maxCycles: .scaled, skip: [])),
+            ("scaled; block check", DSnoT.Settings(maxCycles: .scaled, outputCheck: .block)),
+            ("scaled; no skip; block check", DSnoT.Settings(maxCycles: .scaled, skip: [], outputCheck: .block)),
+            ("scaled; no skip; layer check", DSnoT.Settings(maxCycles: .scaled, skip: [], outputCheck: .layer)),
+            ("50; no skip; block check", DSnoT.Settings(skip: [], outputCheck: .block)),
         ]
         for pattern in [SparsityPattern.unstructured(0.6), .unstructured(0.5), .unstructured(0.7), .nOfM(2, 4)] {
             let base = label(.wanda, pattern)
@@ -131,7 +131,7 @@ enum QualityBenchmark {
         let fixtures = environment["DSNOT_BENCH_FIXTURES"] ?? ".fixtures"
         let windows = Int(environment["DSNOT_QUALITY_WINDOWS"] ?? "") ?? 16
         let output = environment["DSNOT_QUALITY_OUT"] ?? "docs/results.md"
-        // DSNOT_QUALITY_ONLY also sets the order (most decisive first when time is short).
+        // DSNOT_QUALITY_ONLY also sets the order (most decisive first when time is short); labels hold no commas.
         let only = environment["DSNOT_QUALITY_ONLY"].map { $0.split(separator: ",").map(String.init) }
         let seeds = (environment["DSNOT_QUALITY_SEEDS"] ?? "0,1,2").split(separator: ",").compactMap {
             UInt64($0.trimmingCharacters(in: .whitespaces))
