@@ -101,6 +101,7 @@ enum QualityBenchmark {
             ("scaled; block check", DSnoT.Settings(maxCycles: .scaled, outputCheck: .block)),
             ("scaled; no skip; block check", DSnoT.Settings(maxCycles: .scaled, skip: [], outputCheck: .block)),
             ("scaled; no skip; layer check", DSnoT.Settings(maxCycles: .scaled, skip: [], outputCheck: .layer)),
+            ("scaled; no skip; model check", DSnoT.Settings(maxCycles: .scaled, skip: [], outputCheck: .model)),
             ("50; no skip; block check", DSnoT.Settings(skip: [], outputCheck: .block)),
         ]
         for pattern in [SparsityPattern.unstructured(0.6), .unstructured(0.5), .unstructured(0.7), .nOfM(2, 4)] {

@@ -47,7 +47,7 @@ extension DsnotCtl.Prune {
                     throw PruneJobError.invalidOption(
                         name: "dsnot-output-check",
                         value: check,
-                        expected: "none, block or layer"
+                        expected: "none, block, layer or model"
                     )
                 }
                 s.outputCheck = c

@@ -46,7 +46,7 @@ extension DsnotCtl {
         @Flag(help: "DSnoT stops a row when a swap would flip the sign of its error.") var dsnotSameSign = false
         @Option(help: "DSnoT row acceptance: none or true-error (default: true-error after sparsegpt).")
         var dsnotAccept: String?
-        @Option(help: "DSnoT block-output check: none, block or layer; profile default.")
+        @Option(help: "DSnoT block-output check: none, block, layer or model; profile default.")
         var dsnotOutputCheck: String?
         @Option(help: "Per-block sparsity: uniform or owl (outlier-weighed, unstructured only).")
         var layerSparsity = "uniform"

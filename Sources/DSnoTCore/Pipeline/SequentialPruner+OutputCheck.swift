@@ -48,7 +48,7 @@ extension SequentialPruner {
     ) -> PruneReport.OutputCheckSummary {
         let start = clock.now
         var forwards = 0
-        // The denominator: what the dense block adds to its input.
+        // The denominator: the distance of the target from the block's input.
         var scale = 0.0
         for s in samples { scale += Self.squaredDistance(s.dense, s.input) }
         scale = max(scale, .leastNormalMagnitude)
@@ -71,7 +71,7 @@ extension SequentialPruner {
         switch mode {
         case .none:
             break
-        case .block:
+        case .block, .model:
             if refinedError < baseError {
                 for i in alternatives.indices { alternatives[i].toggle(in: &block) }
                 kept = refinedError

@@ -41,14 +41,16 @@ struct StatisticsPlan {
 
     /// The prune pass: inputs only, unless the output check needs dense outputs.
     static func pruning(recipe: Recipe, sequences: Int, metricSequences: Int) -> StatisticsPlan {
-        let check = (recipe.dsnot?.outputCheck ?? .none) != .none
+        let mode = recipe.dsnot?.outputCheck ?? .none
+        let check = mode != .none
         let heldOut = check ? DSnoT.OutputCheck.heldOutSequences(of: sequences) : 0
         return StatisticsPlan(
             hessian: recipe.needsHessian,
             metricSequences: metricSequences,
             dsnotSequences: heldOut > 0 ? sequences - heldOut : nil,
             dsnotHessian: recipe.dsnot?.accept == .trueError,
-            keepOutputs: check ? checkSequences(of: sequences) : 0..<0,
+            // `model` compares with the dense model's own states (`SequentialPruner.run`), not these.
+            keepOutputs: check && mode != .model ? checkSequences(of: sequences) : 0..<0,
             propagate: false
         )
     }

@@ -119,12 +119,29 @@ public struct SequentialPruner: Sendable {
             sequences: hidden.count,
             metricSequences: recipe.needsHessian ? 0 : min(errorSequences, hidden.count)
         )
+        // `output_check = model`: the held-out sequences also follow the dense model.
+        var denseStates: [Int: Matrix] = [:]
+        if recipe.dsnot?.outputCheck == .model, !hidden.isEmpty {
+            for n in StatisticsPlan.checkSequences(of: hidden.count) { denseStates[n] = hidden[n] }
+        }
         for b in 0..<model.blockCount {
             if isCancelled() { throw PipelineError.cancelled(block: b) }
             var block = try model.loadBlock(b)
             let layers = model.prunableLinearLayers(block: b)
             let pattern = recipe.layerSparsity == .owl ? .unstructured(allocation[b].sparsity) : recipe.pattern
             var statistics = BlockStatistics()
+            if !denseStates.isEmpty {
+                report.timings.outputCheck += Self.time(clock) {
+                    let keys = denseStates.keys.sorted()
+                    var next = keys.compactMap { denseStates[$0] }
+                    let dense = block
+                    next.withUnsafeMutableBufferPointer { states in
+                        nonisolated(unsafe) let states = states
+                        ParallelSequences.forEach(0..<states.count) { k in states[k] = dense.forward(states[k]) }
+                    }
+                    for (n, state) in zip(keys, next) { denseStates[n] = state }
+                }
+            }
             if !hidden.isEmpty {
                 report.timings.statistics += try Self.time(clock) {
                     statistics = try collectStatistics(
@@ -153,8 +170,9 @@ public struct SequentialPruner: Sendable {
                 outlierRatio: allocation[b].outlierRatio
             )
             if let mode = recipe.dsnot?.outputCheck, mode != .none, !alternatives.isEmpty {
-                let samples = statistics.denseOutputs.keys.sorted().compactMap { n in
-                    statistics.denseOutputs[n].map { (input: hidden[n], dense: $0) }
+                let targets = mode == .model ? denseStates : statistics.denseOutputs
+                let samples = targets.keys.sorted().compactMap { n in
+                    targets[n].map { (input: hidden[n], dense: $0) }
                 }
                 let summary = checkOutputs(
                     mode: mode,

@@ -50,6 +50,10 @@ extension DSnoT {
         /// Greedy per layer, in block order: a layer keeps its refined mask if that lowers the block's
         /// output error given the choices before it.
         case layer
+        /// As `block`, but the target is the dense model's own hidden state after this block (the
+        /// held-out sequences also run through the dense blocks), so the choice sees the error
+        /// accumulated by earlier blocks, not only this block's.
+        case model
 
         /// Held-out sequences for a run of `count` calibration sequences: a quarter, at most 8, and
         /// none when fewer than 2 (then the check runs on the calibration sequences themselves).
