@@ -14,7 +14,7 @@ import Testing
         #expect(DSnoT.Profile.reference.settings(after: .sparsegpt) == DSnoT.Settings.afterSparseGPT)
         #expect(DSnoT.Profile.reference.settings(after: .wanda) == DSnoT.Settings.reference)
         let guarded = DSnoT.Profile.guarded.settings
-        #expect(guarded.maxCycles == .scaled && guarded.skip.isEmpty && guarded.outputCheck == .block)
+        #expect(guarded.maxCycles == .scaled && guarded.skip.isEmpty && guarded.outputCheck == .model)
         #expect(DSnoT.Profile.guarded.settings(after: .sparsegpt).accept == .trueError)
         #expect(DSnoT.Profile.default == .guarded)
     }

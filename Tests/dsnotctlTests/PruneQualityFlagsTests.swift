@@ -38,11 +38,11 @@ import Testing
         #expect(recipe["owl_lambda"] as? Double == 0.05)
     }
 
-    @Test func theDefaultProfileChecksBlockOutputsAndTheReferenceDoesNot() throws {
+    @Test func theDefaultProfileChecksAgainstTheDenseModelAndTheReferenceDoesNot() throws {
         let guarded = try Self.prune(["--sparsity", "0.5"])
         #expect(guarded.output.status == 0, "\(guarded.output.stderr)")
         let dsnot = try #require((guarded.report?["recipe"] as? [String: Any])?["dsnot"] as? [String: Any])
-        #expect(dsnot["output_check"] as? String == "block")
+        #expect(dsnot["output_check"] as? String == "model")
         #expect(dsnot["max_cycles"] as? String == "scaled")
         let checks = (guarded.report?["blocks"] as? [[String: Any]] ?? []).compactMap {
             $0["output_check"] as? [String: Any]

@@ -9,8 +9,8 @@ extension DSnoT {
         /// The reference flags of DSnoT's `main.py` (B§5.4), bit for bit: `DSnoT.Settings.reference`.
         case reference
         /// dsnot's default: width-scaled cycles, every linear layer refined, and each block's refined
-        /// masks kept only when they reproduce the dense block's output better than the base masks
-        /// on held-out calibration sequences (`OutputCheck.block`).
+        /// masks kept only when they bring the pruned model's hidden state after the block closer to
+        /// the dense model's on held-out calibration sequences (`OutputCheck.model`).
         case guarded
 
         /// The profile used when a recipe names none (`dsnotctl prune --dsnot`, the daemon's recipes).
@@ -20,7 +20,7 @@ extension DSnoT {
         public var settings: Settings {
             switch self {
             case .reference: return .reference
-            case .guarded: return Settings(maxCycles: .scaled, skip: [], outputCheck: .block)
+            case .guarded: return Settings(maxCycles: .scaled, skip: [], outputCheck: .model)
             }
         }
 
