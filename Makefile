@@ -45,9 +45,11 @@ bench-forward: deps fixtures
 	$(SWIFT) build --build-tests
 	DSNOT_BENCH_FIXTURES=$(CURDIR)/.fixtures $(SWIFT) test --skip-build --filter smolLM2BlockThroughput
 
-## bench-quality: docs/results.md, SmolLM2-135M perplexity after magnitude/Wanda/SparseGPT with and
-## without DSnoT (dsnot-bench quality). Slow (29 rows of 1–5 min each on 2 cores); rows are written as they
-## finish. DSNOT_QUALITY_WINDOWS (default 16) sets the evaluation windows, DSNOT_QUALITY_ONLY="label,…" a subset.
+## bench-quality: docs/results.md, SmolLM2-135M perplexity (Persuasion, Northanger Abbey) after Wanda and
+## SparseGPT at 50/60/70 % and 2:4: alone, + DSnoT reference, + DSnoT guarded, OWL + DSnoT guarded, over
+## calibration seeds 0,1,2 (dsnot-bench quality). Very slow (90 prunings of 1.5–12 min each on 2 cores);
+## rows are written as they finish. DSNOT_QUALITY_WINDOWS (default 16), DSNOT_QUALITY_SEEDS ("0,1,2"),
+## DSNOT_QUALITY_ONLY="label,…" (a subset, in that order), DSNOT_QUALITY_SET=candidates (the profile candidates).
 bench-quality: deps fixtures
 	$(SWIFT) build -c release --product dsnot-bench
 	DSNOT_BENCH_FIXTURES=$(CURDIR)/.fixtures DSNOT_QUALITY_OUT=$(CURDIR)/docs/results.md \

@@ -5,6 +5,7 @@
 #   .fixtures/smollm2-135m/       SmolLM2-135M-Instruct, HF layout, fp32 (dequantized from the GGUF)
 #   .fixtures/smollm2-135m-bf16/  the same, weights rounded to bfloat16
 #   .fixtures/text/calib.txt      four Austen novels (calibration), eval.txt: Persuasion (evaluation)
+#   .fixtures/text/eval-northanger.txt   Northanger Abbey (a second evaluation text, dsnot-bench quality)
 #   .fixtures/text/eval-tokens-smollm2.safetensors   reference token ids of eval.txt (tokenizers package)
 # Re-running is cheap: finished steps are skipped when their checksums verify.
 #   scripts/fixtures.sh [--check-ppl]   (--check-ppl runs the numpy reference perplexity, about a minute)

@@ -65,8 +65,20 @@ extension PruneJobOptions: Codable {
     }
 
     /// The canonical form: `Recipe.canonicalValue` plus the job keys, every key present (`null` when unset).
+    ///
+    /// `Recipe.canonicalValue` leaves out `dsnot.output_check = "none"` and the layer-sparsity keys of a
+    /// uniform recipe so that `recipe_hash` stays what it was before those settings existed. Here they
+    /// are always written: a stored recipe must read back the same whatever the default profile is (an
+    /// absent `output_check` would decode as the default profile's).
     public var canonicalValue: CanonicalJSON {
         guard case .object(var object) = recipe.canonicalValue else { return recipe.canonicalValue }
+        if let dsnot = recipe.dsnot, case .object(var settings)? = object["dsnot"] {
+            settings["output_check"] = .string(dsnot.outputCheck.rawValue)
+            object["dsnot"] = .object(settings)
+        }
+        object["layer_sparsity"] = .string(recipe.layerSparsity.rawValue)
+        object["owl_threshold"] = .double(recipe.owlThreshold)
+        object["owl_lambda"] = .double(recipe.owlLambda)
         let (name, compression, bytePlanes) = format.words
         object["output"] = .object([
             "format": .string(name), "compression": .string(compression), "byte_planes": .bool(bytePlanes),
@@ -89,12 +101,23 @@ extension PruneJobOptions: Codable {
     /// `sha256(canonicalJSON)` in hex: together with the input's fingerprint, a daemon job's key.
     public var stableHash: String { SHA256.hex(Array(canonicalJSON.utf8)) }
 
+    /// The keys a recipe document may hold: the canonical form plus `dsnot.profile`, which names the
+    /// preset the other DSnoT keys override and is not stored (the stored form lists every setting).
+    var schemaValue: CanonicalJSON {
+        guard case .object(var object) = canonicalValue else { return canonicalValue }
+        if case .object(var settings)? = object["dsnot"] {
+            settings["profile"] = .string(DSnoT.Profile.default.rawValue)
+            object["dsnot"] = .object(settings)
+        }
+        return .object(object)
+    }
+
     /// Every key of the schema as a dotted path (`dsnot.max_cycles`, `output.byte_planes`), leaves only.
     public static var schemaKeys: [String] {
         var full = PruneJobOptions(recipe: .defaults)
         full.recipe.calibration.path = "-"
         full.evaluation = EvaluationOptions(textPath: "-", maxWindows: 1, maxIncreasePercent: 1)
-        return full.canonicalValue.leafPaths.sorted()
+        return full.schemaValue.leafPaths.sorted()
     }
 }
 

@@ -159,7 +159,7 @@ public struct RecipeDocument: Sendable, Equatable {
         } catch {
             throw describe(error)
         }
-        try Self.rejectUnknown(table, known: options.canonicalValue, path: "")
+        try Self.rejectUnknown(table, known: options.schemaValue, path: "")
         do {
             try options.validate()
         } catch {

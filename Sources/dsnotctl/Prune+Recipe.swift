@@ -12,6 +12,8 @@ extension DsnotCtl.Prune {
         "dsnot": ["dsnot"], "dsnot-skip": ["dsnot.skip"], "dsnot-max-cycles": ["dsnot.max_cycles"],
         "dsnot-threshold": ["dsnot.update_threshold"], "dsnot-variance-power": ["dsnot.variance_power"],
         "dsnot-same-sign": ["dsnot.same_sign"], "dsnot-accept": ["dsnot.accept"],
+        "dsnot-profile": ["dsnot.profile"], "dsnot-output-check": ["dsnot.output_check"],
+        "layer-sparsity": ["layer_sparsity"], "owl-threshold": ["owl_threshold"], "owl-lambda": ["owl_lambda"],
         "sparsegpt-block-size": ["sparsegpt.block_size"], "sparsegpt-dampening": ["sparsegpt.dampening"],
         "sparsegpt-max-retries": ["sparsegpt.max_retries"],
         "calib-text": ["calibration.path", "calibration.source"],
@@ -39,8 +41,13 @@ extension DsnotCtl.Prune {
         set("dsnot-variance-power", dsnotVariancePower.map { .double($0) })
         set("dsnot-same-sign", dsnotSameSign.map { .bool($0) })
         set("dsnot-accept", dsnotAccept.map { .string($0) })
+        set("dsnot-profile", dsnotProfile.map { .string($0) })
+        set("dsnot-output-check", dsnotOutputCheck.map { .string($0) })
         // `--no-dsnot` wins over DSnoT settings; `--dsnot` alone keeps them or the defaults.
         if let dsnot, !dsnot || d.value(at: "dsnot") == nil { set("dsnot", .bool(dsnot)) }
+        set("layer-sparsity", layerSparsity.map { .string($0) })
+        set("owl-threshold", owlThreshold.map { .double($0) })
+        set("owl-lambda", owlLambda.map { .double($0) })
         set("sparsegpt-block-size", sparsegptBlockSize.map { .int($0) })
         set("sparsegpt-dampening", sparsegptDampening.map { .double(Double($0)) })
         set("sparsegpt-max-retries", sparsegptMaxRetries.map { .int($0) })

@@ -35,8 +35,13 @@ extension DsnotCtl {
 
         @Flag(inversion: .prefixedNo, help: "Refine the base masks with DSnoT (default on).") var dsnot: Bool?
         @Option(
+            help:
+                "DSnoT preset that the other DSnoT options override: guarded (default) or reference (the published flags)."
+        )
+        var dsnotProfile: String?
+        @Option(
             name: .customLong("dsnot-skip"),
-            help: "Layers DSnoT leaves at the base mask (repeatable; default mlp; 'none' for no skip)."
+            help: "Layers DSnoT leaves at the base mask (repeatable; profile default; 'none' for no skip)."
         )
         var dsnotSkip: [String] = []
         @Option(help: "DSnoT cycles per row: a number, or 'scaled' (50·C_in/4096) (default 50).")
@@ -50,6 +55,13 @@ extension DsnotCtl {
         var dsnotSameSign: Bool?
         @Option(help: "DSnoT row acceptance: none or true-error (default: true-error after sparsegpt).")
         var dsnotAccept: String?
+        @Option(help: "DSnoT block-output check: none, block, layer or model; profile default.")
+        var dsnotOutputCheck: String?
+        @Option(help: "Per-block sparsity: uniform (default) or owl (outlier-weighed, unstructured only).")
+        var layerSparsity: String?
+        @Option(help: "OWL outlier threshold M (default 5).") var owlThreshold: Double?
+        @Option(help: "OWL spread lambda: block sparsities within sparsity +/- lambda (default 0.08).")
+        var owlLambda: Double?
 
         @Option(help: "SparseGPT columns per block (default 128).") var sparsegptBlockSize: Int?
         @Option(help: "SparseGPT relative dampening (default 0.01).") var sparsegptDampening: Float?

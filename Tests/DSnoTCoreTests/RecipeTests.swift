@@ -111,7 +111,10 @@ import Testing
         let json =
             #"{"method":"wanda","pattern":{"type":"unstructured","ratio":0.6},"dsnot":{"max_cycles":"scaled"},"calibration":{"path":"c4.txt"}}"#
         let r = try JSONDecoder().decode(Recipe.self, from: Data(json.utf8))
-        #expect(r.dsnot == DSnoT.Settings(maxCycles: .scaled))
+        // Keys the recipe does not name come from the default profile (docs/algorithms.md).
+        var expected = DSnoT.Profile.default.settings
+        expected.maxCycles = .scaled
+        #expect(r.dsnot == expected)
         #expect(r.calibration == Recipe.Calibration(path: "c4.txt"))
         #expect(r.sparseGPT == SparseGPT.Settings())
         #expect(r.magnitudeScope == .layer)
@@ -128,8 +131,8 @@ import Testing
         #expect(try decode(#"{"pattern":0.7}"#).pattern == .unstructured(0.7))
         #expect(try decode(#"{"pattern":"4:8"}"#).pattern == .nOfM(4, 8))
         #expect(try decode(#"{"dsnot":false}"#).dsnot == nil && decode(#"{"dsnot":null}"#).dsnot == nil)
-        #expect(try decode(#"{"dsnot":true}"#).dsnot == .reference)
-        #expect(try decode(#"{"method":"sparsegpt"}"#).dsnot == .afterSparseGPT)
+        #expect(try decode(#"{"dsnot":true}"#).dsnot == DSnoT.Profile.default.settings)
+        #expect(try decode(#"{"method":"sparsegpt"}"#).dsnot == DSnoT.Profile.default.settings(after: .sparsegpt))
         #expect(try decode(#"{"method":"sparsegpt","dsnot":{"max_cycles":3}}"#).dsnot?.accept == .trueError)
         #expect(try decode(#"{"method":"sparsegpt","dsnot":{"accept":"none"}}"#).dsnot?.accept == DSnoT.Acceptance.none)
         #expect(try decode(#"{"calibration":{"seed":"18446744073709551615"}}"#).calibration.seed == .max)

@@ -91,7 +91,8 @@ import Testing
                     variancePower: 2,
                     sameSign: true,
                     skip: ["mlp", "lm_head"],
-                    accept: .none
+                    accept: .none,
+                    outputCheck: DSnoT.Profile.default.settings.outputCheck  // not named: the profile's
                 ),
                 sparseGPT: SparseGPT.Settings(blockSize: 64, dampening: 0.05, maxRetries: 2),
                 calibration: Recipe.Calibration(
@@ -262,7 +263,10 @@ import Testing
         )
         #expect(options.recipe.pattern == .unstructured(0.7) && options.recipe.method == .magnitude)
         #expect(options.recipe.calibration.path == "/in/m/c.txt")
-        #expect(options.recipe.dsnot == DSnoT.Settings(maxCycles: .fixed(7), sameSign: true))
+        var expectedDSnoT = DSnoT.Profile.default.settings
+        expectedDSnoT.maxCycles = .fixed(7)
+        expectedDSnoT.sameSign = true
+        #expect(options.recipe.dsnot == expectedDSnoT)
         do {
             _ = try watch.recipe(dsnotTOML: "\n[recipe]\nsparsty = 0.7", file: "/in/m/dsnot.toml", checkpoint: "/in/m")
             Issue.record("accepted")

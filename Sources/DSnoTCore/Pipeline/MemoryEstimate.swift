@@ -47,7 +47,10 @@ public struct MemoryEstimate: Sendable, Equatable, Codable {
         let weights = layers.reduce(0) { $0 + $1.outFeatures * $1.inFeatures }
         let pages = layers.reduce(0) { $0 + $1.outFeatures * $1.inFeatures * $1.dtype.byteWidth }
         let calibrated = recipe.needsCalibration || errorSequences > 0
-        let activations = calibrated ? sequences * length * model.hiddenSize * f : 0
+        // DSnoT's output check keeps the dense block outputs of its held-out sequences.
+        let checked =
+            (recipe.dsnot?.outputCheck ?? .none) != .none ? StatisticsPlan.checkSequences(of: sequences).count : 0
+        let activations = calibrated ? (sequences + checked) * length * model.hiddenSize * f : 0
         // Per sequence: every linear output, the block input/output copies, and the attention's
         // scratch (a tile of the stacked query heads of one key/value head: scores, queries, contexts).
         let outputs = layers.reduce(0) { $0 + $1.outFeatures }

@@ -21,6 +21,8 @@ public struct PruneReport: Codable, Sendable, Equatable {
     public var blockCount: Int
     public var calibration: CalibrationSummary?
     public var layers: [LayerReport] = []
+    /// Per block: its target sparsity (OWL's allocation or the recipe's) and DSnoT's output check.
+    public var blocks: [BlockReport] = []
     public var totals = Totals()
     public var timings = Timings()
     /// `MemoryEstimate.total` computed before the run.
@@ -58,6 +60,50 @@ public struct PruneReport: Codable, Sendable, Equatable {
         public var dampening: Float?
         public var secondsBase: Double
         public var secondsDsnot: Double
+
+        /// The layer as published when the output check kept its base mask: the base figures, and
+        /// DSnoT's record marked as not kept.
+        mutating func revertToBase() {
+            sparsity = baseSparsity
+            finalRelativeError = baseRelativeError
+            dsnot?.kept = false
+        }
+    }
+
+    public struct BlockReport: Codable, Sendable, Equatable {
+        public init(index: Int, sparsity: Double, outlierRatio: Double? = nil, outputCheck: OutputCheckSummary? = nil) {
+            self.index = index
+            self.sparsity = sparsity
+            self.outlierRatio = outlierRatio
+            self.outputCheck = outputCheck
+        }
+
+        public var index: Int
+        /// The block's target sparsity: OWL's allocation, or the recipe's ratio.
+        public var sparsity: Double
+        /// OWL's outlier ratio of the dense block (share of Wanda scores above `M ×` their mean).
+        public var outlierRatio: Double?
+        public var outputCheck: OutputCheckSummary?
+    }
+
+    /// What DSnoT's block-output check (`DSnoT.OutputCheck`) measured and kept in one block.
+    public struct OutputCheckSummary: Codable, Sendable, Equatable {
+        /// `block` or `layer`.
+        public var mode: String
+        /// Held-out sequences the block ran on (with the dense, base and refined weights).
+        public var sequences: Int
+        /// `Σ‖Y − Y_dense‖² / Σ‖Y_dense − X‖²` over those sequences (X the block input, so the
+        /// denominator is what the dense block adds to its input) with the base masks, with every
+        /// refined mask, and with what was kept.
+        public var baseError: Double
+        public var refinedError: Double
+        public var keptError: Double
+        /// Refined layers kept / refined layers that differed from their base.
+        public var layersKept: Int
+        public var layersRefined: Int
+        /// Block forwards the check ran (beyond the statistics and propagation passes).
+        public var forwards: Int
+        public var seconds: Double
     }
 
     public struct DSnoTSummary: Codable, Sendable, Equatable {
@@ -66,6 +112,8 @@ public struct PruneReport: Codable, Sendable, Equatable {
         public var errorBefore: Double
         public var errorAfter: Double
         public var rowsRejected: Int
+        /// Whether the refined mask was kept by the output check (`nil`: no check ran).
+        public var kept: Bool?
     }
 
     public struct Totals: Codable, Sendable, Equatable {
@@ -103,6 +151,10 @@ public struct PruneReport: Codable, Sendable, Equatable {
         public var dsnot = 0.0
         public var writing = 0.0
         public var propagation = 0.0
+        /// OWL's dense pass over the whole model (statistics and outlier ratios).
+        public var owl = 0.0
+        /// DSnoT's block-output check (extra block forwards).
+        public var outputCheck = 0.0
         public var total = 0.0
     }
 

@@ -11,16 +11,62 @@ struct BlockStatistics {
     var statistics: [LinearLayerName: LayerStatistics] = [:]
     /// Gram matrices for the error metric when `statistics` carry no Hessian.
     var metricGram: [LinearLayerName: LayerStatistics] = [:]
+    /// DSnoT's statistics when the output check holds sequences out of them (else DSnoT uses `statistics`).
+    var dsnotStatistics: [LinearLayerName: LayerStatistics] = [:]
+    /// The dense block's outputs of the sequences `StatisticsPlan.keepOutputs` asked for.
+    var denseOutputs: [Int: Matrix] = [:]
 
     func statistics(for name: LinearLayerName) -> LayerStatistics? { owner[name].flatMap { statistics[$0] } }
+    func dsnotStatistics(for name: LinearLayerName) -> LayerStatistics? {
+        owner[name].flatMap { dsnotStatistics[$0] }
+    }
     func metricHessian(for name: LinearLayerName) -> Matrix? {
         owner[name].flatMap { metricGram[$0]?.hessian }
     }
 }
 
+/// What a statistics pass accumulates and what it does with the block's outputs.
+struct StatisticsPlan {
+    /// Whether the statistics include the Hessian.
+    var hessian: Bool
+    /// The first this many sequences also feed the error metric's Gram matrices.
+    var metricSequences: Int
+    /// When set, DSnoT gets statistics of only the first this many sequences (the rest are held out
+    /// for the output check); `dsnotHessian` says whether they include the Hessian.
+    var dsnotSequences: Int?
+    var dsnotHessian: Bool
+    /// Sequences whose dense block output is kept (`BlockStatistics.denseOutputs`).
+    var keepOutputs: Range<Int>
+    /// Replace every hidden state with the dense block's output (OWL's dense pass).
+    var propagate: Bool
+
+    /// The prune pass: inputs only, unless the output check needs dense outputs.
+    static func pruning(recipe: Recipe, sequences: Int, metricSequences: Int) -> StatisticsPlan {
+        let mode = recipe.dsnot?.outputCheck ?? .none
+        let check = mode != .none
+        let heldOut = check ? DSnoT.OutputCheck.heldOutSequences(of: sequences) : 0
+        return StatisticsPlan(
+            hessian: recipe.needsHessian,
+            metricSequences: metricSequences,
+            dsnotSequences: heldOut > 0 ? sequences - heldOut : nil,
+            dsnotHessian: recipe.dsnot?.accept == .trueError,
+            // `model` compares with the dense model's own states (`SequentialPruner.run`), not these.
+            keepOutputs: check && mode != .model ? checkSequences(of: sequences) : 0..<0,
+            propagate: false
+        )
+    }
+
+    /// The sequences DSnoT's output check runs on: the held-out ones, or all when none is held out.
+    static func checkSequences(of count: Int) -> Range<Int> {
+        let heldOut = DSnoT.OutputCheck.heldOutSequences(of: count)
+        return heldOut > 0 ? (count - heldOut)..<count : 0..<count
+    }
+}
+
 extension SequentialPruner {
     /// Dense forward pass of `block` over every sequence, up to the last linear layer's input (the
-    /// block's dense output is never used); each layer's inputs are accumulated into its statistics.
+    /// block's dense output is only computed for the sequences `plan` asks for); each layer's inputs
+    /// are accumulated into its statistics.
     ///
     /// The passes of a chunk run concurrently (`ParallelSequences`); each records what its tap saw,
     /// and the records are accumulated in sequence order afterwards, exactly as a serial pass would.
@@ -30,28 +76,41 @@ extension SequentialPruner {
     /// block passes the same matrix.
     func collectStatistics(
         block: any DecoderBlock,
-        hidden: [Matrix],
+        hidden: inout [Matrix],
+        plan: StatisticsPlan,
         blockCount: Int,
         progress: (PruneProgress) -> Void,
         isCancelled: () -> Bool
     ) throws -> BlockStatistics {
         var result = BlockStatistics()
-        let metricCount = recipe.needsHessian ? 0 : min(errorSequences, hidden.count)
         for chunk in Self.chunks(of: hidden.count) {
             if isCancelled() { throw PipelineError.cancelled(block: block.index) }
             var taps = [[Tapped]](repeating: [], count: chunk.count)
+            var outputs = [Matrix?](repeating: nil, count: chunk.count)
             taps.withUnsafeMutableBufferPointer { taps in
-                nonisolated(unsafe) let taps = taps
-                ParallelSequences.forEach(chunk) { n in
-                    var seen: [Tapped] = []
-                    block.tapLinearInputs(hidden[n]) { name, x in
-                        // The per-feature sums are computed here, once per distinct input.
-                        let sums = seen.last.flatMap { $0.input == x ? $0.sums : nil } ?? .init(sequence: x)
-                        seen.append(Tapped(name: name, input: x, sums: sums))
+                outputs.withUnsafeMutableBufferPointer { outputs in
+                    hidden.withUnsafeMutableBufferPointer { h in
+                        nonisolated(unsafe) let (taps, outputs, h) = (taps, outputs, h)
+                        ParallelSequences.forEach(chunk) { n in
+                            var seen: [Tapped] = []
+                            let tap = { (name: LinearLayerName, x: Matrix) in
+                                // The per-feature sums are computed here, once per distinct input.
+                                let sums = seen.last.flatMap { $0.input == x ? $0.sums : nil } ?? .init(sequence: x)
+                                seen.append(Tapped(name: name, input: x, sums: sums))
+                            }
+                            if plan.propagate {
+                                h[n] = block.forward(h[n], tap: tap)
+                            } else if plan.keepOutputs.contains(n) {
+                                outputs[n - chunk.lowerBound] = block.forward(h[n], tap: tap)
+                            } else {
+                                block.tapLinearInputs(h[n], tap: tap)
+                            }
+                            taps[n - chunk.lowerBound] = seen
+                        }
                     }
-                    taps[n - chunk.lowerBound] = seen
                 }
             }
+            for (n, output) in zip(chunk, outputs) { if let output { result.denseOutputs[n] = output } }
             for (n, seen) in zip(chunk, taps) {
                 var previous: (name: LinearLayerName, input: Matrix)?
                 for tapped in seen {
@@ -63,12 +122,18 @@ extension SequentialPruner {
                             result.owner[name] = name
                             result.statistics[name] = LayerStatistics(
                                 inputFeatures: x.columns,
-                                accumulateHessian: recipe.needsHessian
+                                accumulateHessian: plan.hessian
                             )
-                            if metricCount > 0 {
+                            if plan.metricSequences > 0 {
                                 result.metricGram[name] = LayerStatistics(
                                     inputFeatures: x.columns,
                                     accumulateHessian: true
+                                )
+                            }
+                            if plan.dsnotSequences != nil {
+                                result.dsnotStatistics[name] = LayerStatistics(
+                                    inputFeatures: x.columns,
+                                    accumulateHessian: plan.dsnotHessian
                                 )
                             }
                         }
@@ -76,7 +141,8 @@ extension SequentialPruner {
                     }
                     guard result.owner[name] == name else { continue }
                     result.statistics[name]?.accumulate(sums, of: x)
-                    if n < metricCount { result.metricGram[name]?.accumulate(sums, of: x) }
+                    if n < plan.metricSequences { result.metricGram[name]?.accumulate(sums, of: x) }
+                    if let d = plan.dsnotSequences, n < d { result.dsnotStatistics[name]?.accumulate(sums, of: x) }
                 }
             }
             progress(
@@ -106,45 +172,37 @@ extension SequentialPruner {
         return stride(from: 0, to: count, by: width).map { $0..<min(count, $0 + width) }
     }
 
-    /// Prunes one linear layer of `block`, writes it to the sink in the checkpoint dtype, and puts
-    /// the (dtype-rounded) sparse weight back into the block for the propagation pass.
+    /// Prunes one linear layer of `block` and puts the (dtype-rounded) sparse weight back into the
+    /// block; `write(layer:block:sink:)` writes it once the block's output check has decided.
+    /// Returns, when DSnoT changed the layer and an output check will run, the base alternative.
     func prune(
         layer: LinearLayerInfo,
         block: inout any DecoderBlock,
         statistics: BlockStatistics,
-        sink: any PrunedTensorSink,
-        clock: ContinuousClock
-    ) throws -> (report: PruneReport.LayerReport, pruned: Int, writeSeconds: Double) {
+        pattern: SparsityPattern
+    ) throws -> (report: PruneReport.LayerReport, pruned: Int, basePruned: Int, alternative: LayerAlternative?) {
         let dense = block.weight(of: layer.name)
         let result = try LayerPruner.prune(
             weights: dense,
             statistics: statistics.statistics(for: layer.name),
             recipe: recipe,
             layer: layer.tensorName,
-            metricHessian: statistics.metricHessian(for: layer.name)
+            metricHessian: statistics.metricHessian(for: layer.name),
+            pattern: pattern,
+            dsnotStatistics: statistics.dsnotStatistics(for: layer.name)
         )
-        var sparse = result.sparseWeights(dense: dense)
-        let writeStart = clock.now
-        let bytes = sparse.storage.withUnsafeBufferPointer { FloatConversion.encode($0, as: layer.dtype) }
-        try bytes.withUnsafeBytes { raw in
-            try sink.write(
-                name: layer.tensorName,
-                dtype: layer.dtype,
-                shape: [layer.outFeatures, layer.inFeatures],
-                bytes: raw,
-                pruned: true
-            )
-        }
         // SparseGPT's updated weights are rounded to the checkpoint dtype; the next block must see
         // exactly what the output holds. Masked dense weights are exact already.
-        if result.weights != nil, layer.dtype != .f32 {
-            bytes.withUnsafeBytes { raw in
-                sparse.storage.withUnsafeMutableBufferPointer {
-                    FloatConversion.convert(raw, dtype: layer.dtype, into: $0)
-                }
-            }
+        let sparse = Self.rounded(result.sparseWeights(dense: dense), dtype: layer.dtype, exact: result.weights == nil)
+        var alternative: LayerAlternative? = nil
+        if (recipe.dsnot?.outputCheck ?? .none) != .none, result.metrics.dsnot != nil {
+            let base = Self.rounded(
+                result.baseSparseWeights(dense: dense),
+                dtype: layer.dtype,
+                exact: result.baseWeights == nil
+            )
+            alternative = LayerAlternative(name: layer.name, between: sparse, and: base)
         }
-        let writeSeconds = Self.seconds(writeStart.duration(to: clock.now))
         block.setWeight(sparse, of: layer.name)
         let m = result.metrics
         let report = PruneReport.LayerReport(
@@ -173,7 +231,37 @@ extension SequentialPruner {
             secondsBase: result.baseSeconds,
             secondsDsnot: result.dsnotSeconds
         )
-        return (report, result.mask.prunedCount, writeSeconds)
+        return (report, result.mask.prunedCount, result.baseMask.prunedCount, alternative)
+    }
+
+    /// `weights` rounded through the checkpoint dtype (unchanged when `exact` or fp32).
+    static func rounded(_ weights: Matrix, dtype: DType, exact: Bool) -> Matrix {
+        guard !exact, dtype != .f32 else { return weights }
+        var out = weights
+        let bytes = weights.storage.withUnsafeBufferPointer { FloatConversion.encode($0, as: dtype) }
+        bytes.withUnsafeBytes { raw in
+            out.storage.withUnsafeMutableBufferPointer { FloatConversion.convert(raw, dtype: dtype, into: $0) }
+        }
+        return out
+    }
+
+    /// Writes a pruned layer's weight as the block holds it, in the checkpoint dtype; returns the seconds.
+    func write(layer: LinearLayerInfo, block: any DecoderBlock, sink: any PrunedTensorSink, clock: ContinuousClock)
+        throws -> Double
+    {
+        let start = clock.now
+        let sparse = block.weight(of: layer.name)
+        let bytes = sparse.storage.withUnsafeBufferPointer { FloatConversion.encode($0, as: layer.dtype) }
+        try bytes.withUnsafeBytes { raw in
+            try sink.write(
+                name: layer.tensorName,
+                dtype: layer.dtype,
+                shape: [layer.outFeatures, layer.inFeatures],
+                bytes: raw,
+                pruned: true
+            )
+        }
+        return Self.seconds(start.duration(to: clock.now))
     }
 
     /// Streams every tensor that is not a prunable linear weight from the input to the sink, unchanged.

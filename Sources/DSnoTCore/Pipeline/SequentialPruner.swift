@@ -98,22 +98,61 @@ public struct SequentialPruner: Sendable {
         progress(PruneProgress(block: 0, blockCount: model.blockCount, phase: .copying))
         report.timings.copy = try Self.time(clock) { try copyUnprunedTensors(model: model, source: source, sink: sink) }
 
+        var allocation: [(sparsity: Double, outlierRatio: Double?)] = Array(
+            repeating: (recipe.pattern.ratio, nil),
+            count: model.blockCount
+        )
+        if recipe.layerSparsity == .owl, let calibration {
+            report.timings.owl = try Self.time(clock) {
+                allocation = try owlAllocation(
+                    model: model,
+                    calibration: calibration,
+                    progress: progress,
+                    isCancelled: isCancelled
+                )
+            }
+        }
+
         var hidden: [Matrix] = []
         if let calibration {
-            report.timings.embedding = try Self.time(clock) {
+            report.timings.embedding += try Self.time(clock) {
                 hidden = try calibration.sequences.map { try model.embed(tokens: $0.map(Int.init)) }
             }
+        }
+        let plan = StatisticsPlan.pruning(
+            recipe: recipe,
+            sequences: hidden.count,
+            metricSequences: recipe.needsHessian ? 0 : min(errorSequences, hidden.count)
+        )
+        // `output_check = model`: the held-out sequences also follow the dense model.
+        var denseStates: [Int: Matrix] = [:]
+        if recipe.dsnot?.outputCheck == .model, !hidden.isEmpty {
+            for n in StatisticsPlan.checkSequences(of: hidden.count) { denseStates[n] = hidden[n] }
         }
         for b in 0..<model.blockCount {
             if isCancelled() { throw PipelineError.cancelled(block: b) }
             var block = try model.loadBlock(b)
             let layers = model.prunableLinearLayers(block: b)
+            let pattern = recipe.layerSparsity == .owl ? .unstructured(allocation[b].sparsity) : recipe.pattern
             var statistics = BlockStatistics()
+            if !denseStates.isEmpty {
+                report.timings.outputCheck += Self.time(clock) {
+                    let keys = denseStates.keys.sorted()
+                    var next = keys.compactMap { denseStates[$0] }
+                    let dense = block
+                    next.withUnsafeMutableBufferPointer { states in
+                        nonisolated(unsafe) let states = states
+                        ParallelSequences.forEach(0..<states.count) { k in states[k] = dense.forward(states[k]) }
+                    }
+                    for (n, state) in zip(keys, next) { denseStates[n] = state }
+                }
+            }
             if !hidden.isEmpty {
                 report.timings.statistics += try Self.time(clock) {
                     statistics = try collectStatistics(
                         block: block,
-                        hidden: hidden,
+                        hidden: &hidden,
+                        plan: plan,
                         blockCount: model.blockCount,
                         progress: progress,
                         isCancelled: isCancelled
@@ -121,15 +160,53 @@ public struct SequentialPruner: Sendable {
                 }
             }
             progress(PruneProgress(block: b, blockCount: model.blockCount, phase: .pruning))
+            var entries: [(report: PruneReport.LayerReport, pruned: Int, basePruned: Int)] = []
+            var alternatives: [LayerAlternative] = []
             for layer in layers {
-                let entry = try prune(layer: layer, block: &block, statistics: statistics, sink: sink, clock: clock)
+                let entry = try prune(layer: layer, block: &block, statistics: statistics, pattern: pattern)
+                entries.append((entry.report, entry.pruned, entry.basePruned))
+                if let alternative = entry.alternative, !alternative.indices.isEmpty {
+                    alternatives.append(alternative)
+                }
+            }
+            var blockReport = PruneReport.BlockReport(
+                index: b,
+                sparsity: pattern.ratio,
+                outlierRatio: allocation[b].outlierRatio
+            )
+            if let mode = recipe.dsnot?.outputCheck, mode != .none, !alternatives.isEmpty {
+                let targets = mode == .model ? denseStates : statistics.denseOutputs
+                let samples = targets.keys.sorted().compactMap { n in
+                    targets[n].map { (input: hidden[n], dense: $0) }
+                }
+                let summary = checkOutputs(
+                    mode: mode,
+                    block: &block,
+                    alternatives: &alternatives,
+                    samples: samples,
+                    clock: clock
+                )
+                report.timings.outputCheck += summary.seconds
+                blockReport.outputCheck = summary
+                for alternative in alternatives where !alternative.refinedInBlock {
+                    guard let i = layers.firstIndex(where: { $0.name == alternative.name }) else { continue }
+                    entries[i].report.revertToBase()
+                    entries[i].pruned = entries[i].basePruned
+                }
+                for i in entries.indices where entries[i].report.dsnot != nil && entries[i].report.dsnot?.kept == nil {
+                    entries[i].report.dsnot?.kept = true
+                }
+            }
+            statistics.denseOutputs = [:]
+            report.blocks.append(blockReport)
+            for (layer, entry) in zip(layers, entries) {
+                report.timings.writing += try write(layer: layer, block: block, sink: sink, clock: clock)
                 report.layers.append(entry.report)
                 report.timings.base += entry.report.secondsBase
                 report.timings.dsnot += entry.report.secondsDsnot
-                report.timings.writing += entry.writeSeconds
                 report.totals.prunableWeights += layer.outFeatures * layer.inFeatures
                 report.totals.prunedWeights += entry.pruned
-                report.totals.dsnotSwaps += entry.report.dsnot?.swaps ?? 0
+                report.totals.dsnotSwaps += entry.report.dsnot.map { $0.kept == false ? 0 : $0.swaps } ?? 0
                 logger.debug(
                     "Pruned layer",
                     metadata: [

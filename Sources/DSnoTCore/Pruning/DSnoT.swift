@@ -77,6 +77,8 @@ public enum DSnoT {
         public var skip: [String] = ["mlp"]
         /// Row acceptance rule.
         public var accept: Acceptance = .none
+        /// Block-output check of the pipeline (`none` = the reference: refined masks are always kept).
+        public var outputCheck: OutputCheck = .none
 
         public init(
             maxCycles: MaxCycles = .fixed(50),
@@ -84,7 +86,8 @@ public enum DSnoT {
             variancePower: Double = 1,
             sameSign: Bool = false,
             skip: [String] = ["mlp"],
-            accept: Acceptance = .none
+            accept: Acceptance = .none,
+            outputCheck: OutputCheck = .none
         ) {
             self.maxCycles = maxCycles
             self.updateThreshold = updateThreshold
@@ -92,6 +95,7 @@ public enum DSnoT {
             self.sameSign = sameSign
             self.skip = skip
             self.accept = accept
+            self.outputCheck = outputCheck
         }
 
         /// The reference defaults of DSnoT's `main.py` (B§5.4).
@@ -108,6 +112,9 @@ public enum DSnoT {
             case sameSign = "same_sign"
             case skip
             case accept
+            case outputCheck = "output_check"
+            /// Decoding only: the profile whose values fill in absent keys (`Recipe+Codable.swift`).
+            case profile
         }
 
         /// Checks the ranges of the numeric settings.

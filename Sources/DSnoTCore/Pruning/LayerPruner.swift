@@ -33,6 +33,8 @@ public struct LayerPruningResult: Sendable {
     public var weights: Matrix?
     /// The base method's mask (equal to `mask` without DSnoT).
     public var baseMask: PruneMask
+    /// The base method's new weights (SparseGPT), `nil` = the dense weights under `baseMask`.
+    public var baseWeights: Matrix? = nil
     public var metrics: LayerMetrics
     /// Seconds spent in the base pruner (mask, and SparseGPT's weight update); not part of `metrics`,
     /// which are deterministic.
@@ -42,6 +44,9 @@ public struct LayerPruningResult: Sendable {
 
     /// The sparse weights: `weights`, or `dense` under `mask`.
     public func sparseWeights(dense: Matrix) -> Matrix { weights ?? mask.applied(to: dense) }
+
+    /// The base method's sparse weights: `baseWeights`, or `dense` under `baseMask`.
+    public func baseSparseWeights(dense: Matrix) -> Matrix { baseWeights ?? baseMask.applied(to: dense) }
 }
 
 /// The per-layer entry point of the sequential pipeline.
@@ -60,6 +65,9 @@ public enum LayerPruner {
     ///   - metricRows: rows sampled for the reconstruction-error metric.
     ///   - metricHessian: `Σ x xᵀ`-shaped Gram matrix `(in, in)` to measure the reconstruction error with
     ///     when `statistics` carries no Hessian (the pipeline accumulates one on a few sequences).
+    ///   - pattern: this layer's pattern when it differs from the recipe's (OWL's per-block sparsity).
+    ///   - dsnotStatistics: DSnoT's statistics when they differ from the base pruner's (the pipeline's
+    ///     output check holds sequences out of them); `nil` = `statistics`.
     /// - Throws: `PruningError` (pattern vs width, missing or mis-shaped statistics, Cholesky failure).
     public static func prune(
         weights: Matrix,
@@ -67,15 +75,19 @@ public enum LayerPruner {
         recipe: Recipe,
         layer: String,
         metricRows: Int = 128,
-        metricHessian: Matrix? = nil
+        metricHessian: Matrix? = nil,
+        pattern: SparsityPattern? = nil,
+        dsnotStatistics: LayerStatistics? = nil
     ) throws -> LayerPruningResult {
+        var recipe = recipe
+        if let pattern { recipe.pattern = pattern }
         let clock = ContinuousClock()
         let c = weights.columns
         guard weights.rows > 0, c > 0 else {
             throw PruningError.emptyLayer(layer: layer, rows: weights.rows, columns: c)
         }
         try recipe.validate(layer: layer, columns: c)
-        if let s = statistics, s.inputFeatures != c {
+        for s in [statistics, dsnotStatistics].compactMap(\.self) where s.inputFeatures != c {
             throw PruningError.statisticShapeMismatch(
                 layer: layer,
                 statistic: "statistics",
@@ -84,7 +96,7 @@ public enum LayerPruner {
             )
         }
         try checkFinite(weights.storage, layer: layer, tensor: "weights")
-        if let st = statistics {
+        for st in [statistics, dsnotStatistics].compactMap(\.self) {
             try checkFinite(st.scalerRow, layer: layer, tensor: "scaler_row")
             try checkFinite(st.sumRow, layer: layer, tensor: "sum_row")
             try checkFinite(st.variance, layer: layer, tensor: "variance")
@@ -99,7 +111,7 @@ public enum LayerPruner {
         var finalWeights = base.weights
         var record: DSnoT.LayerRecord? = nil
         if runsDSnoT, let settings = dsnotSettings {
-            let s = try required(statistics, layer: layer, method: "dsnot")
+            let s = try required(dsnotStatistics ?? statistics, layer: layer, method: "dsnot")
             let input = DSnoT.Input(
                 dense: weights,
                 current: base.weights,
@@ -131,6 +143,7 @@ public enum LayerPruner {
             mask: finalMask,
             weights: finalWeights,
             baseMask: base.mask,
+            baseWeights: base.weights,
             metrics: metrics,
             baseSeconds: baseSeconds,
             dsnotSeconds: dsnotSeconds

@@ -69,15 +69,21 @@ extension SparsityPattern: Codable {
 // `dsnot.toml` all mean this.
 
 extension Recipe {
-    /// The recipe every key left out stands for: Wanda, 50 % unstructured, DSnoT with the reference settings.
-    public static let defaults = Recipe(method: .wanda, pattern: .unstructured(0.5), dsnot: .reference)
+    /// The recipe every key left out stands for: Wanda, 50 % unstructured, DSnoT with the default
+    /// profile (`DSnoT.Profile.default`).
+    public static let defaults = Recipe(
+        method: .wanda,
+        pattern: .unstructured(0.5),
+        dsnot: DSnoT.Profile.default.settings(after: .wanda)
+    )
 
-    /// `dsnot`: absent or `true` = on with the defaults (`accept = "true-error"` after SparseGPT, ALGORITHM.md
-    /// D9), `false` or `null` = off, a table = on with those settings (absent `accept` as for `true`).
+    /// `dsnot`: absent or `true` = on with the default profile (`accept = "true-error"` after SparseGPT,
+    /// ALGORITHM.md D9), `false` or `null` = off, a table = on with those settings over its `profile`
+    /// (absent `accept` as for `true`).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let method = try c.decodeIfPresent(Method.self, forKey: .method) ?? Self.defaults.method
-        var dsnot: DSnoT.Settings? = method == .sparsegpt ? .afterSparseGPT : .reference
+        var dsnot: DSnoT.Settings? = DSnoT.Profile.default.settings(after: method)
         if c.contains(.dsnot) {
             if try c.decodeNil(forKey: .dsnot) {
                 dsnot = nil
@@ -96,7 +102,10 @@ extension Recipe {
             magnitudeScope: try c.decodeIfPresent(Magnitude.Scope.self, forKey: .magnitudeScope) ?? .layer,
             dsnot: dsnot,
             sparseGPT: try c.decodeIfPresent(SparseGPT.Settings.self, forKey: .sparseGPT) ?? SparseGPT.Settings(),
-            calibration: try c.decodeIfPresent(Calibration.self, forKey: .calibration) ?? Calibration()
+            calibration: try c.decodeIfPresent(Calibration.self, forKey: .calibration) ?? Calibration(),
+            layerSparsity: try c.decodeIfPresent(LayerSparsity.self, forKey: .layerSparsity) ?? .uniform,
+            owlThreshold: try c.decodeIfPresent(Double.self, forKey: .owlThreshold) ?? OWL.defaultThreshold,
+            owlLambda: try c.decodeIfPresent(Double.self, forKey: .owlLambda) ?? OWL.defaultLambda
         )
     }
 
@@ -109,6 +118,9 @@ extension Recipe {
         if let dsnot { try c.encode(dsnot, forKey: .dsnot) } else { try c.encodeNil(forKey: .dsnot) }
         try c.encode(sparseGPT, forKey: .sparseGPT)
         try c.encode(calibration, forKey: .calibration)
+        try c.encode(layerSparsity, forKey: .layerSparsity)
+        try c.encode(owlThreshold, forKey: .owlThreshold)
+        try c.encode(owlLambda, forKey: .owlLambda)
     }
 }
 
@@ -147,16 +159,32 @@ extension Recipe.Calibration {
 }
 
 extension DSnoT.Settings {
+    /// `profile` (default `DSnoT.Profile.default`) gives the values of the keys that are absent.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        let p = try c.decodeIfPresent(DSnoT.Profile.self, forKey: .profile) ?? .default
+        let preset = p.settings
         self.init(
-            maxCycles: try c.decodeIfPresent(DSnoT.MaxCycles.self, forKey: .maxCycles) ?? .fixed(50),
-            updateThreshold: try c.decodeIfPresent(Double.self, forKey: .updateThreshold) ?? 0.1,
-            variancePower: try c.decodeIfPresent(Double.self, forKey: .variancePower) ?? 1,
-            sameSign: try c.decodeIfPresent(Bool.self, forKey: .sameSign) ?? false,
-            skip: try c.decodeIfPresent([String].self, forKey: .skip) ?? ["mlp"],
-            accept: try c.decodeIfPresent(DSnoT.Acceptance.self, forKey: .accept) ?? .none
+            maxCycles: try c.decodeIfPresent(DSnoT.MaxCycles.self, forKey: .maxCycles) ?? preset.maxCycles,
+            updateThreshold: try c.decodeIfPresent(Double.self, forKey: .updateThreshold) ?? preset.updateThreshold,
+            variancePower: try c.decodeIfPresent(Double.self, forKey: .variancePower) ?? preset.variancePower,
+            sameSign: try c.decodeIfPresent(Bool.self, forKey: .sameSign) ?? preset.sameSign,
+            skip: try c.decodeIfPresent([String].self, forKey: .skip) ?? preset.skip,
+            accept: try c.decodeIfPresent(DSnoT.Acceptance.self, forKey: .accept) ?? preset.accept,
+            outputCheck: try c.decodeIfPresent(DSnoT.OutputCheck.self, forKey: .outputCheck) ?? preset.outputCheck
         )
+    }
+
+    /// Every setting, so that a written recipe reads back the same whatever the default profile is.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(maxCycles, forKey: .maxCycles)
+        try c.encode(updateThreshold, forKey: .updateThreshold)
+        try c.encode(variancePower, forKey: .variancePower)
+        try c.encode(sameSign, forKey: .sameSign)
+        try c.encode(skip, forKey: .skip)
+        try c.encode(accept, forKey: .accept)
+        try c.encode(outputCheck, forKey: .outputCheck)
     }
 }
 

@@ -25,13 +25,16 @@ extension Recipe {
             case .fixed(let t): cycles = .int(t)
             case .scaled: cycles = .string("scaled")
             }
-            dsnotValue = .object([
+            var settings: [String: CanonicalJSON] = [
                 "max_cycles": cycles, "update_threshold": .double(d.updateThreshold),
                 "variance_power": .double(d.variancePower), "same_sign": .bool(d.sameSign),
                 "skip": .array(d.skip.map { .string($0) }), "accept": .string(d.accept.rawValue),
-            ])
+            ]
+            // Only when it differs from the reference, so recipes that existed before the check keep their hash.
+            if d.outputCheck != .none { settings["output_check"] = .string(d.outputCheck.rawValue) }
+            dsnotValue = .object(settings)
         }
-        return .object([
+        var value: [String: CanonicalJSON] = [
             "method": .string(method.rawValue),
             "pattern": patternValue,
             "magnitude_scope": .string(magnitudeScope.rawValue),
@@ -45,7 +48,14 @@ extension Recipe {
                 "sequences": .int(calibration.sequences), "sequence_length": .int(calibration.sequenceLength),
                 "seed": .string(String(calibration.seed)),
             ]),
-        ])
+        ]
+        // Only for OWL: uniform recipes keep the hash they had before layer sparsity existed.
+        if layerSparsity != .uniform {
+            value["layer_sparsity"] = .string(layerSparsity.rawValue)
+            value["owl_threshold"] = .double(owlThreshold)
+            value["owl_lambda"] = .double(owlLambda)
+        }
+        return .object(value)
     }
 }
 

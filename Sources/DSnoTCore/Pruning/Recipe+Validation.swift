@@ -15,6 +15,15 @@ extension Recipe {
     public func validatePruning() throws {
         try pattern.validate()
         if let d = dsnot { try d.validate() }
+        if layerSparsity == .owl {
+            guard case .unstructured(let target) = pattern else {
+                throw PruningError.unsupportedCombination(
+                    reason:
+                        "layer_sparsity = owl needs an unstructured sparsity; an N:M pattern is the same in every block"
+                )
+            }
+            try OWL.validate(target: target, threshold: owlThreshold, lambda: owlLambda)
+        }
         guard sparseGPT.blockSize > 0 else {
             throw PruningError.invalidSetting(
                 name: "sparsegpt.block_size",

@@ -62,6 +62,20 @@ public struct Recipe: Sendable, Equatable, Hashable, Codable {
     /// SparseGPT's block size, dampening and retries.
     public var sparseGPT: SparseGPT.Settings
     public var calibration: Calibration
+    /// How the target sparsity is spread over the blocks: the same everywhere, or OWL (`OWL`).
+    public var layerSparsity: LayerSparsity
+    /// OWL's outlier threshold `M`: a Wanda score above `M ×` its block's mean is an outlier.
+    public var owlThreshold: Double
+    /// OWL's spread `λ`: block sparsities stay within `target ± λ`.
+    public var owlLambda: Double
+
+    /// Per-block sparsity allocation.
+    public enum LayerSparsity: String, Sendable, Equatable, Hashable, Codable, CaseIterable {
+        /// Every block at the target (the reference).
+        case uniform
+        /// Outlier-weighed layerwise sparsity (Yin et al., ICML 2024), `OWL.allocate`.
+        case owl
+    }
 
     public init(
         method: Method,
@@ -69,7 +83,10 @@ public struct Recipe: Sendable, Equatable, Hashable, Codable {
         magnitudeScope: Magnitude.Scope = .layer,
         dsnot: DSnoT.Settings? = nil,
         sparseGPT: SparseGPT.Settings = SparseGPT.Settings(),
-        calibration: Calibration = Calibration()
+        calibration: Calibration = Calibration(),
+        layerSparsity: LayerSparsity = .uniform,
+        owlThreshold: Double = OWL.defaultThreshold,
+        owlLambda: Double = OWL.defaultLambda
     ) {
         self.method = method
         self.pattern = pattern
@@ -77,19 +94,25 @@ public struct Recipe: Sendable, Equatable, Hashable, Codable {
         self.dsnot = dsnot
         self.sparseGPT = sparseGPT
         self.calibration = calibration
+        self.layerSparsity = layerSparsity
+        self.owlThreshold = owlThreshold
+        self.owlLambda = owlLambda
     }
 
     enum CodingKeys: String, CodingKey {
         case method, pattern, dsnot, calibration
         case magnitudeScope = "magnitude_scope"
         case sparseGPT = "sparsegpt"
+        case layerSparsity = "layer_sparsity"
+        case owlThreshold = "owl_threshold"
+        case owlLambda = "owl_lambda"
     }
 
     /// Whether the layers' statistics must include the Hessian (SparseGPT, or DSnoT acceptance).
     public var needsHessian: Bool { method == .sparsegpt || dsnot?.accept == .trueError }
 
     /// Whether the run needs calibration data at all (magnitude without DSnoT does not).
-    public var needsCalibration: Bool { method != .magnitude || dsnot != nil }
+    public var needsCalibration: Bool { method != .magnitude || dsnot != nil || layerSparsity == .owl }
 
     /// Builds a pattern from user-facing strings: `"unstructured"`, `"2:4"` or `"4:8"` plus a ratio.
     /// - Throws: `PruningError.patternRatioMismatch` for N:M with a ratio other than 0.5,

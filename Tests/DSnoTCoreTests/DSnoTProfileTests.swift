@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: Apache-2.0
+// DSnoT profile tests: presets and decoding, hash stability of the reference profile, and the
+// block-output check end to end (what it keeps is what reproduces the dense block output better).
+
+import DSnoTCore
+import Foundation
+import Logging
+import SafeTensors
+import Testing
+
+@Suite struct DSnoTProfileTests {
+    @Test func profilesAreNamedPresets() {
+        #expect(DSnoT.Profile.reference.settings == DSnoT.Settings.reference)
+        #expect(DSnoT.Profile.reference.settings(after: .sparsegpt) == DSnoT.Settings.afterSparseGPT)
+        #expect(DSnoT.Profile.reference.settings(after: .wanda) == DSnoT.Settings.reference)
+        let guarded = DSnoT.Profile.guarded.settings
+        #expect(guarded.maxCycles == .scaled && guarded.skip.isEmpty && guarded.outputCheck == .model)
+        #expect(DSnoT.Profile.guarded.settings(after: .sparsegpt).accept == .trueError)
+        #expect(DSnoT.Profile.default == .guarded)
+    }
+
+    @Test func aProfileFillsInTheKeysARecipeDoesNotName() throws {
+        func decode(_ dsnot: String, method: String = "wanda") throws -> DSnoT.Settings? {
+            let json = #"{"method":"\#(method)","pattern":{"type":"unstructured","ratio":0.5},"dsnot":\#(dsnot)}"#
+            return try JSONDecoder().decode(Recipe.self, from: Data(json.utf8)).dsnot
+        }
+        #expect(try decode(#"{"profile":"reference"}"#) == .reference)
+        #expect(try decode("{}") == DSnoT.Profile.default.settings)
+        var tenCycles = DSnoT.Settings.reference
+        tenCycles.maxCycles = .fixed(10)
+        #expect(try decode(#"{"profile":"reference","max_cycles":10}"#) == tenCycles)
+        // After SparseGPT an absent `accept` is D9's true-error; a named one stays.
+        #expect(try decode(#"{"profile":"reference"}"#, method: "sparsegpt") == .afterSparseGPT)
+        #expect(try decode(#"{"profile":"reference","accept":"none"}"#, method: "sparsegpt") == .reference)
+        #expect(throws: DecodingError.self) { _ = try decode(#"{"profile":"best"}"#) }
+        #expect(throws: DecodingError.self) { _ = try decode(#"{"output_check":"rows"}"#) }
+        // Written settings read back the same, whatever the default profile.
+        for settings in [DSnoT.Settings.reference, DSnoT.Profile.guarded.settings] {
+            var recipe = Recipe(method: .wanda, pattern: .unstructured(0.5), dsnot: settings)
+            recipe.calibration.path = "c.txt"
+            #expect(try JSONDecoder().decode(Recipe.self, from: try JSONEncoder().encode(recipe)) == recipe)
+        }
+    }
+
+    @Test func theReferenceProfileKeepsItsHashAndTheCheckChangesIt() {
+        let reference = Recipe(method: .wanda, pattern: .unstructured(0.5), dsnot: .reference)
+        #expect(!reference.canonicalJSON.contains("output_check"))
+        // Pinned before profiles existed (the canonical form of the reference settings is unchanged).
+        #expect(
+            reference.canonicalJSON.contains(
+                #""dsnot":{"accept":"none","max_cycles":50,"same_sign":false,"skip":["mlp"],"update_threshold":0.1,"variance_power":1.0}"#
+            )
+        )
+        var checked = reference
+        checked.dsnot?.outputCheck = .block
+        #expect(checked.canonicalJSON.contains(#""output_check":"block""#))
+        #expect(checked.stableHash != reference.stableHash)
+    }
+
+    /// Guarded DSnoT on the two-block golden model: every block with refined layers ran the check on
+    /// its held-out sequences, kept what had the lower output error, and the output holds exactly the
+    /// kept masks (reverted layers are the Wanda masks, kept ones differ from them).
+    @Test(arguments: [DSnoT.OutputCheck.block, .layer, .model])
+    func theOutputCheckKeepsWhatReproducesTheDenseBlockBetter(_ mode: DSnoT.OutputCheck) throws {
+        let directory = GoldenFixture.root.appendingPathComponent("block/model").path
+        let checkpoint = try Checkpoint(directory: directory)
+        let model = try ModelRegistry.load(directory: directory)
+        let calibration = try CalibrationSet.load(tokenFile: ModelFixtures.path("golden-block", "calib.safetensors"))
+        var settings = DSnoT.Profile.guarded.settings
+        settings.outputCheck = mode
+        settings.maxCycles = .fixed(10)
+        let recipe = Recipe(method: .wanda, pattern: .unstructured(0.6), dsnot: settings)
+        let sink = CapturingSink()
+        let report = try SequentialPruner(recipe: recipe).run(
+            model: model,
+            source: checkpoint,
+            calibration: calibration,
+            sink: sink,
+            logger: Logger(label: "test")
+        )
+        let base = CapturingSink()
+        _ = try SequentialPruner(recipe: Recipe(method: .wanda, pattern: .unstructured(0.6))).run(
+            model: model,
+            source: checkpoint,
+            calibration: calibration,
+            sink: base,
+            logger: Logger(label: "test")
+        )
+        #expect(report.blocks.count == 2)
+        let heldOut = DSnoT.OutputCheck.heldOutSequences(of: calibration.count)
+        for block in report.blocks {
+            let check = try #require(block.outputCheck)
+            #expect(check.mode == mode.rawValue)
+            #expect(check.sequences == (heldOut > 0 ? heldOut : calibration.count))
+            #expect(check.keptError <= check.baseError)
+            if mode != .layer { #expect(check.keptError == min(check.baseError, check.refinedError)) }
+            #expect(check.forwards >= 2 * check.sequences)
+            let layers = report.layers.filter { $0.block == block.index }
+            #expect(layers.filter { $0.dsnot?.kept == true }.count == check.layersKept)
+            for layer in layers {
+                let kept = try #require(layer.dsnot?.kept)
+                let output: [UInt8] = try sink.zeroMask(layer.name)
+                let wanda: [UInt8] = try base.zeroMask(layer.name)
+                if kept {
+                    #expect(output != wanda || layer.dsnot?.swaps == 0, "\(layer.name)")
+                } else if block.index == 0 {
+                    // Block 0 sees the same inputs in both runs: a reverted layer is Wanda's mask.
+                    #expect(output == wanda, "\(layer.name)")
+                }
+            }
+        }
+        #expect(report.timings.outputCheck > 0)
+        var keptSwaps = 0
+        for layer in report.layers where layer.dsnot?.kept == true { keptSwaps += layer.dsnot?.swaps ?? 0 }
+        #expect(report.totals.dsnotSwaps == keptSwaps)
+    }
+}

@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: Apache-2.0
+// `dsnotctl prune` with the quality flags (--dsnot-profile, --layer-sparsity owl and its parameters):
+// the built binary on a random six-block LLaMA, its --json report read back, and the recipe errors.
+
+import Foundation
+import Testing
+
+@Suite(.serialized) struct PruneQualityFlagsTests {
+    /// Runs `dsnotctl prune MODEL OUT --calib-tokens … extra --json` in a fresh scratch directory.
+    static func prune(_ extra: [String]) throws -> (output: Output, report: [String: Any]?) {
+        let scratch = try CrashRecoveryTests.scratchWithModel("/tmp/dsnot-quality-XXXXXX")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let arguments =
+            [
+                "prune", scratch + "/model", scratch + "/out", "--calib-tokens", scratch + "/calib.safetensors",
+                "--json",
+            ] + extra
+        let output = try runProgram(try Binaries.path("dsnotctl"), arguments)
+        let report = try? JSONSerialization.jsonObject(with: Data(output.stdout.utf8)) as? [String: Any]
+        return (output, report)
+    }
+
+    @Test func owlGivesEachBlockItsSparsityWithTheTargetAsMean() throws {
+        let (output, report) = try Self.prune([
+            "--sparsity", "0.6", "--layer-sparsity", "owl", "--owl-threshold", "2", "--owl-lambda", "0.05",
+        ])
+        #expect(output.status == 0, "\(output.stderr)")
+        let blocks = try #require(report?["blocks"] as? [[String: Any]])
+        let sparsities = blocks.compactMap { $0["sparsity"] as? Double }
+        #expect(sparsities.count == 6)
+        #expect(Set(sparsities).count > 1, "\(sparsities)")
+        // Equal block sizes: the plain mean is the target; every block within ±λ.
+        #expect(abs(sparsities.reduce(0, +) / 6 - 0.6) < 1e-12)
+        #expect(sparsities.allSatisfy { abs($0 - 0.6) <= 0.05 + 1e-12 })
+        #expect(blocks.allSatisfy { $0["outlier_ratio"] is Double })
+        let recipe = try #require(report?["recipe"] as? [String: Any])
+        #expect(recipe["layer_sparsity"] as? String == "owl")
+        #expect(recipe["owl_lambda"] as? Double == 0.05)
+    }
+
+    @Test func theDefaultProfileChecksAgainstTheDenseModelAndTheReferenceDoesNot() throws {
+        let guarded = try Self.prune(["--sparsity", "0.5"])
+        #expect(guarded.output.status == 0, "\(guarded.output.stderr)")
+        let dsnot = try #require((guarded.report?["recipe"] as? [String: Any])?["dsnot"] as? [String: Any])
+        #expect(dsnot["output_check"] as? String == "model")
+        #expect(dsnot["max_cycles"] as? String == "scaled")
+        let checks = (guarded.report?["blocks"] as? [[String: Any]] ?? []).compactMap {
+            $0["output_check"] as? [String: Any]
+        }
+        #expect(!checks.isEmpty)
+        for check in checks {
+            let kept = try #require(check["kept_error"] as? Double)
+            let base = try #require(check["base_error"] as? Double)
+            #expect(kept <= base)
+            // The token file's 64 windows are used verbatim: min(8, 64 / 4) held out.
+            #expect(check["sequences"] as? Int == 8)
+        }
+
+        let reference = try Self.prune(["--sparsity", "0.5", "--dsnot-profile", "reference"])
+        #expect(reference.output.status == 0, "\(reference.output.stderr)")
+        let settings = try #require((reference.report?["recipe"] as? [String: Any])?["dsnot"] as? [String: Any])
+        #expect(settings["output_check"] as? String == "none")
+        #expect(settings["max_cycles"] as? Int == 50)
+        #expect(settings["skip"] as? [String] == ["mlp"])
+        let blocks = reference.report?["blocks"] as? [[String: Any]] ?? []
+        #expect(blocks.count == 6 && blocks.allSatisfy { $0["output_check"] == nil })
+    }
+
+    @Test(arguments: [
+        (["--pattern", "2:4", "--layer-sparsity", "owl"], "owl"),
+        (["--sparsity", "0.6", "--layer-sparsity", "owl", "--owl-lambda", "0.5"], "--owl-lambda"),
+        (["--sparsity", "0.6", "--layer-sparsity", "owl", "--owl-threshold", "0"], "--owl-threshold"),
+        (["--sparsity", "0.6", "--layer-sparsity", "bimodal"], "layer-sparsity"),
+        (["--sparsity", "0.6", "--dsnot-profile", "best"], "dsnot-profile"),
+        (["--sparsity", "0.6", "--dsnot-output-check", "rows"], "dsnot-output-check"),
+    ])
+    func badQualitySettingsAreClearErrors(_ extra: [String], _ named: String) throws {
+        let (output, _) = try Self.prune(extra)
+        #expect(output.status != 0)
+        #expect(output.stderr.contains(named), "\(output.stderr)")
+    }
+}
