@@ -51,6 +51,9 @@ def leaves(o):
         else:
             yield k
 print("\n".join(leaves(json.load(sys.stdin))))'
+        # dsnot.profile is read but never printed: it names the preset the other DSnoT keys override, and
+        # the printed (stored) recipe lists every setting (PruneJobOptions.schemaValue).
+        echo profile
     } | sort -u
 }
 # Every key appears in etc/dsnot/dsnotd.toml (set or commented) and in dsnotd.toml(5), and nothing else.
