@@ -129,21 +129,25 @@ let package = Package(
             swiftSettings: numericSettings
         ),
 
+        // The helpers every test target shares (temporary directories, external programs): Foundation only.
+        .target(name: "DSnoTTestSupport", path: "Tests/DSnoTTestSupport", swiftSettings: strictSettings),
         .testTarget(name: "DSnoTSupportTests", dependencies: ["DSnoTSupport"], swiftSettings: strictSettings),
         .testTarget(
             name: "ShimTests",
-            dependencies: ["CBLAS", "CLZ4", "CSystemd"],
+            dependencies: ["CBLAS", "CLZ4", "CSystemd", "DSnoTTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "SafeTensorsTests",
-            dependencies: ["SafeTensors", .product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: [
+                "SafeTensors", "DSnoTTestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             resources: [.copy("Resources")],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "DSnoTCoreTests",
-            dependencies: ["DSnoTCore", "DSnoTPipeline", "SafeTensors"],
+            dependencies: ["DSnoTCore", "DSnoTPipeline", "SafeTensors", "DSnoTTestSupport"],
             resources: [.copy("Resources")],
             swiftSettings: strictSettings
         ),
@@ -156,7 +160,7 @@ let package = Package(
             name: "DSnoTDaemonTests",
             dependencies: [
                 "DSnoTDaemon", "DSnoTClient", "DSnoTControlProtocol", "DSnoTPipeline", "DSnoTCore", "SafeTensors",
-                "SparseFormat",
+                "SparseFormat", "DSnoTTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -169,7 +173,7 @@ let package = Package(
             name: "dsnotctlTests",
             dependencies: [
                 "dsnotctl", "DSnoTClient", "DSnoTControlProtocol", "SafeTensors", "DSnoTDaemon", "DSnoTPipeline",
-                "DSnoTCore",
+                "DSnoTCore", "DSnoTTestSupport",
             ],
             swiftSettings: strictSettings
         ),
@@ -181,12 +185,12 @@ let package = Package(
         ),
         .testTarget(
             name: "DSnoTPipelineTests",
-            dependencies: ["DSnoTPipeline", "DSnoTCore", "SafeTensors", "SparseFormat"],
+            dependencies: ["DSnoTPipeline", "DSnoTCore", "SafeTensors", "SparseFormat", "DSnoTTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "SparseFormatTests",
-            dependencies: ["SparseFormat", "SafeTensors", "DSnoTSupport"],
+            dependencies: ["SparseFormat", "SafeTensors", "DSnoTSupport", "DSnoTTestSupport"],
             swiftSettings: strictSettings
         ),
     ],

@@ -19,9 +19,12 @@ declare -A FORBIDDEN=(
     [DSnoTClient]='^(public |internal |package )?import (DSnoTCore|DSnoTDaemon|SparseFormat|GRDB)$'
     [DSnoTDaemon]='^(public |internal |package )?import ArgumentParser$'
     [dsnotctl]='^(public |internal |package )?import DSnoTDaemon$'
+    # The shared test helpers (Tests/DSnoTTestSupport): Foundation only, so every test target can use them.
+    [DSnoTTestSupport]='^(public |internal |package )?import (?!Foundation$).*'
 )
 for target in "${!FORBIDDEN[@]}"; do
     dir="Sources/$target"
+    [ -d "$dir" ] || dir="Tests/$target"
     [ -d "$dir" ] || continue
     if hits=$(grep -rPn --include='*.swift' "${FORBIDDEN[$target]}" "$dir"); then
         echo "lint: forbidden import in $target:" >&2

@@ -2,6 +2,7 @@
 // CalibrationSet tests: seeded window draws (D2), length checks, pre-tokenized files.
 
 import DSnoTCore
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 import Testing
@@ -33,8 +34,9 @@ import Testing
 
     @Test func tokenFileIsUsedVerbatimAndCheckedAgainstTheVocabulary() throws {
         let ids: [Int64] = [1, 2, 3, 4, 5, 6]
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("calib-\(getpid()).safetensors").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
+        let directory = try TemporaryDirectory("calib")
+        defer { directory.remove() }
+        let path = directory.file("calib.safetensors")
         var sink = MemorySink()
         var writer = try SafeTensorsStreamWriter(
             declarations: [TensorDeclaration(name: "input_ids", dtype: .i64, shape: [2, 3])],

@@ -3,6 +3,7 @@
 // RoPE, Phi-3 LongRoPE on both sides of original_max_position_embeddings, Qwen3 q/k norms, fused layers.
 
 import DSnoTCore
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 import Testing
@@ -17,7 +18,7 @@ import Testing
 
     /// A copy of a fixture whose `config.json` is edited.
     static func edited(_ fixture: String, _ edit: (inout [String: Any]) -> Void) throws -> String {
-        let directory = try ModelFixtures.temporaryDirectory()
+        let directory = try TemporaryDirectory("dsnot-model-tests").path
         try FileManager.default.copyItem(
             atPath: ModelFixtures.path(fixture, "model.safetensors"),
             toPath: directory + "/model.safetensors"
@@ -102,7 +103,7 @@ import Testing
     /// Qwen3's q/k norms are read and used: flattening them to 1 changes the logits.
     @Test func qwen3QueryKeyNormsMatter() throws {
         let (tokens, reference) = try Self.referenceLogits("qwen3_untied")
-        let directory = try ModelFixtures.temporaryDirectory()
+        let directory = try TemporaryDirectory("dsnot-model-tests").path
         var tensors = try RawTensor.all(
             in: SafeTensorsFile(path: ModelFixtures.path("qwen3_untied", "model.safetensors"))
         )

@@ -2,6 +2,7 @@
 // ModelLoadError tests: a table of hand-made bad checkpoints, each a clear error and never a crash.
 
 import DSnoTCore
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 import Testing
@@ -15,7 +16,7 @@ import Testing
         tensors edit: (inout [RawTensor]) -> Void = { _ in },
         config configEdit: (inout [String: Any]) -> Void = { _ in }
     ) throws -> String {
-        let directory = try ModelFixtures.temporaryDirectory()
+        let directory = try TemporaryDirectory("dsnot-model-tests").path
         var tensors = try RawTensor.all(in: SafeTensorsFile(path: ModelFixtures.path(base, "model.safetensors")))
         edit(&tensors)
         try RawTensor.write(tensors, to: directory + "/model.safetensors")
@@ -134,7 +135,7 @@ import Testing
     }
 
     @Test func unreadableOrMalformedConfigIsAnError() throws {
-        let dir = try ModelFixtures.temporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-model-tests").path
         try FileManager.default.copyItem(
             atPath: ModelFixtures.path(Self.base, "model.safetensors"),
             toPath: dir + "/model.safetensors"

@@ -27,13 +27,6 @@ enum ModelFixtures {
         let start = sequence * rows * columns
         return Matrix(rows: rows, columns: columns, storage: Array(values[start..<(start + rows * columns)]))
     }
-
-    /// A fresh temporary directory.
-    static func temporaryDirectory() throws -> String {
-        let path = NSTemporaryDirectory() + "dsnot-model-tests-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
 }
 
 /// A tensor to write: name, dtype, shape, little-endian bytes.

@@ -4,6 +4,7 @@
 
 import DSnoTCore
 import DSnoTPipeline
+import DSnoTTestSupport
 import Foundation
 import Logging
 import SafeTensors
@@ -91,7 +92,7 @@ final class CapturingSink: PrunedTensorSink {
     func denseSinkWritesALoadableCheckpointWithExactSparsity(_ fixture: String) throws {
         let input = ModelFixtures.path(fixture)
         let checkpoint = try Checkpoint(directory: input)
-        let output = try ModelFixtures.temporaryDirectory()
+        let output = try TemporaryDirectory("dsnot-model-tests").path
         defer { try? FileManager.default.removeItem(atPath: output) }
         let report = try Self.pruneToDenseCheckpoint(input, output: output)
 
@@ -126,25 +127,20 @@ final class CapturingSink: PrunedTensorSink {
     /// the names, dtypes and shapes of the input, `⌊C_in/2⌋` zeros in every row of every pruned
     /// matrix, every other tensor byte-identical to the input.
     @Test(
-        .enabled(if: ProcessInfo.processInfo.environment["DSNOT_PYTHON"] != nil, "needs the Python peer (make test)"),
+        .enabled(if: ExternalProcess.python != nil, "needs the Python peer (make test)"),
         arguments: ["llama_gqa_tied_bf16", "opt_post_ln_proj"]
     )
     func pythonSafetensorsLoadsThePrunedCheckpoint(_ fixture: String) throws {
         let input = ModelFixtures.path(fixture)
-        let output = try ModelFixtures.temporaryDirectory()
+        let output = try TemporaryDirectory("dsnot-model-tests").path
         defer { try? FileManager.default.removeItem(atPath: output) }
         let report = try Self.pruneToDenseCheckpoint(input, output: output)
         let names = String(decoding: try JSONEncoder().encode(report.layers.map(\.name)), as: UTF8.self)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try #require(ProcessInfo.processInfo.environment["DSNOT_PYTHON"]))
-        process.arguments = ["-c", Self.pythonCheck, output, input, names]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let printed = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "\(printed)")
+        let (status, printed) = try ExternalProcess.run(
+            try #require(ExternalProcess.python),
+            ["-c", Self.pythonCheck, output, input, names]
+        )
+        #expect(status == 0, "\(printed)")
         #expect(printed.hasPrefix("ok \(report.layers.count) pruned"), "\(printed)")
     }
 
@@ -284,7 +280,7 @@ final class CapturingSink: PrunedTensorSink {
             sink: overlay,
             logger: Logger(label: "test")
         )
-        let output = try ModelFixtures.temporaryDirectory()
+        let output = try TemporaryDirectory("dsnot-model-tests").path
         defer { try? FileManager.default.removeItem(atPath: output) }
         let dense = try DenseCheckpointSink(input: checkpoint, directory: output)
         _ = try pruner.run(

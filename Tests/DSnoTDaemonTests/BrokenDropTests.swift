@@ -4,6 +4,7 @@
 
 import DSnoTControlProtocol
 import DSnoTDaemon
+import DSnoTTestSupport
 import Foundation
 import Testing
 
@@ -97,7 +98,7 @@ enum BrokenDrop: String, CaseIterable {
 @Suite struct BrokenDropTests {
     @Test(arguments: BrokenDrop.allCases)
     func inspectorNamesTheFileAndTheProblem(_ drop: BrokenDrop) throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let checkpoint = directory.sub(drop.rawValue)
         try drop.write(to: checkpoint)
@@ -122,7 +123,7 @@ enum BrokenDrop: String, CaseIterable {
     /// (activity on an ignored file makes the watcher look, and stat, but not read); fixing one makes
     /// it a queued job.
     @Test func brokenDropsBecomeFailedJobsReadOnceUntilTheyChange() async throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let (store, watcher, task) = try await ModelWatcherTests().start(directory, settle: 0.1)
         defer { task.cancel() }
@@ -158,7 +159,7 @@ enum BrokenDrop: String, CaseIterable {
 
     /// A FIFO named model.safetensors used to block the watcher in open(2): nothing else was queued.
     @Test func fifoShardDoesNotBlockTheWatcher() async throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let (store, _, task) = try await ModelWatcherTests().start(directory, settle: 0.1)
         defer { task.cancel() }

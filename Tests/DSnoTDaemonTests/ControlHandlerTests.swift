@@ -3,6 +3,7 @@
 
 import DSnoTControlProtocol
 import DSnoTDaemon
+import DSnoTTestSupport
 import Foundation
 import Testing
 
@@ -11,14 +12,14 @@ import Testing
     static let stranger = PeerCredentials(pid: 2, uid: 4242, gid: 4242)
 
     struct Fixture {
-        let directory: TempDirectory
+        let directory: TemporaryDirectory
         let store: SQLiteJobStore
         let scheduler: PruneScheduler
         let handler: ControlHandler
         let task: Task<Void, any Error>
 
         init(reloadResult: Result<String, ControlError> = .success("reloaded")) throws {
-            directory = try TempDirectory()
+            directory = try TemporaryDirectory()
             let configuration = testConfiguration(in: directory)
             store = try SQLiteJobStore(path: directory.sub("jobs.sqlite").path)
             let events = EventHub()

@@ -3,6 +3,7 @@
 
 import DSnoTClient
 import DSnoTControlProtocol
+import DSnoTTestSupport
 import Foundation
 import Testing
 
@@ -23,9 +24,9 @@ import Testing
             requestTimeout: .seconds(1)
         ),
         peersMayWrite: Bool? = nil,
-        _ body: (String, TempDirectory) async throws -> Void
+        _ body: (String, TemporaryDirectory) async throws -> Void
     ) async throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let configuration = testConfiguration(in: directory)
         let store = try SQLiteJobStore(path: directory.sub("jobs.sqlite").path)
@@ -177,7 +178,7 @@ import Testing
     }
 
     @Test func missingSocketIsReportedAsDaemonNotRunning() throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         #expect(throws: ClientError.daemonNotRunning(socketPath: directory.socketPath, errno: ENOENT)) {
             try ControlClient(socketPath: directory.socketPath)
@@ -187,7 +188,7 @@ import Testing
 
 @Suite struct SocketFileTests {
     @Test func staleSocketIsReplacedRegularFileIsNot() throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let path = directory.socketPath
         // A stale socket: bound, then its listener closed without unlinking.
@@ -206,7 +207,7 @@ import Testing
 
     @Test func boundSocketIsReadableByEveryone() throws {
         // Read commands are open to anyone who can connect; SO_PEERCRED gates the writes.
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let fd = try SocketFile.bindListening(path: directory.socketPath)
         defer { close(fd) }

@@ -5,6 +5,7 @@
 import DSnoTClient
 import DSnoTControlProtocol
 import DSnoTDaemon
+import DSnoTTestSupport
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -13,7 +14,7 @@ import Testing
 
 @Suite struct DaemonRuntimeTests {
     @Test func gracefulShutdownRequeuesTheRunningJobAndRemovesTheSocket() async throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let configuration = testConfiguration(in: directory)
         let runtime = try DaemonRuntime(

@@ -3,6 +3,7 @@
 
 import DSnoTCore
 import DSnoTDaemon
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 import SparseFormat
@@ -12,7 +13,7 @@ import Testing
 @Suite struct JobFailureClassificationTests {
     /// A real Foundation failure: creating a directory below a regular file.
     @Test func foundationErrorsReadAsPathAndCauseNotAsADump() throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let file = directory.sub("plain").path
         try Data("x".utf8).write(to: URL(fileURLWithPath: file))

@@ -5,6 +5,7 @@ import DSnoTControlProtocol
 import DSnoTCore
 import DSnoTDaemon
 import DSnoTPipeline
+import DSnoTTestSupport
 import Foundation
 import GRDB
 import Testing
@@ -23,7 +24,7 @@ import Testing
     }
 
     @Test func insertDeduplicatesByKeyAndSurvivesReopen() throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let path = directory.sub("jobs.sqlite").path
         do {
@@ -47,7 +48,7 @@ import Testing
     /// The store keeps the canonical JSON; one that no longer decodes (an older version's, an edit) is a
     /// clear error naming the job and the key, never a crash.
     @Test func storedRecipeIsCanonicalAndAnUndecodableOneIsAClearError() throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let path = directory.sub("jobs.sqlite").path
         var options = PruneJobOptions.defaults
@@ -82,7 +83,7 @@ import Testing
     }
 
     @Test func transitionsAreRecordedInHistory() throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let store = try SQLiteJobStore(path: directory.sub("jobs.sqlite").path)
         let queued = try store.insert(record("j-1", key: "k"), recipe: PruneJobOptions.defaults).job
@@ -103,7 +104,7 @@ import Testing
     }
 
     @Test func restartRequeuesInterruptedJobsAndRemovesOrphanedTempOutputs() async throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let configuration = testConfiguration(in: directory)
         let outbox = configuration.watches[0].outbox

@@ -4,6 +4,7 @@
 import DSnoTControlProtocol
 import DSnoTDaemon
 import DSnoTPipeline
+import DSnoTTestSupport
 import Foundation
 import GRDB
 import Logging
@@ -35,7 +36,7 @@ struct RecordingLogHandler: LogHandler {
 
 @Suite struct SchedulerAdmissionTests {
     struct Harness {
-        let directory: TempDirectory
+        let directory: TemporaryDirectory
         let store: SQLiteJobStore
         let scheduler: PruneScheduler
         let runner: ScriptedJobRunner
@@ -50,7 +51,7 @@ struct RecordingLogHandler: LogHandler {
             disk: DiskSpace = DiskSpace(free: Int.max, total: Int.max),
             workers: Int = 1
         ) throws {
-            directory = try TempDirectory()
+            directory = try TemporaryDirectory()
             var configuration = testConfiguration(in: directory)
             configuration.memoryBudget = memoryBudget
             configuration.workers = workers

@@ -5,6 +5,7 @@
 
 import DSnoTControlProtocol
 import DSnoTDaemon
+import DSnoTTestSupport
 import Foundation
 import Testing
 

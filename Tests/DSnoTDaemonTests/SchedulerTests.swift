@@ -5,6 +5,7 @@ import DSnoTControlProtocol
 import DSnoTCore
 import DSnoTDaemon
 import DSnoTPipeline
+import DSnoTTestSupport
 import Foundation
 import ServiceLifecycle
 import ServiceLifecycleTestKit
@@ -12,7 +13,7 @@ import Testing
 
 @Suite struct SchedulerTests {
     struct Harness {
-        let directory: TempDirectory
+        let directory: TemporaryDirectory
         let store: SQLiteJobStore
         let scheduler: PruneScheduler
         let events: EventHub
@@ -24,7 +25,7 @@ import Testing
             diskTotal: Int = Int.max,
             memoryBudget: Int = 1 << 30
         ) throws {
-            directory = try TempDirectory()
+            directory = try TemporaryDirectory()
             var configuration = testConfiguration(in: directory)
             configuration.memoryBudget = memoryBudget
             store = try SQLiteJobStore(path: directory.sub("jobs.sqlite").path)

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// Test helpers: temp directories, short socket paths, checkpoint fixtures, a scripted job runner.
+// Test helpers: checkpoint fixtures, a scripted job runner.
 
 import DSnoTControlProtocol
 import DSnoTDaemon
+import DSnoTTestSupport
 import Foundation
 import Logging
 import Synchronization
@@ -10,25 +11,6 @@ import Synchronization
 #if canImport(Glibc)
     import Glibc
 #endif
-
-/// A fresh directory under /tmp, removed by `remove()`.
-struct TempDirectory {
-    let url: URL
-    var path: String { url.path }
-
-    init(_ name: String = "dsnot") throws {
-        var template = Array("/tmp/\(name)-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw POSIXError(.EIO) }
-        url = URL(fileURLWithPath: String(cString: made))
-    }
-
-    func sub(_ name: String) -> URL { url.appendingPathComponent(name) }
-
-    /// A socket path short enough for `sun_path` (108 bytes).
-    var socketPath: String { url.appendingPathComponent("s.sock").path }
-
-    func remove() { try? FileManager.default.removeItem(at: url) }
-}
 
 /// Writes tiny but structurally valid checkpoints.
 enum CheckpointFixture {
@@ -142,7 +124,7 @@ let testLogger: Logger = {
 }()
 
 /// A configuration rooted in `directory` with one watch `main`.
-func testConfiguration(in directory: TempDirectory, settle: Double = 0.2) -> DaemonConfiguration {
+func testConfiguration(in directory: TemporaryDirectory, settle: Double = 0.2) -> DaemonConfiguration {
     var configuration = DaemonConfiguration.unprivilegedDefault(in: directory.path)
     configuration.socketPath = directory.socketPath
     configuration.settle = settle

@@ -5,12 +5,13 @@ import DSnoTControlProtocol
 import DSnoTCore
 import DSnoTDaemon
 import DSnoTPipeline
+import DSnoTTestSupport
 import Foundation
 import Testing
 
 @Suite struct CheckpointInspectorTests {
     @Test func completeCheckpointIsReadyAndHasAStableFingerprint() throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let checkpoint = try CheckpointFixture.write(to: directory.sub("m"))
         try CheckpointInspector.checkComplete(checkpoint)
@@ -21,14 +22,14 @@ import Testing
     // Lengths: empty, inside the length prefix, inside the header, one byte short of complete.
     @Test(arguments: [0, 7, 12, CheckpointFixture.shardBytes().count - 1])
     func truncatedShardIsNeverReady(_ length: Int) throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let checkpoint = try CheckpointFixture.write(to: directory.sub("m"), truncateTo: length)
         #expect(throws: CheckpointNotReady.self) { try CheckpointInspector.checkComplete(checkpoint) }
     }
 
     @Test func shardLongerThanItsHeaderSaysIsNotReady() throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let checkpoint = try CheckpointFixture.write(to: directory.sub("m"))
         let handle = try FileHandle(forWritingTo: checkpoint.appendingPathComponent("model.safetensors"))
@@ -39,7 +40,7 @@ import Testing
     }
 
     @Test func indexNamingAMissingShardIsNotReady() throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let checkpoint = try CheckpointFixture.write(to: directory.sub("m"))
         try Data(#"{"weight_map":{"w":"model.safetensors","v":"model-00002-of-00002.safetensors"}}"#.utf8)
@@ -50,7 +51,7 @@ import Testing
     }
 
     @Test func missingOrBrokenConfigIsNotReady() throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let checkpoint = try CheckpointFixture.write(to: directory.sub("m"))
         try Data("{not json".utf8).write(to: checkpoint.appendingPathComponent("config.json"))
@@ -68,7 +69,7 @@ import Testing
     }
 
     @Test func changedCheckpointGetsANewFingerprint() throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let checkpoint = try CheckpointFixture.write(to: directory.sub("m"))
         let before = try CheckpointInspector.fingerprint(checkpoint)
@@ -79,7 +80,7 @@ import Testing
 
 @Suite struct ModelWatcherTests {
     /// A scheduler (paused, so jobs stay queued) and a watcher over `directory`'s inbox.
-    func start(_ directory: TempDirectory, settle: Double = 0.3) async throws -> (
+    func start(_ directory: TemporaryDirectory, settle: Double = 0.3) async throws -> (
         SQLiteJobStore, ModelWatcher, Task<Void, any Error>
     ) {
         let configuration = testConfiguration(in: directory, settle: settle)
@@ -104,7 +105,7 @@ import Testing
     }
 
     @Test func slowlyWrittenShardIsQueuedOnlyOnceComplete() async throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let (store, _, task) = try await start(directory)
         defer { task.cancel() }
@@ -129,7 +130,7 @@ import Testing
     }
 
     @Test func truncatedCheckpointFailsAndIgnoredOnesAreNeverQueued() async throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let (store, _, task) = try await start(directory, settle: 0.1)
         defer { task.cancel() }
@@ -150,7 +151,7 @@ import Testing
     }
 
     @Test func checkpointPresentAtStartIsFoundByTheFirstScanAndAChangeMakesANewJob() async throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         try CheckpointFixture.write(to: directory.sub("in/early"))
         let (store, _, task) = try await start(directory, settle: 0.1)
@@ -163,7 +164,7 @@ import Testing
     }
 
     @Test func checkpointDsnotTomlOverridesTheRecipeAndABadOneFailsWithItsReason() async throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let (store, _, task) = try await start(directory, settle: 0.1)
         defer { task.cancel() }

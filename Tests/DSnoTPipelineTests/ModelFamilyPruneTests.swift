@@ -5,6 +5,7 @@
 
 import DSnoTCore
 import DSnoTPipeline
+import DSnoTTestSupport
 import Foundation
 import Logging
 import SafeTensors
@@ -55,7 +56,7 @@ import Testing
     @Test(arguments: families, 0..<recipes.count)
     func pruneEveryLinearLayerAndNothingElse(_ family: String, _ recipeIndex: Int) throws {
         let (method, pattern, dsnot) = Self.recipes[recipeIndex]
-        let root = try TinyCheckpoint.temporaryDirectory()
+        let root = try TemporaryDirectory("dsnot-pipeline").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         try Self.writeCalibration(to: root + "/calib.safetensors")
         let input = Self.models + "/" + family
@@ -113,7 +114,7 @@ import Testing
 
     @Test(arguments: families)
     func sparseOutputUnpacksToExactlyTheDenseOutput(_ family: String) throws {
-        let root = try TinyCheckpoint.temporaryDirectory()
+        let root = try TemporaryDirectory("dsnot-pipeline").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         try Self.writeCalibration(to: root + "/calib.safetensors")
         for (name, format) in [("dense", OutputFormat.dense), ("sparse", .sparse(level: .fast, bytePlanes: false))] {

@@ -4,6 +4,7 @@
 
 import DSnoTCore
 import DSnoTPipeline
+import DSnoTTestSupport
 import Foundation
 import Logging
 import SafeTensors
@@ -16,12 +17,6 @@ enum TinyCheckpoint {
     /// The SentencePiece-style BPE tokenizer (byte fallback) trained on Austen text, and real text.
     static let tokenizer = resources + "/tokenizers/sp-bpe/tokenizer.json"
     static let text = resources + "/tokenizers/corpus.txt"
-
-    static func temporaryDirectory() throws -> String {
-        let path = NSTemporaryDirectory() + "dsnot-pipeline-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        return path
-    }
 
     /// A random two-block LLaMA (hidden 32) whose vocabulary covers the tokenizer, in `dtype`.
     static func write(to directory: String, dtype: DType, withTokenizer: Bool = true) throws {
@@ -79,7 +74,7 @@ enum TinyCheckpoint {
 
     @Test(arguments: [DType.f32, .f16, .bf16], [SparsityPattern.unstructured(0.5), .nOfM(2, 4)])
     func sparseOutputUnpacksToExactlyTheDenseOutput(_ dtype: DType, _ pattern: SparsityPattern) throws {
-        let root = try TinyCheckpoint.temporaryDirectory()
+        let root = try TemporaryDirectory("dsnot-pipeline").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         try TinyCheckpoint.write(to: root + "/in", dtype: dtype)
         for name in ["dense", "sparse"] {
@@ -109,7 +104,7 @@ enum TinyCheckpoint {
     /// The report's recipe states what ran: L capped at the model's 128 positions, not the 4096 asked for;
     /// its hash stays the requested recipe's.
     @Test func reportRecipeStatesTheCalibrationThatRan() throws {
-        let root = try TinyCheckpoint.temporaryDirectory()
+        let root = try TemporaryDirectory("dsnot-pipeline").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         try TinyCheckpoint.write(to: root + "/in", dtype: .f32)
         try FileManager.default.createDirectory(atPath: root + "/out", withIntermediateDirectories: true)
@@ -137,7 +132,7 @@ enum TinyCheckpoint {
     }
 
     @Test func qualityGateRefusesAModelWorseThanTheLimit() throws {
-        let root = try TinyCheckpoint.temporaryDirectory()
+        let root = try TemporaryDirectory("dsnot-pipeline").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         try TinyCheckpoint.write(to: root + "/in", dtype: .f32)
         try FileManager.default.createDirectory(atPath: root + "/strict", withIntermediateDirectories: true)
@@ -167,14 +162,14 @@ enum TinyCheckpoint {
         )
         #expect(throws: PruneJobError.self) { try strict.run(into: root + "/strict", logger: logger) }
         do {
-            _ = try strict.run(into: try TinyCheckpoint.temporaryDirectory(), logger: logger)
+            _ = try strict.run(into: try TemporaryDirectory("dsnot-pipeline").path, logger: logger)
         } catch let PruneJobError.qualityGate(dense, pruned, limit) {
             #expect(dense == p.dense && pruned == p.pruned && limit == 1e-9)
         }
     }
 
     @Test func textCalibrationWithoutATokenizerIsAClearError() throws {
-        let root = try TinyCheckpoint.temporaryDirectory()
+        let root = try TemporaryDirectory("dsnot-pipeline").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         try TinyCheckpoint.write(to: root + "/in", dtype: .f32, withTokenizer: false)
         try FileManager.default.createDirectory(atPath: root + "/out", withIntermediateDirectories: true)

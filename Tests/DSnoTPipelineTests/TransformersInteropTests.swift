@@ -5,6 +5,7 @@
 
 import DSnoTCore
 import DSnoTPipeline
+import DSnoTTestSupport
 import Foundation
 import Logging
 import SafeTensors
@@ -29,7 +30,7 @@ import Testing
     @Test(.enabled(if: python != nil, "set DSNOT_TRANSFORMERS_PYTHON to a Python with torch and transformers"))
     func transformersLoadsTheDenseUnpackWithTheEnginesLogits() throws {
         let python = try #require(Self.python)
-        let root = try TinyCheckpoint.temporaryDirectory()
+        let root = try TemporaryDirectory("dsnot-pipeline").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         try TinyCheckpoint.write(to: root + "/in", dtype: .bf16)
         try FileManager.default.createDirectory(atPath: root + "/sparse", withIntermediateDirectories: true)
@@ -56,7 +57,7 @@ import Testing
     )
     func transformersLoadsEveryPrunedFamily(_ family: String) throws {
         let python = try #require(Self.python)
-        let root = try TinyCheckpoint.temporaryDirectory()
+        let root = try TemporaryDirectory("dsnot-pipeline").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         try ModelFamilyPruneTests.writeCalibration(to: root + "/calib.safetensors")
         try FileManager.default.createDirectory(atPath: root + "/sparse", withIntermediateDirectories: true)
@@ -90,15 +91,14 @@ import Testing
     /// Runs transformers on `directory` and compares its logits with the engine's (issue 3's bound).
     static func expectTransformersAgrees(directory: String, tokens: [Int], python: String, label: String) throws {
         let ours = try ModelRegistry.load(directory: directory).logits(tokens: tokens)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [
-            "-c", script, directory, directory + "/logits.safetensors",
-            tokens.map(String.init).joined(separator: ","),
-        ]
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+        let (status, output) = try ExternalProcess.run(
+            python,
+            [
+                "-c", script, directory, directory + "/logits.safetensors",
+                tokens.map(String.init).joined(separator: ","),
+            ]
+        )
+        #expect(status == 0, "\(output)")
         let reference = try SafeTensorsFile(path: directory + "/logits.safetensors").floats(named: "logits")
         #expect(reference.count == ours.count)
         let maxReference = reference.reduce(0) { max($0, abs($1)) }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Checkpoint tests: single-file and sharded directories opened, indexed and read.
 
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 import Testing
@@ -25,7 +26,8 @@ import Testing
     }
 
     @Test func singleFileCheckpointIsFoundByConventionalName() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         try Self.writeShard(dir, "model.safetensors", [("x", [1, 2]), ("y", [3])])
         let checkpoint = try Checkpoint(directory: dir.path)
         #expect(!checkpoint.isSharded)
@@ -36,7 +38,8 @@ import Testing
     }
 
     @Test func loneSafetensorsFileWithAnotherNameIsAccepted() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         try Self.writeShard(dir, "weights.safetensors", [("x", [1])])
         #expect(try Checkpoint(directory: dir.path).shards == ["weights.safetensors"])
         try Self.writeShard(dir, "other.safetensors", [("x", [1])])
@@ -44,7 +47,8 @@ import Testing
     }
 
     @Test func shardedCheckpointMapsEveryTensorToItsShard() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         try Self.writeShard(dir, "model-00001-of-00002.safetensors", [("a", [1, 2]), ("b", [3])])
         try Self.writeShard(dir, "model-00002-of-00002.safetensors", [("c", [4, 5])])
         try Self.writeIndex(
@@ -76,7 +80,8 @@ import Testing
             state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return Int(state >> 33) % bound
         }
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         let shardCount = 1 + next(4)
         let shardNames = (1...shardCount).map { "model-\($0)-of-\(shardCount).safetensors" }
         var contents: [String: [(TensorDeclaration, [UInt8])]] = [:]

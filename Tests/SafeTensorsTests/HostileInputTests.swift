@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Hostile-input tables: hand-made corrupt files and checkpoints, each rejected with its specific error.
 
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 import Testing
@@ -239,7 +240,8 @@ enum CorruptCheckpoint: String, CaseIterable, CustomTestStringConvertible {
 @Suite struct HostileInputTests {
     @Test(arguments: CorruptFile.allCases)
     func corruptFileIsRejectedWithItsSpecificError(_ corrupt: CorruptFile) throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         let path = try dir.write("corrupt.safetensors", corrupt.bytes)
         let error = #expect(throws: SafeTensorsError.self) { _ = try SafeTensorsFile(path: path) }
         #expect(error == corrupt.expectedError(path: path))
@@ -249,7 +251,8 @@ enum CorruptCheckpoint: String, CaseIterable, CustomTestStringConvertible {
 
     @Test(arguments: CorruptCheckpoint.allCases)
     func inconsistentCheckpointIsRejectedWithItsSpecificError(_ corrupt: CorruptCheckpoint) throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         for (name, bytes) in corrupt.files { try dir.write(name, bytes) }
         let error = #expect(throws: SafeTensorsError.self) { _ = try Checkpoint(directory: dir.path) }
         #expect(error == corrupt.expectedError(directory: dir.path))
@@ -259,7 +262,8 @@ enum CorruptCheckpoint: String, CaseIterable, CustomTestStringConvertible {
     /// The header length is checked against the limit and the file size before anything is read
     /// or allocated: a 16-byte file declaring a header just under the limit is rejected at once.
     @Test func declaredHeaderLengthIsCheckedBeforeAllocation() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         let path = try dir.write(
             "big.safetensors",
             safetensorsBytes(header: "{}      ", declaredLength: UInt64(Header.maximumLength))
@@ -273,7 +277,8 @@ enum CorruptCheckpoint: String, CaseIterable, CustomTestStringConvertible {
 
     /// Every single-byte truncation of a valid file is rejected with a typed error (no crash).
     @Test func everyTruncationOfAValidFileIsRejected() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         let valid = CorruptCheckpoint.shard(["x", "y"])
         #expect(throws: Never.self) { _ = try SafeTensorsFile(path: try dir.write("valid.safetensors", valid)) }
         for length in 0..<valid.count {
@@ -285,7 +290,8 @@ enum CorruptCheckpoint: String, CaseIterable, CustomTestStringConvertible {
     /// Random byte flips in a valid file either still parse to a consistent header or throw a
     /// `SafeTensorsError`; nothing traps.
     @Test func randomByteFlipsNeverCrash() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         let valid = CorruptCheckpoint.shard(["x", "y", "z"])
         var state: UInt64 = 42
         for trial in 0..<500 {

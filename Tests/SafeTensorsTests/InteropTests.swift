@@ -1,15 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // Interop tests against Python's safetensors (+ numpy, ml_dtypes): files cross both ways, rounding agrees.
 
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 import Testing
 
 /// The Python peer (`$DSNOT_PYTHON`, set by `make test` to the repository's `.venv`).
 enum PythonPeer {
-    static let interpreter: String? = ProcessInfo.processInfo.environment["DSNOT_PYTHON"].flatMap {
-        FileManager.default.isExecutableFile(atPath: $0) ? $0 : nil
-    }
+    static let interpreter: String? = ExternalProcess.python
     static let disabledReason: Comment =
         "DSNOT_PYTHON is unset or not executable: the interop tests need the Python peer (run `make test`)"
 
@@ -22,16 +21,8 @@ enum PythonPeer {
     /// Runs the peer script; returns its combined output, failing the test on a non-zero exit.
     @discardableResult
     static func run(_ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try #require(interpreter))
-        process.arguments = [try script] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "peer \(arguments[0]) failed: \(output)")
+        let (status, output) = try ExternalProcess.run(try #require(interpreter), [try script] + arguments)
+        #expect(status == 0, "peer \(arguments[0]) failed: \(output)")
         return output
     }
 }
@@ -51,7 +42,8 @@ func hexString(_ bytes: some Sequence<UInt8>) -> String {
 struct InteropTests {
     /// Files written by `safetensors.numpy.save_file` (every dtype, scalar, empty, metadata) read identically.
     @Test func filesWrittenByPythonReadIdentically() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         try PythonPeer.run(["write", dir.path])
         let description = try #require(
             try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir.file("peer.json"))))
@@ -77,7 +69,8 @@ struct InteropTests {
 
     /// Files we write load identically with `safetensors.numpy.load_file` (dtype, shape, bytes, metadata).
     @Test func filesWeWriteLoadIdenticallyInPython() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         var state: UInt64 = 7
         var tensors: [(TensorDeclaration, [UInt8])] = []
         for (i, dtype) in DType.allCases.enumerated() {
@@ -121,7 +114,8 @@ struct InteropTests {
     /// sign, since payload handling differs between numpy, torch and F16C); widening of all 65,536
     /// patterns equals theirs bit for bit, except that NaNs only need to stay NaN with the same sign.
     @Test func roundingMatchesNumpyAndMLDtypes() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         try PythonPeer.run(["write", dir.path])
         let file = try SafeTensorsFile(path: dir.file("conversion.safetensors"))
         let sample = try file.floats(named: "sample")

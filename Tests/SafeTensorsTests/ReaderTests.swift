@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Reader tests: hand-built files are mapped, validated and read back through every accessor.
 
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 import SystemPackage
@@ -23,7 +24,8 @@ import Testing
     }
 
     @Test func readsHandBuiltFile() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         let path = try Self.handBuiltFile(dir)
         let file = try SafeTensorsFile(path: path)
         #expect(file.tensorNames == ["a", "b"])
@@ -40,7 +42,8 @@ import Testing
     /// misaligned; both give the same elements.
     @Test(arguments: [0, 5])
     func typedViewsWorkAlignedAndMisaligned(padding: Int) throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         let file = try SafeTensorsFile(path: try Self.handBuiltFile(dir, padding: padding))
         #expect((file.header.dataStart % 4 == 0) == (padding == 0))
         #expect(try file.withElements(named: "a", as: Float.self) { Array($0) } == [1.5, -2])
@@ -51,7 +54,8 @@ import Testing
     }
 
     @Test func floatsIntoRequiresTheExactElementCount() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         let file = try SafeTensorsFile(path: try Self.handBuiltFile(dir))
         var buffer = [Float](repeating: 0, count: 2)
         try buffer.withUnsafeMutableBufferPointer { try file.floats(named: "b", into: $0) }
@@ -64,7 +68,8 @@ import Testing
     }
 
     @Test func integersWidenEverySignedAndUnsignedType() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         let path = dir.file("ints.safetensors")
         try SafeTensorsStreamWriter.writeFile(
             path: path,
@@ -90,7 +95,8 @@ import Testing
     /// Zero-sized tensors may share an offset with the next tensor (the reference sorts by
     /// (begin, end)); such files must be accepted.
     @Test func zeroSizedTensorSharingAnOffsetIsAccepted() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         let header =
             #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"z":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}"#
         let path = try dir.write(
@@ -104,7 +110,8 @@ import Testing
     }
 
     @Test func directoriesAndFifosAreNotSafetensorsFiles() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         #expect(throws: SafeTensorsError.self) { _ = try SafeTensorsFile(path: dir.path) }
         #expect(
             throws: SafeTensorsError.io(path: dir.file("missing"), operation: "open", errno: .noSuchFileOrDirectory)

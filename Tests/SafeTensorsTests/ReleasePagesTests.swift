@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // releasePages: dropping a tensor's mapped pages never changes what later reads return.
 
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 import Testing
@@ -10,7 +11,8 @@ import Testing
     /// of them (pages widened to whole pages, so neighbours are dropped too), every tensor reads back
     /// bit-exactly (exact comparison, no tolerance: the bytes come from the file again).
     @Test func readsAreUnchangedAfterRelease() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         let a = (0..<3000).map { Float($0) * 0.5 }
         let b = (0..<1001).map { Float(-$0) }
         let c = (0..<5000).map { Float($0).squareRoot() }

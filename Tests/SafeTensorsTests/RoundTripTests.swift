@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Round-trip property: any declared tensor list written by either writer reads back equal.
 
+import DSnoTTestSupport
 import Foundation
 import PropertyBased
 import SafeTensors
@@ -41,7 +42,8 @@ import Testing
     static func checkRoundTrip(_ declarations: [TensorDeclaration], _ payloads: [[UInt8]], _ metadata: [String: String])
         throws
     {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         let streamPath = dir.file("stream.safetensors")
         let pairs = Array(zip(declarations, payloads))
         try SafeTensorsStreamWriter.writeFile(path: streamPath, tensors: pairs, metadata: metadata)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // A FIFO under a checkpoint's file names is refused at once: open(2) without O_NONBLOCK waited for a writer.
 
+import DSnoTTestSupport
 import Foundation
 import Testing
 
@@ -13,7 +14,8 @@ import Testing
 @Suite struct SpecialFileTests {
     @Test(arguments: [Checkpoint.singleFileName, Checkpoint.indexFileName])
     func fifoIsRefusedWithoutWaitingForAWriter(_ name: String) throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory("dsnot-st")
+        defer { directory.remove() }
         let path = directory.file(name)
         #expect(mkfifo(path, 0o644) == 0)
         let started = Date()

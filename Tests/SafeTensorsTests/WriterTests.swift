@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Writer tests: stream writer layout and order checks, atomic publish, random-access writer.
 
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 import Testing
@@ -83,7 +84,8 @@ import Testing
     }
 
     @Test func atomicSinkPublishesOnlyOnCommitAndNeverReplaces() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         let path = dir.file("model.safetensors")
         var writer = try SafeTensorsStreamWriter(
             declarations: Self.declarations,
@@ -107,7 +109,8 @@ import Testing
     }
 
     @Test func atomicSinkRefusesToReplaceAFileCreatedDuringTheWrite() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         let path = dir.file("out.safetensors")
         let sink = try AtomicFileSink(path: path)
         try [1, 2, 3].withUnsafeBytes { try sink.write($0) }
@@ -118,7 +121,8 @@ import Testing
     }
 
     @Test func abortedOrDroppedSinksLeaveNothingBehind() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         do {
             let sink = try AtomicFileSink(directory: dir.path, name: "dropped.safetensors")
             try [1].withUnsafeBytes { try sink.write($0) }
@@ -132,7 +136,8 @@ import Testing
     }
 
     @Test func randomAccessWriterAcceptsAnyOrderAndRefusesToCommitIncompleteFiles() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("dsnot-st")
+        defer { dir.remove() }
         let path = dir.file("model.safetensors")
         let writer = try SafeTensorsRandomAccessWriter(
             path: path,

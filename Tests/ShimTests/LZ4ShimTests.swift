@@ -2,6 +2,7 @@
 // Smoke test of the CLZ4 shim: a frame written through liblz4 is accepted and restored by the lz4 CLI.
 
 import CLZ4
+import DSnoTTestSupport
 import Foundation
 import Testing
 
@@ -24,11 +25,10 @@ import Testing
         #expect(LZ4F_isError(written) == 0)
         #expect(written < input.count)
 
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lz4shim-\(getpid())")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let framePath = dir.appendingPathComponent("data.lz4").path
-        let restoredPath = dir.appendingPathComponent("data").path
+        let dir = try TemporaryDirectory("lz4shim")
+        defer { dir.remove() }
+        let framePath = dir.file("data.lz4")
+        let restoredPath = dir.file("data")
         try Data(output[0..<written]).write(to: URL(fileURLWithPath: framePath))
 
         #expect(try Self.run("lz4", "-t", framePath) == 0)
@@ -38,11 +38,6 @@ import Testing
     }
 
     static func run(_ arguments: String...) throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        try process.run()
-        process.waitUntilExit()
-        return process.terminationStatus
+        try ExternalProcess.run(command: arguments).status
     }
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Atomic publishing: never replaces a target, leaves nothing behind on failure, cleans up orphans.
 
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 import Testing
@@ -9,7 +10,7 @@ import Testing
 
 @Suite struct AtomicPublisherTests {
     @Test func publishMovesTheStagingDirectoryIntoPlace() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let publisher = try AtomicPublisher(target: dir.file("out/"), id: "job1")
         #expect(publisher.stagingPath == dir.file(".dsnot-tmp-job1"))
@@ -21,7 +22,7 @@ import Testing
     }
 
     @Test func existingTargetIsRefusedBeforeAnythingIsWritten() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         try FileManager.default.createDirectory(atPath: dir.file("out"), withIntermediateDirectories: false)
         #expect(throws: SparseFormatError.targetExists(path: dir.file("out"))) {
@@ -33,7 +34,7 @@ import Testing
     /// A target that appears while the output is being built (another job, a user) is not
     /// replaced, even when it is an empty directory, which plain rename(2) would replace.
     @Test func targetCreatedDuringTheBuildIsNotReplaced() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let publisher = try AtomicPublisher(target: dir.file("out"), id: "job2")
         try FileIO.writeFile(publisher.stagingPath + "/a.txt", Array("mine".utf8))
@@ -47,7 +48,7 @@ import Testing
     /// With `.suffix`, a taken name leads to the next free suffixed name, each tried with its own
     /// no-replace rename; what held the names is left as it was.
     @Test func takenNamesGetTheNextFreeSuffix() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         for taken in ["out", "out-j1"] {
             try FileManager.default.createDirectory(atPath: dir.file(taken), withIntermediateDirectories: false)
@@ -71,7 +72,7 @@ import Testing
     }
 
     @Test func orphanedStagingDirectoriesAreRemovedAtStartUp() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let orphan = try AtomicPublisher(target: dir.file("crashed"), id: "old")
         try FileManager.default.createDirectory(
@@ -85,7 +86,7 @@ import Testing
     }
 
     @Test func failedWriteLeavesNoOutputAndNoStaging() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let publisher = try AtomicPublisher(target: dir.file("out"), id: "job3")
         let plan = OutputPlan(shards: [.init(fileName: "model.safetensors", tensors: ["a.weight", "b.weight"])])
@@ -110,7 +111,7 @@ import Testing
     }
 
     @Test func rejectsUnplannedRepeatedAndMisSizedTensors() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let writer = try Self.writer(in: dir)
         let bytes = [UInt8](repeating: 1, count: 8)
@@ -129,7 +130,7 @@ import Testing
     }
 
     @Test func finishFailsLoudlyWhenATensorIsMissing() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let writer = try Self.writer(in: dir)
         let bytes = [UInt8](repeating: 1, count: 8)
@@ -142,7 +143,7 @@ import Testing
     }
 
     @Test func singleShardOutputHasNoIndexAndKeepsTheName() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let writer = try Self.writer(in: dir)
         let x: [UInt16] = [0, 0x3C00, 0, 0, 0xBC00, 0, 0, 0]  // f16 2 × 4

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The opt-in byte-plane variant: smaller frames that only `unpack` restores, bit-exact.
 
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 import Testing
@@ -17,7 +18,7 @@ import Testing
 
     @Test(arguments: [DType.bf16, .f16, .f32], SparsityStructure.allCases)
     func unpackRestoresThePlainOutputExactly(dtype: DType, structure: SparsityStructure) throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let plain = try CheckpointFixture(dtype: dtype, structure: structure, in: dir, name: "plain")
         let planes = try CheckpointFixture(
@@ -36,13 +37,17 @@ import Testing
             let frame = planes.output + "/" + shard + BytePlanes.frameSuffix
             #expect(FileIO.exists(frame))
             // Still a valid LZ4 frame, but its content is the plane layout (and a marked header), not the plain file.
-            #expect(try Tool.run(["lz4", "-t", "-q", frame]).status == 0)
+            #expect(try ExternalProcess.run(command: ["lz4", "-t", "-q", frame]).status == 0)
             #expect(
-                try Tool.run(["lz4", "-d", "-q", plain.output + "/" + shard + ".lz4", dir.file(shard)]).status == 0
+                try ExternalProcess.run(command: [
+                    "lz4", "-d", "-q", plain.output + "/" + shard + ".lz4", dir.file(shard),
+                ]).status == 0
             )
             let plainContent = try Tool.read(dir.file(shard))
             #expect(try Tool.read(dir.file("ct/" + shard)) == plainContent)
-            #expect(try Tool.run(["lz4", "-d", "-q", frame, dir.file(shard + ".planes")]).status == 0)
+            #expect(
+                try ExternalProcess.run(command: ["lz4", "-d", "-q", frame, dir.file(shard + ".planes")]).status == 0
+            )
             #expect(try Tool.read(dir.file(shard + ".planes")) != plainContent)
         }
     }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // A tiny two-shard "checkpoint" written through SparseCheckpointWriter the way the pruning pipeline would.
 
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Interop with the reference decompressor: compressed-tensors 0.14.0.1 restores the same dense tensors.
 
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 import Testing
@@ -43,7 +44,7 @@ import Testing
         SparsityStructure.allCases
     )
     func compressedTensorsDecompressesToTheSameDenseWeights(dtype: DType, structure: SparsityStructure) throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let fixture = try CheckpointFixture(dtype: dtype, structure: structure, in: dir)
         try SparseUnpacker.unpack(
@@ -53,7 +54,9 @@ import Testing
         )
         try SparseUnpacker.unpack(outputDirectory: fixture.output, destination: dir.file("dense"), mode: .dense)
         try Tool.write(dir.file("check.py"), Array(Self.script.utf8))
-        let (status, output) = try Tool.run([Self.python!, dir.file("check.py"), dir.file("ct"), dir.file("dense")])
+        let (status, output) = try ExternalProcess.run(command: [
+            Self.python!, dir.file("check.py"), dir.file("ct"), dir.file("dense"),
+        ])
         #expect(status == 0, "\(output)")
         #expect(output.contains("identical \(CheckpointFixture.tensors.count)"), "\(output)")
     }

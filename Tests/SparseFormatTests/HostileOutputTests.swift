@@ -2,6 +2,7 @@
 // Hostile output directories: unpack/inspect/verify fail with a clear SparseFormatError and leave no partial output.
 
 import DSnoTSupport
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 import Testing
@@ -23,7 +24,7 @@ import Testing
         var frame = try Tool.read(framePath)
         var content = try decompress(framePath)
         let dataStart = 8 + Int(content.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
-        let scratch = try TemporaryDirectory()
+        let scratch = try TemporaryDirectory("sparseformat-test")
         defer { scratch.remove() }
         try Tool.write(scratch.file("c.safetensors"), content)
         let file = try SafeTensorsFile(path: scratch.file("c.safetensors"))
@@ -85,7 +86,7 @@ import Testing
 
     @Test(arguments: Corruption.allCases)
     func unpackRejectsAndLeavesNothing(_ kind: Corruption) throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let fixture = try CheckpointFixture(dtype: .bf16, structure: .unstructured, in: dir)
         try Self.corrupt(fixture.output, kind)
@@ -105,7 +106,7 @@ import Testing
 
     @Test(arguments: Corruption.allCases)
     func inspectRejects(_ kind: Corruption) throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let fixture = try CheckpointFixture(dtype: .bf16, structure: .unstructured, in: dir)
         try Self.corrupt(fixture.output, kind)
@@ -123,7 +124,7 @@ import Testing
     }
 
     @Test func verifyRejectsAChangedFileByChecksum() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let fixture = try CheckpointFixture(dtype: .bf16, structure: .unstructured, in: dir)
         try Self.corrupt(fixture.output, .popcountDisagrees)
@@ -137,7 +138,7 @@ import Testing
 
     /// With the manifest's checksum updated to match, the structural check still catches the bitmask.
     @Test func verifyRejectsStructureEvenWithMatchingChecksum() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let fixture = try CheckpointFixture(dtype: .bf16, structure: .unstructured, in: dir)
         try Self.corrupt(fixture.output, .rowOffsetsInconsistent)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // LZ4 frames: interop with the lz4 CLI both ways, bounded streaming, and a table of corrupt frames.
 
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 import Testing
@@ -34,26 +35,30 @@ import Testing
 
     @Test(arguments: [LZ4Level.fast, .hc(9)])
     func frameIsValidForLZ4CLIAndRestoresByteForByte(level: LZ4Level) throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let data = Self.sample()
         try Self.writeFrame(data, to: dir.file("data.lz4"), level: level)
-        #expect(try Tool.run(["lz4", "-t", "-q", dir.file("data.lz4")]).status == 0)
-        #expect(try Tool.run(["lz4", "-d", "-q", dir.file("data.lz4"), dir.file("data")]).status == 0)
+        #expect(try ExternalProcess.run(command: ["lz4", "-t", "-q", dir.file("data.lz4")]).status == 0)
+        #expect(
+            try ExternalProcess.run(command: ["lz4", "-d", "-q", dir.file("data.lz4"), dir.file("data")]).status == 0
+        )
         #expect(try Tool.read(dir.file("data")) == data)
         // `lz4 --list` shows the recorded content size, the 4 MiB block size and the checksum flag.
-        let listing = try Tool.run(["lz4", "--list", "-v", dir.file("data.lz4")]).output
+        let listing = try ExternalProcess.run(command: ["lz4", "--list", "-v", dir.file("data.lz4")]).output
         #expect(listing.contains("B7"))
         #expect(listing.contains("XXH32"))
         #expect(try FileIO.fileSize(dir.file("data.lz4")) < UInt64(data.count))
     }
 
     @Test func readerRestoresWhatTheCLICompressed() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let data = Self.sample()
         try Tool.write(dir.file("data"), data)
-        let status = try Tool.run(["lz4", "-q", "-B7", "-BI", "--content-size", dir.file("data"), dir.file("data.lz4")])
+        let status = try ExternalProcess.run(command: [
+            "lz4", "-q", "-B7", "-BI", "--content-size", dir.file("data"), dir.file("data.lz4"),
+        ])
         #expect(status.status == 0)
         let reader = try LZ4FrameReader(path: dir.file("data.lz4"))
         #expect(reader.contentSize == UInt64(data.count))
@@ -83,7 +88,7 @@ import Testing
     /// One row per way a frame on disk can be wrong (llama.cpp test-gguf style hand-made files).
     @Test(arguments: CorruptFrame.allCases)
     func readerRejectsCorruptFrame(_ kind: CorruptFrame) throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let data = Array(Self.sample().prefix(5 << 20))
         let path = dir.file("frame.lz4")
@@ -105,7 +110,7 @@ import Testing
         case .trailingGarbage: frame += [1, 2, 3]
         case .noContentSize:
             try Tool.write(dir.file("plain"), data)
-            #expect(try Tool.run(["lz4", "-q", "-f", dir.file("plain"), path]).status == 0)
+            #expect(try ExternalProcess.run(command: ["lz4", "-q", "-f", dir.file("plain"), path]).status == 0)
             frame = try Tool.read(path)
         }
         try FileIO.removeTree(path)

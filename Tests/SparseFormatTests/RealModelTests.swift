@@ -2,6 +2,7 @@
 // Opt-in check on real weights (SmolLM2-135M bf16): bit-exact round trip, sizes, byte planes, speed vs the lz4 CLI.
 
 import DSnoTSupport
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 import Testing
@@ -66,7 +67,7 @@ import Testing
             print("transformers", transformers.__version__, "loaded; up_proj sparsity", round(sparsity, 4))
             """
         try Tool.write(scratch.file("load.py"), Array(script.utf8))
-        let (status, output) = try Tool.run([python, scratch.file("load.py"), dense])
+        let (status, output) = try ExternalProcess.run(command: [python, scratch.file("load.py"), dense])
         #expect(status == 0, "\(output)")
         #expect(output.contains("loaded; up_proj sparsity 0.5"), "\(output)")
         print("[real-model] \(output.split(separator: "\n").last ?? "")")
@@ -98,7 +99,7 @@ import Testing
     func smolLM2RoundTripsBitExactly(structure: SparsityStructure, bytePlanes: Bool) throws {
         let input = try #require(Self.modelDirectory) + "/model.safetensors"
         let model = try SafeTensorsFile(path: input)
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let publisher = try AtomicPublisher(target: dir.file("out"), id: "real")
         let plan = OutputPlan(shards: [.init(fileName: "model.safetensors", tensors: model.tensorNames)])
@@ -132,7 +133,7 @@ import Testing
         )
         try publisher.publish()
         let frame = dir.file("out/" + manifest.shards[0].name)
-        #expect(try Tool.run(["lz4", "-t", "-q", frame]).status == 0)
+        #expect(try ExternalProcess.run(command: ["lz4", "-t", "-q", frame]).status == 0)
 
         let unpackSeconds = try Self.seconds {
             try SparseUnpacker.unpack(outputDirectory: dir.file("out"), destination: dir.file("dense"), mode: .dense)
@@ -146,11 +147,15 @@ import Testing
         }
         var status: Int32 = 0
         let cliCompress = try Self.seconds {
-            status = try Tool.run(["lz4", "-1", "-q", "-f", "-B7", "-BI", input, dir.file("cli.lz4")]).status
+            status = try ExternalProcess.run(command: [
+                "lz4", "-1", "-q", "-f", "-B7", "-BI", input, dir.file("cli.lz4"),
+            ]).status
         }
         #expect(status == 0)
         let cliDecompress = try Self.seconds {
-            status = try Tool.run(["lz4", "-d", "-q", "-f", dir.file("cli.lz4"), dir.file("cli.out")]).status
+            status = try ExternalProcess.run(command: [
+                "lz4", "-d", "-q", "-f", dir.file("cli.lz4"), dir.file("cli.out"),
+            ]).status
         }
         #expect(status == 0)
         if structure == .unstructured && !bytePlanes, let python = CompressedTensorsInteropTests.python {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // prune → sparse + LZ4 → unpack: bit-exact for fp32/fp16/bf16 × unstructured/2:4, and interop with lz4 and Python.
 
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 import Testing
@@ -12,7 +13,7 @@ import Testing
 
     @Test(arguments: dtypes, SparsityStructure.allCases)
     func unpackDenseRestoresEveryTensorBitForBit(dtype: DType, structure: SparsityStructure) throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let fixture = try CheckpointFixture(dtype: dtype, structure: structure, in: dir)
         let dense = dir.file("dense")
@@ -35,7 +36,7 @@ import Testing
 
     @Test(arguments: SparsityStructure.allCases)
     func outputLayoutFollowsCompressedTensors(structure: SparsityStructure) throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let fixture = try CheckpointFixture(dtype: .bf16, structure: structure, in: dir)
         let names = try FileIO.listDirectory(fixture.output)
@@ -80,21 +81,21 @@ import Testing
     }
 
     @Test func lz4CLIValidatesAndRestoresEachShardByteForByte() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let fixture = try CheckpointFixture(dtype: .f16, structure: .unstructured, in: dir)
         let unpacked = dir.file("ct")
         try SparseUnpacker.unpack(outputDirectory: fixture.output, destination: unpacked, mode: .compressedTensors)
         for shard in CheckpointFixture.shardNames {
             let frame = fixture.output + "/" + shard + ".lz4"
-            #expect(try Tool.run(["lz4", "-t", "-q", frame]).status == 0)
-            #expect(try Tool.run(["lz4", "-d", "-q", frame, dir.file(shard)]).status == 0)
+            #expect(try ExternalProcess.run(command: ["lz4", "-t", "-q", frame]).status == 0)
+            #expect(try ExternalProcess.run(command: ["lz4", "-d", "-q", frame, dir.file(shard)]).status == 0)
             #expect(try Tool.read(dir.file(shard)) == Tool.read(unpacked + "/" + shard))
         }
     }
 
     @Test func verifyAcceptsTheOutputAndReportHasEveryChecksum() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let fixture = try CheckpointFixture(dtype: .bf16, structure: .twoFour, in: dir)
         let report = try SparseVerifier.verify(directory: fixture.output)
@@ -107,7 +108,7 @@ import Testing
         )
         #expect((object["recipe"] as? [String: Any])?["method"] as? String == "magnitude")
         for file in fixture.manifest.files {
-            let (status, output) = try Tool.run(["sha256sum", fixture.output + "/" + file.name])
+            let (status, output) = try ExternalProcess.run(command: ["sha256sum", fixture.output + "/" + file.name])
             #expect(status == 0 && output.hasPrefix(file.sha256))
         }
         let frames = fixture.manifest.files.filter { $0.name.hasSuffix(".lz4") }
@@ -116,7 +117,7 @@ import Testing
     }
 
     @Test func inspectReportsLayoutSparsityAndBytes() throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let fixture = try CheckpointFixture(dtype: .f32, structure: .twoFour, in: dir)
         let report = try SparseInspector.inspect(path: fixture.output)
@@ -141,12 +142,15 @@ import Testing
     /// Python `safetensors` (the reference reader) loads both unpacked forms, and expanding the
     /// bitmask with numpy (`unpackbits(bitorder="little")`, as compressed-tensors does) gives the dense tensors.
     @Test(
-        .enabled(if: Tool.python != nil, "DSNOT_PYTHON is not set: the Python safetensors peer is unavailable"),
+        .enabled(
+            if: ExternalProcess.python != nil,
+            "DSNOT_PYTHON is not set: the Python safetensors peer is unavailable"
+        ),
         arguments: [DType.f32, .f16],
         SparsityStructure.allCases
     )
     func pythonSafetensorsLoadsAndExpandsTheBitmask(dtype: DType, structure: SparsityStructure) throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let fixture = try CheckpointFixture(dtype: dtype, structure: structure, in: dir)
         try SparseUnpacker.unpack(
@@ -175,7 +179,9 @@ import Testing
             print("checked", checked)
             """
         try Tool.write(dir.file("check.py"), Array(script.utf8))
-        let (status, output) = try Tool.run([Tool.python!, dir.file("check.py"), dir.file("ct"), dir.file("dense")])
+        let (status, output) = try ExternalProcess.run(command: [
+            ExternalProcess.python!, dir.file("check.py"), dir.file("ct"), dir.file("dense"),
+        ])
         #expect(status == 0, "\(output)")
         #expect(output.contains("checked 3"))
     }

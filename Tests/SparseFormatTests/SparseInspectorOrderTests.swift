@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // `dsnotctl inspect` lists tensors in natural order: layers.2 before layers.10.
 
+import DSnoTTestSupport
 import Foundation
 import Testing
 
@@ -22,7 +23,7 @@ import Testing
     }
 
     @Test func tensorsAreListedInNaturalOrder() throws {
-        let directory = try TemporaryDirectory()
+        let directory = try TemporaryDirectory("sparseformat-test")
         defer { directory.remove() }
         let natural = (0..<12).map { "model.layers.\($0).mlp.up_proj.weight" } + ["model.norm.weight"]
         let path = directory.file("model.safetensors")

@@ -1,48 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// Test helpers: temporary directories, external tools, seeded tensors, XXH32 for hand-made frame headers.
+// Test helpers: file bytes, seeded tensors, XXH32 for hand-made frame headers.
 
 import Foundation
 import SafeTensors
 
 @testable import SparseFormat
 
-/// A fresh temporary directory, removed by `remove()`.
-struct TemporaryDirectory {
-    let path: String
-    init() throws {
-        path = try FileIO.makeTemporaryDirectory(in: NSTemporaryDirectory(), prefix: "sparseformat-test-")
-    }
-    func remove() { try? FileIO.removeTree(path) }
-    func file(_ name: String) -> String { path + "/" + name }
-}
-
+/// Whole-file reads and writes.
 enum Tool {
-    /// Runs a command through `/usr/bin/env`; returns the exit status.
-    @discardableResult
-    static func run(_ arguments: [String], environment: [String: String]? = nil) throws -> (
-        status: Int32, output: String
-    ) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
-    /// The Python interpreter of the interop peers (`DSNOT_PYTHON`), when set and present.
-    static var python: String? {
-        guard let path = ProcessInfo.processInfo.environment["DSNOT_PYTHON"],
-            FileManager.default.fileExists(atPath: path)
-        else { return nil }
-        return path
-    }
-
     static func read(_ path: String) throws -> [UInt8] { Array(try Data(contentsOf: URL(fileURLWithPath: path))) }
     static func write(_ path: String, _ bytes: [UInt8]) throws { try Data(bytes).write(to: URL(fileURLWithPath: path)) }
 }

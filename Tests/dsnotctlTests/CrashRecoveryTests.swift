@@ -4,6 +4,7 @@
 
 import DSnoTClient
 import DSnoTControlProtocol
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 import Testing
@@ -65,16 +66,15 @@ import Testing
         )
     }
 
-    /// A fresh directory from a `mkdtemp` template holding `model/` and `calib.safetensors` (`writeModel`).
-    static func scratchWithModel(_ template: String) throws -> String {
-        var bytes = Array(template.utf8CString)
-        let scratch = String(cString: try #require(mkdtemp(&bytes)))
+    /// A fresh `/tmp/<prefix>-XXXXXX` directory holding `model/` and `calib.safetensors` (`writeModel`).
+    static func scratchWithModel(_ prefix: String) throws -> String {
+        let scratch = try TemporaryDirectory(prefix).path
         try writeModel(scratch + "/model", calibration: scratch + "/calib.safetensors")
         return scratch
     }
 
     @Test func killMinusNineMidJobThenRestartCompletesTheJobOnce() throws {
-        let scratch = try Self.scratchWithModel("/tmp/dsnot-crash-XXXXXX")
+        let scratch = try Self.scratchWithModel("dsnot-crash")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let watches = """
             [[watch]]
@@ -123,7 +123,7 @@ import Testing
     // is freed the retry publishes. Mounting needs root (CI runs as root).
     @Test(.enabled(if: getuid() == 0, "mounting a tmpfs needs root"))
     func diskFullFailsRetryablyThenFinishesOnceSpaceIsFreed() throws {
-        let scratch = try CrashRecoveryTests.scratchWithModel("/tmp/dsnot-full-XXXXXX")
+        let scratch = try CrashRecoveryTests.scratchWithModel("dsnot-full")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let watches = """
             [[watch]]
@@ -166,7 +166,7 @@ import Testing
     // 100 clients ask for status at once while a real prune runs: every one is answered, and the
     // daemon's answers stay quick because pruning runs on its own thread, not on the event loop.
     @Test func hundredConcurrentStatusClientsDuringAPrune() throws {
-        let scratch = try CrashRecoveryTests.scratchWithModel("/tmp/dsnot-load-XXXXXX")
+        let scratch = try CrashRecoveryTests.scratchWithModel("dsnot-load")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let daemon = try DaemonUnderTest(
             watches: """

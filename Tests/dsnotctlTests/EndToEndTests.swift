@@ -4,6 +4,7 @@
 
 import DSnoTClient
 import DSnoTControlProtocol
+import DSnoTTestSupport
 import Foundation
 import Testing
 
@@ -120,8 +121,7 @@ final class NotifySocket: @unchecked Sendable {
     @Test func daemonAndEveryOnlineCommand() throws {
         let dsnotd = try Binaries.path("dsnotd")
         let dsnotctl = try Binaries.path("dsnotctl")
-        var template = Array("/tmp/dsnot-e2e-XXXXXX".utf8CString)
-        let root = String(cString: try #require(mkdtemp(&template)))
+        let root = try TemporaryDirectory("dsnot-e2e").path
         defer {
             if ProcessInfo.processInfo.environment["DSNOT_KEEP_E2E"] == nil {
                 try? FileManager.default.removeItem(atPath: root)
@@ -236,8 +236,7 @@ final class NotifySocket: @unchecked Sendable {
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-socket-activate")))
     func socketActivatedDaemonAnswersTheFirstConnection() throws {
         let dsnotd = try Binaries.path("dsnotd")
-        var template = Array("/tmp/dsnot-act-XXXXXX".utf8CString)
-        let root = String(cString: try #require(mkdtemp(&template)))
+        let root = try TemporaryDirectory("dsnot-act").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         let socket = root + "/a.sock"
         try "state_dir = \"state\"\nsocket = \"\(root)/unused.sock\"\n".write(

@@ -3,6 +3,7 @@
 // `journalctl -o json`. The journald runs in a private mount namespace over tmpfs, so the host's
 // journal (if any) is untouched.
 
+import DSnoTTestSupport
 import Foundation
 import Testing
 
@@ -19,8 +20,7 @@ import Testing
     @Test(.enabled(if: available, "needs root, unshare, systemd-journald and journalctl"))
     func lifecycleRecordsCarryStructuredFields() throws {
         let dsnotd = try Binaries.path("dsnotd")
-        var template = Array("/tmp/dsnot-jd-XXXXXX".utf8CString)
-        let root = String(cString: try #require(mkdtemp(&template)))
+        let root = try TemporaryDirectory("dsnot-jd").path
         defer { try? FileManager.default.removeItem(atPath: root) }
         try "state_dir = \"state\"\nsocket = \"\(root)/d.sock\"\n".write(
             toFile: root + "/d.toml",

@@ -3,6 +3,7 @@
 // published (and verify), or fail permanently with a clear reason while the daemon keeps serving.
 
 import DSnoTControlProtocol
+import DSnoTTestSupport
 import Foundation
 import Testing
 
@@ -24,8 +25,7 @@ final class DaemonUnderTest {
     ///     the wrapper, and `daemonPID` the daemon.
     init(watches: String, rescanInterval: Double = 2, wrapper: [String] = []) throws {
         self.wrapper = wrapper
-        var template = Array("/tmp/dsnot-pipe-XXXXXX".utf8CString)
-        root = String(cString: try #require(mkdtemp(&template)))
+        root = try TemporaryDirectory("dsnot-pipe").path
         socket = root + "/d.sock"
         let config =
             "state_dir = \"state\"\nsocket = \"\(socket)\"\nsettle = 0.3\nrescan_interval = \(rescanInterval)\n"

@@ -4,6 +4,7 @@
 // kill -9 between the rename and the commit finishes the job at restart without running it again.
 
 import DSnoTControlProtocol
+import DSnoTTestSupport
 import Foundation
 import Testing
 
@@ -41,8 +42,7 @@ import Testing
 
     @Test(.enabled(if: hasStrace, "needs strace (scripts/install-deps.sh)"))
     func daemonPublishFsyncsEverythingBeforeTheRenameAndCommitsDoneAfterTheOutboxSync() throws {
-        var template = Array("/tmp/dsnot-trace-XXXXXX".utf8CString)
-        let traceDirectory = String(cString: try #require(mkdtemp(&template)))
+        let traceDirectory = try TemporaryDirectory("dsnot-trace").path
         defer { try? FileManager.default.removeItem(atPath: traceDirectory) }
         let tracePath = traceDirectory + "/trace"
         let daemon = try DaemonUnderTest(
