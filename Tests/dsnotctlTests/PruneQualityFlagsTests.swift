@@ -8,7 +8,7 @@ import Testing
 @Suite(.serialized) struct PruneQualityFlagsTests {
     /// Runs `dsnotctl prune MODEL OUT --calib-tokens … extra --json` in a fresh scratch directory.
     static func prune(_ extra: [String]) throws -> (output: Output, report: [String: Any]?) {
-        let scratch = try CrashRecoveryTests.scratchWithModel("/tmp/dsnot-quality-XXXXXX")
+        let scratch = try CrashRecoveryTests.scratchWithModel("dsnot-quality")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let arguments =
             [
