@@ -65,11 +65,14 @@ public struct PruneJob: Sendable {
     }
 
     /// Runs the job, writing into `directory` (which must exist and be empty).
+    /// - Parameters:
+    ///   - jobID: the daemon's job id, recorded in the report as `job` (`nil` for `dsnotctl prune`).
     /// - Throws: `PruneJobError`, `PipelineError` (`.cancelled` when `isCancelled` turned true),
     ///   `PruningError`, `ModelLoadError`, `CalibrationError`, `TokenizerError`, `SafeTensorsError`,
     ///   `SparseFormatError` (I/O, disk full).
     public func run(
         into directory: String,
+        jobID: String? = nil,
         logger: Logger,
         progress: (Progress) -> Void = { _ in },
         isCancelled: () -> Bool = { false }
@@ -128,7 +131,7 @@ public struct PruneJob: Sendable {
             }
         }
         progress(.writing)
-        report.job = options.jobID
+        report.job = jobID
         try output.finish(Self.encode(report))
         logger.info(
             "Pruned checkpoint",

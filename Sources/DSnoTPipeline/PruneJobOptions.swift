@@ -71,9 +71,6 @@ public struct PruneJobOptions: Sendable, Equatable {
     public var evaluation: EvaluationOptions?
     /// Calibration sequences whose inputs feed the per-layer reconstruction-error metric.
     public var errorSequences: Int
-    /// The daemon job id, recorded in the report as `job` (`nil` for `dsnotctl prune`). Set per run by
-    /// the daemon's runner; not part of the recipe: neither encoded nor hashed.
-    public var jobID: String?
 
     public init(
         recipe: Recipe,

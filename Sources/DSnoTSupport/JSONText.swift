@@ -26,4 +26,11 @@ public enum JSONText {
         }
         return out + "\""
     }
+
+    /// `value` as a JSON number in Swift's shortest round-trip spelling, which always keeps a
+    /// fraction or an exponent (`30.0`, `1e-06`, `0.5`), so a reader still sees a float; `nil` for
+    /// NaN and infinities, which JSON cannot express.
+    public static func number(_ value: Double) -> String? {
+        value.isFinite ? value.description : nil
+    }
 }

@@ -25,7 +25,9 @@ extension SparseCheckpointWriter {
     /// section with the SHA-256 of every other file and the compression figures. Durability
     /// (fsync of every file and directory, rename) is `AtomicPublisher.publish`'s job.
     /// - Parameters:
-    ///   - inputConfig: the input's `config.json` bytes (a JSON object).
+    ///   - inputConfig: the input's `config.json` bytes (a JSON object); written back with its keys in
+    ///     order and every value in its spelling class (a float stays a float), plus
+    ///     `quantization_config` (replacing any the input had).
     ///   - ignore: module names the config's `sparsity_config.ignore` lists.
     /// - Returns: the manifest written under `output`.
     /// - Throws: `SparseFormatError.missingTensors`, `.invalidOutput` (config or report not a JSON
@@ -39,21 +41,30 @@ extension SparseCheckpointWriter {
     ) throws -> OutputManifest {
         try checkComplete()
         var manifest = partialManifest()
-        var config = try Self.jsonObject(inputConfig, what: "config.json")
-        config["quantization_config"] =
-            [
-                // No top-level "format": compressed-tensors would then parse a QuantizationConfig,
-                // which requires config_groups (checked with compressed-tensors 0.14.0.1).
-                "quant_method": "compressed-tensors",
-                "sparsity_config": [
-                    "format": structure.formatName,
-                    "global_sparsity": manifest.compression.globalSparsity,
-                    "sparsity_structure": structure.rawValue,
-                    "targets": manifest.targets,
-                    "ignore": ignore,
-                ] as [String: Any],
-            ] as [String: Any]
-        try FileIO.writeFile(directory + "/config.json", try Self.encode(config))
+        var config = try StrictJSON.object(inputConfig, what: "config.json")
+        let quantization: StrictJSON.Value = .object([
+            // No top-level "format": compressed-tensors would then parse a QuantizationConfig,
+            // which requires config_groups (checked with compressed-tensors 0.14.0.1).
+            ("quant_method", .string("compressed-tensors")),
+            (
+                "sparsity_config",
+                .object([
+                    ("format", .string(structure.formatName)),
+                    ("global_sparsity", .number(manifest.compression.globalSparsity)),
+                    ("sparsity_structure", .string(structure.rawValue)),
+                    ("targets", .array(manifest.targets.map { .string($0) })),
+                    ("ignore", .array(ignore.map { .string($0) })),
+                ])
+            ),
+        ])
+        config.removeAll { $0.0 == "quantization_config" }
+        config.append(("quantization_config", quantization))
+        // Every input value keeps its spelling class (`30.0` stays a float): StrictJSON, not
+        // JSONSerialization, which writes whole-number floats as integers on Linux.
+        try FileIO.writeFile(
+            directory + "/config.json",
+            try StrictJSON.Value.object(config).prettyText(what: "config.json")
+        )
         for file in files {
             try FileIO.copy(from: file.source, to: directory + "/" + file.name)
         }

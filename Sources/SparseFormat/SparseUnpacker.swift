@@ -90,9 +90,9 @@ public enum SparseUnpacker {
             let path = source + "/" + name
             guard !FileIO.isDirectory(path), name != OutputManifest.reportFileName else { continue }
             if mode == .dense && name == "config.json" {
-                var config = try SparseCheckpointWriter.jsonObject(try FileIO.readSmallFile(path), what: path)
-                config.removeValue(forKey: "quantization_config")
-                try FileIO.writeFile(staging + "/" + name, try SparseCheckpointWriter.encode(config))
+                var config = try StrictJSON.object(try FileIO.readSmallFile(path), what: path)
+                config.removeAll { $0.0 == "quantization_config" }
+                try FileIO.writeFile(staging + "/" + name, try StrictJSON.Value.object(config).prettyText(what: path))
             } else if mode == .dense && name == "model.safetensors.index.json" {
                 let index: [String: Any] = ["metadata": ["total_size": totalData], "weight_map": weightMap]
                 try FileIO.writeFile(staging + "/" + name, try SparseCheckpointWriter.encode(index))

@@ -110,7 +110,8 @@ enum TinyCheckpoint {
         try FileManager.default.createDirectory(atPath: root + "/out", withIntermediateDirectories: true)
         var options = TinyCheckpoint.options(pattern: .unstructured(0.5), format: .dense)
         options.recipe.calibration.sequenceLength = 4096
-        let result = try PruneJob(input: root + "/in", options: options).run(into: root + "/out", logger: logger)
+        let result = try PruneJob(input: root + "/in", options: options)
+            .run(into: root + "/out", jobID: "job-7f3a", logger: logger)
         let ran = result.report.recipe.calibration
         #expect(
             ran.sequences == 4 && ran.sequenceLength == 128 && ran.source == .text && ran.path == TinyCheckpoint.text
@@ -122,6 +123,10 @@ enum TinyCheckpoint {
         )
         let calibration = ((written as? [String: Any])?["recipe"] as? [String: Any])?["calibration"] as? [String: Any]
         #expect(calibration?["sequence_length"] as? Int == 128 && calibration?["sequences"] as? Int == 4)
+        // The job id is a run argument, written as `job`, and no part of the recipe or its hash.
+        #expect((written as? [String: Any])?["job"] as? String == "job-7f3a")
+        #expect(((written as? [String: Any])?["recipe"] as? [String: Any])?["job"] == nil)
+        #expect(result.report.job == "job-7f3a")
 
         // Magnitude alone reads no calibration data, and the report says so instead of the default 128 × 2048.
         try FileManager.default.createDirectory(atPath: root + "/magnitude", withIntermediateDirectories: true)

@@ -44,7 +44,8 @@ struct CheckpointFixture {
         in dir: TemporaryDirectory,
         seed: UInt64 = 1,
         name: String = "out",
-        bytePlanes: Bool = false
+        bytePlanes: Bool = false,
+        config: String = Self.config
     ) throws {
         self.dtype = dtype
         self.structure = structure
@@ -87,7 +88,7 @@ struct CheckpointFixture {
             try Tool.write(dir.file("tokenizer.json"), Array(#"{"model": {"type": "BPE"}}"#.utf8))
         }
         manifest = try writer.finish(
-            inputConfig: Array(Self.config.utf8),
+            inputConfig: Array(config.utf8),
             ignore: ["lm_head"],
             copying: [.init(source: dir.file("tokenizer.json"), name: "tokenizer.json")],
             report: Array(#"{"recipe": {"method": "magnitude", "sparsity": 0.5}}"#.utf8)

@@ -27,7 +27,7 @@ public protocol JobStore: Sendable {
     func update(_ job: JobRecord, from previous: JobRecord, detail: String?) throws
     func job(id: String) throws -> JobRecord?
     func job(key: String) throws -> JobRecord?
-    /// Jobs, newest first.
+    /// Jobs, newest first: by creation time (sub-second), then by insertion, last inserted first.
     func jobs(state: JobState?, watch: String?, limit: Int?) throws -> [JobRecord]
     /// Job count per state.
     func counts() throws -> [JobState: Int]

@@ -38,12 +38,11 @@ public struct PipelineJobRunner: JobRunner {
         var logger = self.logger
         logger[metadataKey: "job.id"] = "\(job.id)"
         do {
-            var options = job.recipe
-            options.jobID = job.id
-            let pruneJob = try PruneJob(input: job.inputPath, options: options)
+            let pruneJob = try PruneJob(input: job.inputPath, options: job.recipe)
             var lastBlock = -1
             let result = try pruneJob.run(
                 into: job.temporaryOutputPath,
+                jobID: job.id,
                 logger: logger,
                 progress: {
                     switch $0 {

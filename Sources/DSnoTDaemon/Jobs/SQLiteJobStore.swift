@@ -66,7 +66,11 @@ public final class SQLiteJobStore: JobStore {
 
     public func insert(_ job: JobRecord, recipe: PruneJobOptions) throws -> (job: JobRecord, inserted: Bool) {
         try write("insert") { db in
-            if let row = try Row.fetchOne(db, sql: "SELECT record FROM job WHERE key = ?", arguments: [job.key]) {
+            if let row = try Row.fetchOne(
+                db,
+                sql: "SELECT record, created_at FROM job WHERE key = ?",
+                arguments: [job.key]
+            ) {
                 return (try Self.decode(row), false)
             }
             try db.execute(
@@ -99,7 +103,9 @@ public final class SQLiteJobStore: JobStore {
 
     public func job(id: String) throws -> JobRecord? {
         try read("job(id:)") { db in
-            try Row.fetchOne(db, sql: "SELECT record FROM job WHERE id = ?", arguments: [id]).map(Self.decode)
+            try Row.fetchOne(db, sql: "SELECT record, created_at FROM job WHERE id = ?", arguments: [id]).map(
+                Self.decode
+            )
         }
     }
 
@@ -119,7 +125,9 @@ public final class SQLiteJobStore: JobStore {
 
     public func job(key: String) throws -> JobRecord? {
         try read("job(key:)") { db in
-            try Row.fetchOne(db, sql: "SELECT record FROM job WHERE key = ?", arguments: [key]).map(Self.decode)
+            try Row.fetchOne(db, sql: "SELECT record, created_at FROM job WHERE key = ?", arguments: [key]).map(
+                Self.decode
+            )
         }
     }
 
@@ -139,7 +147,8 @@ public final class SQLiteJobStore: JobStore {
             let limitClause = limit.map { " LIMIT \(max(0, $0))" } ?? ""
             return try Row.fetchAll(
                 db,
-                sql: "SELECT record FROM job \(whereClause) ORDER BY created_at DESC, id DESC\(limitClause)",
+                sql:
+                    "SELECT record, created_at FROM job \(whereClause) ORDER BY created_at DESC, rowid DESC\(limitClause)",
                 arguments: arguments
             ).map(Self.decode)
         }
@@ -201,9 +210,15 @@ public final class SQLiteJobStore: JobStore {
         String(decoding: try WireCodec.makeEncoder().encode(job), as: UTF8.self)
     }
 
+    /// The row's record, with `createdAt` from the `created_at` column: the record's JSON keeps whole
+    /// seconds (ISO-8601, the wire format), the column the full `Date` (seconds since 1970 as a REAL,
+    /// in every database since v1), so jobs queued within one second still order by age.
     private static func decode(_ row: Row) throws -> JobRecord {
         let text: String = row["record"]
-        return try WireCodec.makeDecoder().decode(JobRecord.self, from: Data(text.utf8))
+        var job = try WireCodec.makeDecoder().decode(JobRecord.self, from: Data(text.utf8))
+        let createdAt: Double = row["created_at"]
+        job.createdAt = Date(timeIntervalSince1970: createdAt)
+        return job
     }
 
     private func write<T>(_ operation: String, _ body: (Database) throws -> T) throws -> T {

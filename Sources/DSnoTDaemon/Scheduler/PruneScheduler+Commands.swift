@@ -129,9 +129,6 @@ extension PruneScheduler {
         wake()
     }
 
-    /// The current settings.
-    public var currentSettings: Settings { settings }
-
     /// The scheduler's part of `status`.
     public func snapshot() throws -> (
         counts: [String: Int], running: [JobProgressReport], paused: Bool, pausedWatches: Set<String>,

@@ -34,7 +34,8 @@ extension PruneScheduler {
             return
         }
         let queued: [JobRecord]
-        do { queued = try store.jobs(state: .queued, watch: nil, limit: nil) } catch {
+        // Oldest inserted first: the order `candidates` keeps for jobs created at the same instant.
+        do { queued = try store.jobs(state: .queued, watch: nil, limit: nil).reversed() } catch {
             logger.error("Cannot read the queue", metadata: ["error": "\(error)"])
             return
         }

@@ -17,14 +17,17 @@ public struct DiskSpace: Sendable, Equatable {
 
 /// The scheduler's pure decisions.
 public enum SchedulingPolicy {
-    /// Queued jobs eligible to start now, best first: higher priority, then older. Jobs of paused watches
-    /// and jobs in retry back-off (`notBefore` in the future) are left out.
+    /// Queued jobs eligible to start now, best first: higher priority, then older; jobs created at the same
+    /// instant keep their order in `queued` (the scheduler passes the store's insertion order). Jobs of
+    /// paused watches and jobs in retry back-off (`notBefore` in the future) are left out.
     public static func candidates(_ queued: [JobRecord], pausedWatches: Set<String>, now: Date) -> [JobRecord] {
-        queued.filter { job in
+        let eligible = queued.filter { job in
             job.state == .queued && !pausedWatches.contains(job.watch) && (job.notBefore.map { $0 <= now } ?? true)
-        }.sorted { a, b in
-            a.priority != b.priority ? a.priority > b.priority : (a.createdAt, a.id) < (b.createdAt, b.id)
         }
+        return eligible.indices.sorted { i, j in
+            let (a, b) = (eligible[i], eligible[j])
+            return a.priority != b.priority ? a.priority > b.priority : (a.createdAt, i) < (b.createdAt, j)
+        }.map { eligible[$0] }
     }
 
     /// What to do with a queued job, given its estimate.

@@ -70,9 +70,6 @@ final class InotifyReader: Sendable {
         inotify_rm_watch(fd, wd)
     }
 
-    /// The watched directories.
-    var watched: Set<String> { state.withLock { Set($0.descriptors.keys) } }
-
     /// Starts the polling thread.
     func start() {
         let thread = Thread { [self] in self.pollLoop() }
