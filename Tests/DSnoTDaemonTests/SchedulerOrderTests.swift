@@ -4,6 +4,7 @@
 import DSnoTControlProtocol
 import DSnoTDaemon
 import DSnoTPipeline
+import DSnoTTestSupport
 import Foundation
 import Synchronization
 import Testing
@@ -45,7 +46,7 @@ import Testing
 
     @Test(arguments: Timing.allCases)
     func jobsQueuedWithinOneSecondRunOldestFirstThenInQueueOrder(timing: Timing) async throws {
-        let directory = try TempDirectory()
+        let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let store = try SQLiteJobStore(path: directory.sub("jobs.sqlite").path)
         let runner = RecordingRunner()

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // config.json through prune and unpack --dense: Python's json reads back the same values of the same types.
 
+import DSnoTTestSupport
 import Foundation
 import SafeTensors
 import Testing
@@ -41,11 +42,11 @@ import Testing
         """
 
     @Test(
-        .enabled(if: Tool.python != nil, "DSNOT_PYTHON is not set: the Python json peer is unavailable"),
+        .enabled(if: ExternalProcess.python != nil, "DSNOT_PYTHON is not set: the Python json peer is unavailable"),
         arguments: SparsityStructure.allCases
     )
     func pythonReadsBackEveryValueWithItsType(structure: SparsityStructure) throws {
-        let dir = try TemporaryDirectory()
+        let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         try Tool.write(dir.file("input.json"), Array(Self.config.utf8))
         let fixture = try CheckpointFixture(dtype: .bf16, structure: structure, in: dir, config: Self.config)
@@ -53,8 +54,8 @@ import Testing
         try Tool.write(dir.file("check.py"), Array(Self.script.utf8))
         let keys = 23
         for (written, mode) in [(fixture.output, "sparse"), (dir.file("dense"), "dense")] {
-            let (status, output) = try Tool.run([
-                Tool.python!, dir.file("check.py"), dir.file("input.json"), written + "/config.json", mode,
+            let (status, output) = try ExternalProcess.run(command: [
+                ExternalProcess.python!, dir.file("check.py"), dir.file("input.json"), written + "/config.json", mode,
             ])
             #expect(status == 0, "\(mode): \(output)")
             #expect(output == "same \(keys)\n", "\(mode): \(output)")
