@@ -49,22 +49,12 @@ public struct GemmaModel: DecoderModel {
     public init(configuration c: GemmaConfiguration, tensors: any TensorSource) throws {
         configuration = c
         reader = WeightReader(source: tensors)
-        embedding = try TokenEmbedding(
-            reader: reader,
-            tensorName: LlamaTensors.embedding,
+        (embedding, lmHead) = try LlamaTensors.embeddings(
+            reader,
             vocabularySize: c.vocabularySize,
-            width: c.hiddenSize
+            width: c.hiddenSize,
+            tied: c.tieWordEmbeddings
         )
-        if c.tieWordEmbeddings {
-            lmHead = embedding
-        } else {
-            lmHead = try TokenEmbedding(
-                reader: reader,
-                tensorName: LlamaTensors.lmHead,
-                vocabularySize: c.vocabularySize,
-                width: c.hiddenSize
-            )
-        }
         finalNorm = try Self.norm(reader, LlamaTensors.finalNorm, width: c.hiddenSize, epsilon: c.rmsNormEpsilon)
         let cached = min(c.maxPositions, 4096)
         globalRotary = RotaryEmbedding(

@@ -15,6 +15,25 @@ enum LlamaTensors {
     static let queryNorm = "self_attn.q_norm.weight"
     static let keyNorm = "self_attn.k_norm.weight"
 
+    /// The input embedding and the LM head (the same table when the config ties them), for every
+    /// family that uses these names (LLaMA, Gemma, Phi-3).
+    static func embeddings(
+        _ reader: WeightReader,
+        vocabularySize: Int,
+        width: Int,
+        tied: Bool
+    ) throws -> (embedding: TokenEmbedding, lmHead: TokenEmbedding) {
+        let embedding = try TokenEmbedding(
+            reader: reader,
+            tensorName: embedding,
+            vocabularySize: vocabularySize,
+            width: width
+        )
+        guard !tied else { return (embedding, embedding) }
+        let head = try TokenEmbedding(reader: reader, tensorName: lmHead, vocabularySize: vocabularySize, width: width)
+        return (embedding, head)
+    }
+
     /// The linear layers of a block in module order, with their `(out, in)` shapes and bias flags.
     static func linears(_ c: LlamaConfiguration) -> [(name: LinearLayerName, rows: Int, columns: Int, bias: Bool)] {
         let q = c.attentionHeads * c.headDim
@@ -48,22 +67,12 @@ public struct LlamaModel: DecoderModel {
     public init(configuration c: LlamaConfiguration, tensors: any TensorSource) throws {
         configuration = c
         reader = WeightReader(source: tensors)
-        embedding = try TokenEmbedding(
-            reader: reader,
-            tensorName: LlamaTensors.embedding,
+        (embedding, lmHead) = try LlamaTensors.embeddings(
+            reader,
             vocabularySize: c.vocabularySize,
-            width: c.hiddenSize
+            width: c.hiddenSize,
+            tied: c.tieWordEmbeddings
         )
-        if c.tieWordEmbeddings {
-            lmHead = embedding
-        } else {
-            lmHead = try TokenEmbedding(
-                reader: reader,
-                tensorName: LlamaTensors.lmHead,
-                vocabularySize: c.vocabularySize,
-                width: c.hiddenSize
-            )
-        }
         finalNorm = RMSNorm(
             weight: try reader.floats(LlamaTensors.finalNorm, shape: [c.hiddenSize]),
             epsilon: c.rmsNormEpsilon

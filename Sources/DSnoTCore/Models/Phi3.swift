@@ -34,22 +34,12 @@ public struct Phi3Model: DecoderModel {
     public init(configuration c: Phi3Configuration, tensors: any TensorSource) throws {
         configuration = c
         reader = WeightReader(source: tensors)
-        embedding = try TokenEmbedding(
-            reader: reader,
-            tensorName: LlamaTensors.embedding,
+        (embedding, lmHead) = try LlamaTensors.embeddings(
+            reader,
             vocabularySize: c.vocabularySize,
-            width: c.hiddenSize
+            width: c.hiddenSize,
+            tied: c.tieWordEmbeddings
         )
-        if c.tieWordEmbeddings {
-            lmHead = embedding
-        } else {
-            lmHead = try TokenEmbedding(
-                reader: reader,
-                tensorName: LlamaTensors.lmHead,
-                vocabularySize: c.vocabularySize,
-                width: c.hiddenSize
-            )
-        }
         finalNorm = RMSNorm(
             weight: try reader.floats(LlamaTensors.finalNorm, shape: [c.hiddenSize]),
             epsilon: c.rmsNormEpsilon
