@@ -57,6 +57,35 @@ enum ConfigDecoding {
         return value
     }
 
+    /// `num_key_value_heads` (default: `num_attention_heads`), checked positive and a divisor of the
+    /// query heads, as grouped-query attention needs.
+    /// - Throws: `ModelLoadError.invalidValue` naming `num_key_value_heads`.
+    static func keyValueHeads(_ value: Int?, attentionHeads: Int) throws -> Int {
+        let kvHeads = try positive(value ?? attentionHeads, "num_key_value_heads")
+        guard attentionHeads % kvHeads == 0 else {
+            throw ModelLoadError.invalidValue(
+                key: "num_key_value_heads",
+                value: "\(kvHeads)",
+                expected: "a divisor of num_attention_heads (\(attentionHeads))"
+            )
+        }
+        return kvHeads
+    }
+
+    /// `head_dim` when the config states it, else `hidden_size / num_attention_heads` (which must divide).
+    /// - Throws: `ModelLoadError.invalidValue` naming `head_dim` or `hidden_size`.
+    static func headWidth(_ value: Int?, hiddenSize: Int, attentionHeads: Int) throws -> Int {
+        if let value { return try positive(value, "head_dim") }
+        guard hiddenSize % attentionHeads == 0 else {
+            throw ModelLoadError.invalidValue(
+                key: "hidden_size",
+                value: "\(hiddenSize)",
+                expected: "a multiple of num_attention_heads (\(attentionHeads))"
+            )
+        }
+        return hiddenSize / attentionHeads
+    }
+
     /// - Throws: `ModelLoadError.invalidValue` unless `value` is finite and `> 0`.
     static func positive(_ value: Double, _ key: String) throws -> Float {
         guard value.isFinite, value > 0, Float(value).isFinite else {

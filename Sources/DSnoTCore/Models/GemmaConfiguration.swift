@@ -151,14 +151,7 @@ public struct GemmaConfiguration: Sendable, Equatable {
         intermediateSize = try ConfigDecoding.positive(raw.intermediateSize, "intermediate_size")
         layerCount = try ConfigDecoding.positive(raw.numHiddenLayers, "num_hidden_layers")
         attentionHeads = try ConfigDecoding.positive(raw.numAttentionHeads, "num_attention_heads")
-        kvHeads = try ConfigDecoding.positive(raw.numKeyValueHeads ?? raw.numAttentionHeads, "num_key_value_heads")
-        guard attentionHeads % kvHeads == 0 else {
-            throw ModelLoadError.invalidValue(
-                key: "num_key_value_heads",
-                value: "\(kvHeads)",
-                expected: "a divisor of num_attention_heads (\(attentionHeads))"
-            )
-        }
+        kvHeads = try ConfigDecoding.keyValueHeads(raw.numKeyValueHeads, attentionHeads: attentionHeads)
         headDim = try ConfigDecoding.positive(raw.headDim ?? 256, "head_dim")
         guard headDim % 2 == 0 else {
             throw ModelLoadError.invalidValue(

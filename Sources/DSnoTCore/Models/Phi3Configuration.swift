@@ -82,26 +82,8 @@ public struct Phi3Configuration: Sendable, Equatable {
         intermediateSize = try ConfigDecoding.positive(raw.intermediateSize, "intermediate_size")
         layerCount = try ConfigDecoding.positive(raw.numHiddenLayers, "num_hidden_layers")
         attentionHeads = try ConfigDecoding.positive(raw.numAttentionHeads, "num_attention_heads")
-        kvHeads = try ConfigDecoding.positive(raw.numKeyValueHeads ?? raw.numAttentionHeads, "num_key_value_heads")
-        guard attentionHeads % kvHeads == 0 else {
-            throw ModelLoadError.invalidValue(
-                key: "num_key_value_heads",
-                value: "\(kvHeads)",
-                expected: "a divisor of num_attention_heads (\(attentionHeads))"
-            )
-        }
-        if let dim = raw.headDim {
-            headDim = try ConfigDecoding.positive(dim, "head_dim")
-        } else {
-            guard hiddenSize % attentionHeads == 0 else {
-                throw ModelLoadError.invalidValue(
-                    key: "hidden_size",
-                    value: "\(hiddenSize)",
-                    expected: "a multiple of num_attention_heads (\(attentionHeads))"
-                )
-            }
-            headDim = hiddenSize / attentionHeads
-        }
+        kvHeads = try ConfigDecoding.keyValueHeads(raw.numKeyValueHeads, attentionHeads: attentionHeads)
+        headDim = try ConfigDecoding.headWidth(raw.headDim, hiddenSize: hiddenSize, attentionHeads: attentionHeads)
         let rope = raw.ropeParameters ?? raw.ropeScaling
         let factor = rope?.partialRotaryFactor ?? raw.partialRotaryFactor ?? 1
         guard factor > 0, factor <= 1 else {
