@@ -5,6 +5,10 @@ import DSnoTSupport
 public import Foundation
 import SafeTensors
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Why a checkpoint directory is not a complete checkpoint.
 public enum CheckpointNotReady: Error, Equatable, CustomStringConvertible {
     case ignoredName(String)
@@ -106,23 +110,23 @@ public enum CheckpointInspector {
         // The path first: two directories holding identical copies are two inputs with two outputs
         // (without it, copies made within one mtime tick collapsed into a single job).
         var text = directory.standardizedFileURL.path + "\u{0}"
-        let manager = FileManager.default
-        for name in ((try? manager.contentsOfDirectory(atPath: directory.path)) ?? []).sorted() where !isIgnored(name) {
-            let attributes = try? manager.attributesOfItem(atPath: directory.appendingPathComponent(name).path)
-            let size = (attributes?[.size] as? NSNumber)?.intValue ?? -1
-            let mtime = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            text += "\(name)\u{0}\(size)\u{0}\(mtime)\n"
+        for name in ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []).sorted()
+        where !isIgnored(name) {
+            let status = EntryStatus(directory.appendingPathComponent(name).path)
+            text += "\(name)\u{0}\(status?.size ?? -1)\u{0}\(status?.modified.timeIntervalSince1970 ?? 0)\n"
         }
         return text
     }
 
     /// The newest modification time among the directory and its entries.
     public static func lastModified(_ directory: URL) -> Date? {
-        let manager = FileManager.default
-        var newest = (try? manager.attributesOfItem(atPath: directory.path))?[.modificationDate] as? Date
-        for name in (try? manager.contentsOfDirectory(atPath: directory.path)) ?? [] {
-            let attributes = try? manager.attributesOfItem(atPath: directory.appendingPathComponent(name).path)
-            if let date = attributes?[.modificationDate] as? Date, date > (newest ?? .distantPast) { newest = date }
+        var newest = EntryStatus(directory.path)?.modified
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [] {
+            if let date = EntryStatus(directory.appendingPathComponent(name).path)?.modified,
+                date > (newest ?? .distantPast)
+            {
+                newest = date
+            }
         }
         return newest
     }
@@ -214,5 +218,29 @@ public enum CheckpointInspector {
         } catch {
             throw .invalid("\(error)")
         }
+    }
+}
+
+/// One directory entry's `lstat` size and modification time (the link itself for a symbolic link).
+///
+/// A plain `lstat`: `FileManager.attributesOfItem` also resolves the owner and group names, reading
+/// `/etc/passwd` and `/etc/group` for every file of every rescan. The modification time is built as
+/// a `Date` from the `timespec` exactly as Foundation builds `.modificationDate`, so `signature` —
+/// and the fingerprints keying existing jobs — are spelled as they were (`CheckpointSignatureTests`).
+struct EntryStatus {
+    let size: Int
+    let modified: Date
+
+    init?(_ path: String) {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return nil }
+        size = Int(status.st_size)
+        // Foundation's own construction (swift-foundation's `Date(seconds:nanoSeconds:)`): whole
+        // seconds moved to the 2001 reference date first, then the nanoseconds added.
+        modified = Date(
+            timeIntervalSinceReferenceDate: (Double(status.st_mtim.tv_sec)
+                - Date.timeIntervalBetween1970AndReferenceDate)
+                + Double(status.st_mtim.tv_nsec) / 1_000_000_000
+        )
     }
 }
