@@ -10,6 +10,10 @@ import Testing
 @Suite struct DaemonMetricsTests {
     let t0 = Date(timeIntervalSince1970: 1_000_000)
 
+    func queued() -> JobRecord {
+        JobRecord(id: "j-1", key: "k", watch: "w", inputPath: "/in/m", outbox: "/out", recipe: "r", createdAt: t0)
+    }
+
     /// Applies `transition` to `job` through the state machine and records it, as `PruneScheduler.commit` does.
     func step(_ metrics: DaemonMetrics, _ job: JobRecord, _ transition: JobTransition, at seconds: Double) throws
         -> JobRecord
@@ -33,15 +37,7 @@ import Testing
 
     @Test func aJobRunToDoneCountsItsWaitBlocksAndDuration() throws {
         let metrics = DaemonMetrics()
-        var job = JobRecord(
-            id: "j-1",
-            key: "k",
-            watch: "w",
-            inputPath: "/in/m",
-            outbox: "/out",
-            recipe: "r",
-            createdAt: t0
-        )
+        var job = queued()
         job = try step(metrics, job, .start, at: 4)  // waited 4 s in the queue
         for block in 0..<3 {  // the 0-based block in progress, as the runner reports it
             job = try step(metrics, job, .progress(.pruning, block: block, blockCount: 3), at: 5 + Double(block))
@@ -66,15 +62,7 @@ import Testing
 
     @Test func aRetryWaitsFromTheEndOfItsBackoffAndEachRunIsObserved() throws {
         let metrics = DaemonMetrics()
-        var job = JobRecord(
-            id: "j-1",
-            key: "k",
-            watch: "w",
-            inputPath: "/in/m",
-            outbox: "/out",
-            recipe: "r",
-            createdAt: t0
-        )
+        var job = queued()
         job = try step(metrics, job, .start, at: 0)
         job = try step(metrics, job, .fail(reason: "disk full", retryable: true), at: 10)
         let retryAt = try #require(job.notBefore).timeIntervalSince(t0)
@@ -91,15 +79,7 @@ import Testing
 
     @Test func aRunThatFailsInBlockTwoCountsTheTwoBlocksItFinished() throws {
         let metrics = DaemonMetrics()
-        var job = JobRecord(
-            id: "j-1",
-            key: "k",
-            watch: "w",
-            inputPath: "/in/m",
-            outbox: "/out",
-            recipe: "r",
-            createdAt: t0
-        )
+        var job = queued()
         job = try step(metrics, job, .start, at: 0)
         for block in 0..<3 { job = try step(metrics, job, .progress(.pruning, block: block, blockCount: 5), at: 1) }
         job = try step(metrics, job, .fail(reason: "bad tensor", retryable: false), at: 2)
@@ -108,15 +88,7 @@ import Testing
 
     @Test func guardWaitsCountWhenAJobStartsWaitingForMemoryOrDiskNotAtEveryNewFigure() throws {
         let metrics = DaemonMetrics()
-        var job = JobRecord(
-            id: "j-1",
-            key: "k",
-            watch: "w",
-            inputPath: "/in/m",
-            outbox: "/out",
-            recipe: "r",
-            createdAt: t0
-        )
+        var job = queued()
         job = try step(
             metrics,
             job,
