@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Is a checkpoint directory complete, and what is its fingerprint? Structural checks only, no tensor data.
 
+// `stat.st_mtim` is a `timespec`, which the Clang importer attributes to CSystemd's headers (they include
+// <time.h>) in a clean build; with MemberImportVisibility its `tv_sec`/`tv_nsec` need that module imported.
+import CSystemd
 import DSnoTSupport
 public import Foundation
 import SafeTensors
