@@ -138,6 +138,34 @@ import Testing
         #expect(one.attentionSoftCap == 50 && one.finalLogitSoftCap == nil)
     }
 
+    /// google/gemma-3-4b-it's config.json (transformers 4.50 spelling): `text_config` states six keys and
+    /// relies on the defaults for the rest. Expected values as transformers 5.24's `Gemma3Config.from_dict`
+    /// reports them: 8 heads, 4 kv heads × 256, vocab 262208, every 6th layer global (5, 11, …, 29) with
+    /// RoPE 1e6 × linear 8, local layers RoPE 1e4 with window 1024, tied.
+    @Test func gemma3MultimodalDecodesThe4BConfig() throws {
+        let json = """
+            {"architectures": ["Gemma3ForConditionalGeneration"], "boi_token_index": 255999, "eoi_token_index": 256000,
+             "eos_token_id": [1, 106], "image_token_index": 262144, "initializer_range": 0.02, "mm_tokens_per_image": 256,
+             "model_type": "gemma3",
+             "text_config": {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text",
+               "num_hidden_layers": 34, "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "sliding_window": 1024},
+             "torch_dtype": "bfloat16", "transformers_version": "4.50.0.dev0",
+             "vision_config": {"hidden_size": 1152, "image_size": 896, "intermediate_size": 4304,
+               "model_type": "siglip_vision_model", "num_attention_heads": 16, "num_hidden_layers": 27,
+               "patch_size": 14, "vision_use_head": false}}
+            """
+        let c = try Gemma3MultimodalConfiguration(json: Data(json.utf8))
+        let t = c.text
+        #expect(t.hiddenSize == 2560 && t.intermediateSize == 10240 && t.layerCount == 34)
+        #expect(t.attentionHeads == 8 && t.kvHeads == 4 && t.headDim == 256 && t.vocabularySize == 262_208)
+        #expect(t.slidingWindow == 1024 && t.maxPositions == 131_072 && t.tieWordEmbeddings)
+        #expect(t.attentionScale == 1 / 16 && t.attentionSoftCap == nil && t.finalLogitSoftCap == nil)
+        #expect(t.layerKinds.indices.filter { t.layerKinds[$0] == .full } == [5, 11, 17, 23, 29])
+        #expect(t.globalRope == .init(theta: 1_000_000, scaling: .linear(factor: 8)))
+        #expect(t.localRope == .init(theta: 10000, scaling: .none))
+        #expect(c.visionHiddenSize == 1152 && c.tokensPerImage == 256 && c.imageTokenIndex == 262_144)
+    }
+
     static let python = ProcessInfo.processInfo.environment["DSNOT_TRANSFORMERS_PYTHON"]
 
     /// The same defaults asked of transformers itself (opt-in: needs torch and transformers).
