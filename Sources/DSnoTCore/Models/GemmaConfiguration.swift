@@ -133,7 +133,7 @@ public struct GemmaConfiguration: Sendable, Equatable {
     }
 
     /// The class defaults of transformers 5.24 `Gemma2Config` and `Gemma3TextConfig` for every key this
-    /// engine reads (checked against the classes in `ModelRegistryTests.gemmaDefaultsMatchTransformers`).
+    /// engine reads (`GemmaConfigDefaultsTests` pins them and, opt-in, asks transformers).
     struct Defaults {
         var vocabularySize: Int
         var maxPositions: Int
