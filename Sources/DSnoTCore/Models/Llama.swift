@@ -3,13 +3,9 @@
 
 import SafeTensors
 
-/// The checkpoint tensor names of the LLaMA family, in one table.
+/// The block-local tensor names of the LLaMA family, in one table (where the blocks, the embedding and
+/// the LM head sit: `DecoderTensorNames`).
 enum LlamaTensors {
-    static let embedding = "model.embed_tokens.weight"
-    static let finalNorm = "model.norm.weight"
-    static let lmHead = "lm_head.weight"
-    static let blockPrefix = "model.layers."
-    static func block(_ b: Int, _ local: String) -> String { "\(blockPrefix)\(b).\(local)" }
     static let inputNorm = "input_layernorm.weight"
     static let postAttentionNorm = "post_attention_layernorm.weight"
     static let queryNorm = "self_attn.q_norm.weight"
@@ -19,18 +15,24 @@ enum LlamaTensors {
     /// family that uses these names (LLaMA, Gemma, Phi-3).
     static func embeddings(
         _ reader: WeightReader,
+        names: DecoderTensorNames,
         vocabularySize: Int,
         width: Int,
         tied: Bool
     ) throws -> (embedding: TokenEmbedding, lmHead: TokenEmbedding) {
         let embedding = try TokenEmbedding(
             reader: reader,
-            tensorName: embedding,
+            tensorName: names.embedding,
             vocabularySize: vocabularySize,
             width: width
         )
         guard !tied else { return (embedding, embedding) }
-        let head = try TokenEmbedding(reader: reader, tensorName: lmHead, vocabularySize: vocabularySize, width: width)
+        let head = try TokenEmbedding(
+            reader: reader,
+            tensorName: names.lmHead,
+            vocabularySize: vocabularySize,
+            width: width
+        )
         return (embedding, head)
     }
 
@@ -57,6 +59,8 @@ enum LlamaTensors {
 public struct LlamaModel: DecoderModel {
     public let configuration: LlamaConfiguration
     let reader: WeightReader
+    /// Where the decoder's tensors sit (`model.layers.…`).
+    let names = DecoderTensorNames.causalLM
     let embedding: TokenEmbedding
     let lmHead: TokenEmbedding
     let finalNorm: RMSNorm
@@ -69,12 +73,13 @@ public struct LlamaModel: DecoderModel {
         reader = WeightReader(source: tensors)
         (embedding, lmHead) = try LlamaTensors.embeddings(
             reader,
+            names: names,
             vocabularySize: c.vocabularySize,
             width: c.hiddenSize,
             tied: c.tieWordEmbeddings
         )
         finalNorm = RMSNorm(
-            weight: try reader.floats(LlamaTensors.finalNorm, shape: [c.hiddenSize]),
+            weight: try reader.floats(names.finalNorm, shape: [c.hiddenSize]),
             epsilon: c.rmsNormEpsilon
         )
         rotary = RotaryEmbedding(
@@ -84,26 +89,26 @@ public struct LlamaModel: DecoderModel {
             cachedPositions: min(c.maxPositions, 4096)
         )
         for b in 0..<c.layerCount { try checkBlockHeaders(b) }
-        try BlockNames.requireNoExtraBlocks(tensors, prefix: LlamaTensors.blockPrefix, blockCount: c.layerCount)
+        try BlockNames.requireNoExtraBlocks(tensors, prefix: names.blockPrefix, blockCount: c.layerCount)
     }
 
     private func checkBlockHeaders(_ b: Int) throws {
         let c = configuration
         for norm in [LlamaTensors.inputNorm, LlamaTensors.postAttentionNorm] {
-            _ = try reader.checkedInfo(LlamaTensors.block(b, norm), shape: [c.hiddenSize])
+            _ = try reader.checkedInfo(names.block(b, norm), shape: [c.hiddenSize])
         }
         if c.queryKeyNorm {
             for norm in [LlamaTensors.queryNorm, LlamaTensors.keyNorm] {
-                _ = try reader.checkedInfo(LlamaTensors.block(b, norm), shape: [c.headDim])
+                _ = try reader.checkedInfo(names.block(b, norm), shape: [c.headDim])
             }
         }
         for layer in LlamaTensors.linears(c) {
             _ = try reader.checkedInfo(
-                LlamaTensors.block(b, "\(layer.name).weight"),
+                names.block(b, "\(layer.name).weight"),
                 shape: [layer.rows, layer.columns]
             )
             if layer.bias {
-                _ = try reader.checkedInfo(LlamaTensors.block(b, "\(layer.name).bias"), shape: [layer.rows])
+                _ = try reader.checkedInfo(names.block(b, "\(layer.name).bias"), shape: [layer.rows])
             }
         }
     }
@@ -127,31 +132,31 @@ public struct LlamaModel: DecoderModel {
         var linears: [Linear] = []
         for layer in LlamaTensors.linears(c) {
             let weight = try reader.matrix(
-                LlamaTensors.block(index, "\(layer.name).weight"),
+                names.block(index, "\(layer.name).weight"),
                 rows: layer.rows,
                 columns: layer.columns
             )
             let bias =
                 layer.bias
-                ? try reader.floats(LlamaTensors.block(index, "\(layer.name).bias"), shape: [layer.rows]) : nil
+                ? try reader.floats(names.block(index, "\(layer.name).bias"), shape: [layer.rows]) : nil
             linears.append(Linear(weight: weight, bias: bias))
         }
         func headNorm(_ tensor: String) throws -> RMSNorm? {
             guard c.queryKeyNorm else { return nil }
             return RMSNorm(
-                weight: try reader.floats(LlamaTensors.block(index, tensor), shape: [c.headDim]),
+                weight: try reader.floats(names.block(index, tensor), shape: [c.headDim]),
                 epsilon: c.rmsNormEpsilon
             )
         }
         return LlamaBlock(
             index: index,
             inputNorm: RMSNorm(
-                weight: try reader.floats(LlamaTensors.block(index, LlamaTensors.inputNorm), shape: [c.hiddenSize]),
+                weight: try reader.floats(names.block(index, LlamaTensors.inputNorm), shape: [c.hiddenSize]),
                 epsilon: c.rmsNormEpsilon
             ),
             postAttentionNorm: RMSNorm(
                 weight: try reader.floats(
-                    LlamaTensors.block(index, LlamaTensors.postAttentionNorm),
+                    names.block(index, LlamaTensors.postAttentionNorm),
                     shape: [c.hiddenSize]
                 ),
                 epsilon: c.rmsNormEpsilon
@@ -172,7 +177,7 @@ public struct LlamaModel: DecoderModel {
 
     public func prunableLinearLayers(block index: Int) -> [LinearLayerInfo] {
         LlamaTensors.linears(configuration).map { layer in
-            let tensor = LlamaTensors.block(index, "\(layer.name).weight")
+            let tensor = names.block(index, "\(layer.name).weight")
             return LinearLayerInfo(
                 name: layer.name,
                 tensorName: tensor,
