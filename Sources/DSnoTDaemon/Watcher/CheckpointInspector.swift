@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Is a checkpoint directory complete, and what is its fingerprint? Structural checks only, no tensor data.
 
+// `timespec` (of `stat.st_mtim`) reaches this target through CSystemd's headers first; with
+// MemberImportVisibility its fields need that module imported (a clean build fails without it).
+import CSystemd
 import DSnoTSupport
 public import Foundation
 import SafeTensors
