@@ -180,9 +180,10 @@ public struct CausalAttention: Sendable, Equatable {
         }
     }
 
-    /// The attention GEMMs `(m, n, k, transposeB)` of one block forward over `length` tokens (for
-    /// benchmarks).
-    static func gemmShapes(length: Int, heads: Int, kvHeads: Int, headDim d: Int) -> [(
+    /// The attention GEMMs `(m, n, k, transposeB)` of one block forward over `length` tokens: per
+    /// key/value head and causal row tile `[r0, r1)`, `(G·T, d) × (d, r1)` and `(G·T, r1) × (r1, d)`
+    /// (what `dsnot-bench forward` times plain sgemm on).
+    public static func gemmShapes(length: Int, heads: Int, kvHeads: Int, headDim d: Int) -> [(
         m: Int, n: Int, k: Int, transposeB: Bool
     )] {
         let group = heads / max(1, kvHeads)
