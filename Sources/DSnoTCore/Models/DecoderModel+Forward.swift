@@ -3,19 +3,18 @@
 
 extension DecoderBlock {
     /// Runs this block over every sequence of `hidden` in place, one sequence per core
-    /// (`ParallelSequences`); each result is, bit for bit, `forward(_:)` of that sequence alone.
+    /// (`Parallel.forEach`); each result is, bit for bit, `forward(_:)` of that sequence alone.
     /// - Parameter hidden: one `(L_i, hiddenSize)` matrix per sequence; replaced by the block's outputs.
     public func forward(sequences hidden: inout [Matrix]) {
         hidden.withUnsafeMutableBufferPointer { h in
-            nonisolated(unsafe) let h = h
-            ParallelSequences.forEach(h.indices) { i in h[i] = forward(h[i]) }
+            Parallel.forEach(h.indices) { i in h[i] = forward(h[i]) }
         }
     }
 }
 
 extension DecoderModel {
     /// Runs every block over `hidden` in place, loading each block once; the sequences of a block run
-    /// one per core (`ParallelSequences`).
+    /// one per core (`Parallel.forEach`).
     /// - Parameters:
     ///   - hidden: one `(L_i, hiddenSize)` matrix per sequence; replaced by the last block's outputs.
     ///   - progress: called after each block with `(blocksDone, blockCount)`.
