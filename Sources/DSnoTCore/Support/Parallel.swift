@@ -35,10 +35,10 @@ import Synchronization
 /// ```
 enum Parallel {
     /// Worker threads of every parallel region, and so the sequences `forEach` keeps in flight: the
-    /// processors this process may run on (`ProcessInfo.activeProcessorCount`, which honours the
-    /// CPU affinity mask), capped at 8. The cap bounds the memory of `forEach` (each sequence in
-    /// flight holds its intermediates; `MemoryEstimate` counts `workers` of them); BLAS calls made
-    /// outside `forEach` still use every core.
+    /// processors available to this process (`ProcessInfo.activeProcessorCount`), capped at 8. The
+    /// cap bounds the memory of `forEach` (each sequence in flight holds its intermediates;
+    /// `MemoryEstimate` counts `workers` of them); BLAS calls made outside `forEach` still use
+    /// every core.
     static let workers = max(1, min(8, ProcessInfo.processInfo.activeProcessorCount))
 
     /// Parts per worker of a split loop: a worker slowed down (another process, costlier rows)
