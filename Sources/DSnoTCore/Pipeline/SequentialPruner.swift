@@ -16,7 +16,7 @@ import SafeTensors
 /// Layers that read the same activations (q/k/v; gate/up) share one set of statistics. The
 /// reconstruction-error metric uses a Gram matrix accumulated on the first `errorSequences` sequences
 /// (or the full Hessian when the recipe needs it anyway). Both passes run one sequence per core
-/// (`ParallelSequences`) in chunks of one sequence per core; statistics are accumulated in sequence
+/// (`Parallel.forEach`) in chunks of one sequence per core; statistics are accumulated in sequence
 /// order after each chunk, so they do not depend on the core count. Cancellation is checked between
 /// chunks, so a stop costs at most one chunk's forward passes; the partial block is discarded.
 ///
@@ -141,8 +141,7 @@ public struct SequentialPruner: Sendable {
                     var next = keys.compactMap { denseStates[$0] }
                     let dense = block
                     next.withUnsafeMutableBufferPointer { states in
-                        nonisolated(unsafe) let states = states
-                        ParallelSequences.forEach(0..<states.count) { k in states[k] = dense.forward(states[k]) }
+                        Parallel.forEach(0..<states.count) { k in states[k] = dense.forward(states[k]) }
                     }
                     for (n, state) in zip(keys, next) { denseStates[n] = state }
                 }
@@ -221,8 +220,7 @@ public struct SequentialPruner: Sendable {
                     for chunk in Self.chunks(of: hidden.count) {
                         if isCancelled() { throw PipelineError.cancelled(block: b) }
                         hidden.withUnsafeMutableBufferPointer { h in
-                            nonisolated(unsafe) let h = h
-                            ParallelSequences.forEach(chunk) { n in h[n] = pruned.forward(h[n]) }
+                            Parallel.forEach(chunk) { n in h[n] = pruned.forward(h[n]) }
                         }
                         progress(
                             PruneProgress(
