@@ -79,6 +79,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var retryDelay: Double = 30
     /// Attempts a job gets before a retryable failure becomes final.
     public var maxAttempts: Int = 4
+    /// Keep a resume point per finished block in the job's staging directory, and continue an
+    /// interrupted job (crash, kill, restart) from its last finished block instead of block 0.
+    public var resume = true
 
     /// The documented default for running without a config file: everything under the current
     /// directory, so an unprivileged `dsnotd` (and `make run`) works: `.dsnot/state`, `.dsnot/dsnotd.sock`,

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Is a checkpoint directory complete, and what is its fingerprint? Structural checks only, no tensor data.
 
+// `stat.st_mtim`'s `timespec` members resolve through CSystemd's <time.h> (MemberImportVisibility).
+import CSystemd
 import DSnoTSupport
 public import Foundation
 import SafeTensors
