@@ -65,7 +65,12 @@ public struct PruneJob: Sendable {
         let inputBytes = checkpoint.files.reduce(0) { $0 + $1.header.fileSize }
         var resumeBytes = 0
         if resume {
-            let states = 2 * options.recipe.calibration.sequences * length * model.hiddenSize * 4
+            // Per point: every sequence's hidden state, and the held-out ones' dense-path states when DSnoT's
+            // output check follows the dense model.
+            let n = options.recipe.calibration.sequences
+            let heldOut = DSnoT.OutputCheck.heldOutSequences(of: n)
+            let dense = options.recipe.dsnot?.outputCheck == .model ? (heldOut > 0 ? heldOut : n) : 0
+            let states = 2 * (n + dense) * length * model.hiddenSize * 4
             resumeBytes = prunableDeclarations(model).reduce(states) {
                 $0 + (TensorInfo.checkedByteCount(shape: $1.shape, dtype: $1.dtype) ?? 0)
             }

@@ -335,7 +335,8 @@ final class WarningLog: LogHandler, @unchecked Sendable {
         }
     }
 
-    /// The estimate with resume counts the journal and two resume points.
+    /// The estimate with resume counts the journal and two resume points (with the dense-path states
+    /// when the recipe keeps them).
     @Test func estimateCountsTheResumeFiles() throws {
         let (root, input) = try fixture()
         defer { try? FileManager.default.removeItem(atPath: root) }
@@ -345,5 +346,11 @@ final class WarningLog: LogHandler, @unchecked Sendable {
         // 5 blocks × (2·32·32 + 2·16·32 + 3·64·32) bf16 weights, and 2 points of 8 × 32 × 32 fp32 states.
         let journal = Self.blocks * (2 * 32 * 32 + 2 * 16 * 32 + 3 * 64 * 32) * 2
         #expect(resumable.outputBytes - plain.outputBytes == journal + 2 * 8 * 32 * 32 * 4)
+        // DSnoT's default profile checks against the dense model: each point also holds the 2 held-out
+        // sequences' dense-path states (a quarter of 8).
+        let guarded = try PruneJob(input: input, options: Variant.wandaDSnoTDefault.options(root: root))
+        let extra = try guarded.estimate(resume: true).outputBytes - guarded.estimate().outputBytes
+        #expect(DSnoT.OutputCheck.heldOutSequences(of: 8) == 2)
+        #expect(extra == journal + 2 * (8 + 2) * 32 * 32 * 4)
     }
 }
