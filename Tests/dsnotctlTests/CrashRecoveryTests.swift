@@ -180,6 +180,43 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: root + "/out/" + staging))
     }
 
+    /// A graceful stop (SIGTERM, as `systemctl restart` sends) mid-job keeps the job's resume point: the
+    /// next daemon continues from it instead of block 0.
+    @Test func gracefulRestartResumesTooAndTheOutputVerifies() throws {
+        let scratch = try Self.scratchWithModel("dsnot-resume-term")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let watches = """
+            [[watch]]
+            name = "main"
+            inbox = "in"
+            outbox = "out"
+            [watch.recipe]
+            method = "wanda"
+            pattern = 0.5
+            calibration = { source = "tokens", path = "\(scratch)/calib.safetensors" }
+
+            """
+        let first = try DaemonUnderTest(watches: watches)
+        let root = first.root
+        try first.drop(scratch + "/model", into: "in", as: "big")
+        #expect(
+            waitUntil(timeout: 120) {
+                guard let job = try? first.jobs().first else { return false }
+                return job.state == .running && (job.block ?? 0) >= 2
+            },
+            "\(first.log)"
+        )
+        kill(first.process.processIdentifier, SIGTERM)
+        first.process.waitUntilExit()
+        let second = try DaemonUnderTest(reusing: root)
+        defer { second.stop() }
+        #expect(waitUntil(timeout: 180) { (try? second.jobs().first?.state) == .done }, "\(second.log)")
+        let output = try #require(try second.jobs().first?.outputPath)
+        let from = try #require(try Self.report(output)["resumed_from_block"] as? Int, "not resumed: \(second.log)")
+        #expect(from >= 2 && from < 6)
+        #expect(try runProgram(try Binaries.path("dsnotctl"), ["verify", output]).status == 0)
+    }
+
     /// A report without what differs between two runs of one job: the times (`timings`, each layer's
     /// `seconds_…`), the job id and `resumed_from_block`.
     static func withoutTimings(_ report: [String: Any]) -> NSDictionary {
