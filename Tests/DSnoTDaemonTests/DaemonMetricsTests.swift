@@ -86,6 +86,15 @@ import Testing
         #expect(samples(metrics)["dsnot_blocks_pruned_total"] == "2")
     }
 
+    @Test func aResumedRunCountsOnlyTheBlocksItPruned() throws {
+        let metrics = DaemonMetrics()
+        var job = queued()
+        job = try step(metrics, job, .start, at: 0)
+        for block in 3..<5 { job = try step(metrics, job, .progress(.pruning, block: block, blockCount: 5), at: 1) }
+        job = try step(metrics, job, .progress(.writing, block: nil, blockCount: nil), at: 2)
+        #expect(samples(metrics)["dsnot_blocks_pruned_total"] == "2")
+    }
+
     @Test func guardWaitsCountWhenAJobStartsWaitingForMemoryOrDiskNotAtEveryNewFigure() throws {
         let metrics = DaemonMetrics()
         var job = queued()

@@ -125,11 +125,14 @@ public final class DaemonMetrics: Sendable {
             let since = max(previous.createdAt, previous.notBefore ?? previous.createdAt)
             queueWait.record(max(0, now.timeIntervalSince(since)))
         }
-        // While pruning, `block` is the 0-based block in progress: the blocks before it are done, and
-        // leaving the phase for the next one (not for a failure) finishes the rest.
-        let doneBefore = previous.state == .running && previous.phase == .pruning ? previous.block ?? 0 : 0
+        // While pruning, `block` is the 0-based block in progress: moving on to a later block finishes
+        // the ones between, and leaving the phase for the next one (not for a failure) finishes the
+        // rest. Entering the phase counts nothing: a resumed run enters at its resume block, whose
+        // predecessors an earlier run pruned.
+        let wasPruning = previous.state == .running && previous.phase == .pruning
+        let doneBefore = wasPruning ? previous.block ?? 0 : 0
         if next.state == .running, next.phase == .pruning, let block = next.block {
-            if block > doneBefore { blocksPruned.increment(by: Int64(block - doneBefore)) }
+            if wasPruning, block > doneBefore { blocksPruned.increment(by: Int64(block - doneBefore)) }
         } else if previous.state == .running, previous.phase == .pruning, let count = previous.blockCount,
             next.state == .publishing || (next.state == .running && next.phase != .pruning), count > doneBefore
         {
