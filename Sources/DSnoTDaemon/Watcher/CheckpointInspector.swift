@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Is a checkpoint directory complete, and what is its fingerprint? Structural checks only, no tensor data.
 
+// `struct timespec` (stat's st_mtim) is owned by whichever clang module first includes <time.h>;
+// in this target that is CSystemd (sd-journal.h), so MemberImportVisibility needs it imported here.
+import CSystemd
 import DSnoTSupport
 public import Foundation
 import SafeTensors
