@@ -3,6 +3,7 @@
 
 import ArgumentParser
 import DSnoTCore
+import DSnoTPipeline
 import Foundation
 
 extension DsnotCtl {
@@ -12,11 +13,17 @@ extension DsnotCtl {
             discussion: """
                 The whole text is tokenized once with the checkpoint's tokenizer.json and cut into \
                 floor(tokens / L) windows of L tokens; perplexity is exp of the mean window loss. \
-                Unpack a sparse output with `dsnotctl unpack --dense` first.
+                MODEL_DIR may be a dense checkpoint or a dsnot sparse output (bitmask + LZ4 shards, recognised \
+                by its *.safetensors.lz4 files or the output manifest of dsnot-report.json): a sparse output is \
+                checked first (SHA-256 of every file in the manifest, one pass over every frame), then each tensor \
+                is decoded when the model reads it, one at a time, with no `unpack --dense` and no scratch files.
                 """
         )
 
-        @Argument(help: "Checkpoint directory (config.json, *.safetensors, tokenizer.json).") var model: String
+        @Argument(
+            help:
+                "Checkpoint directory (config.json, *.safetensors, tokenizer.json) or a dsnot sparse output directory."
+        ) var model: String
         @Option(help: "Text file to evaluate on.") var text: String
         @Option(help: "Window length L (capped at the model's context).") var seqlen = 2048
         @Option(help: "Evaluate only the first K windows.") var maxWindows: Int?
@@ -41,7 +48,8 @@ extension DsnotCtl {
             var line = ProgressLine()
             let output: Output
             do {
-                let loaded = try ModelRegistry.load(directory: model)
+                let tensors = try SparseOutputSource.tensors(ofModelDirectory: model)
+                let loaded = try ModelRegistry.load(directory: model, tensors: tensors)
                 let tokenizer = try Tokenizer(contentsOf: model + "/tokenizer.json")
                 let ids = try tokenizer.encode(try String(contentsOfFile: text, encoding: .utf8)).map(Int.init)
                 let length = min(seqlen, loaded.maxPositions)
