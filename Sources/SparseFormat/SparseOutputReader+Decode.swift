@@ -112,7 +112,13 @@ extension SparseOutputReader {
             total += member.byteCount
         }
         guard total > 0 else { return ([], ranges) }
-        let reader = try frame(for: entry, at: UInt64(shard.dataStart + (sorted.first?.dataOffsets.lowerBound ?? 0)))
+        let (reader, jumpedBack) = try frame(
+            for: entry,
+            at: UInt64(shard.dataStart + (sorted.first?.dataOffsets.lowerBound ?? 0))
+        )
+        // A read behind the previous one is random access (the tied LM head after the last block):
+        // the frame is not kept open after it, so its LZ4 buffers are not held while the engine works.
+        defer { if jumpedBack { state.frame = nil } }
         let skip = SkipBuffer()
         var bytes = [UInt8](repeating: 0, count: total)
         try bytes.withUnsafeMutableBytes { whole in
@@ -131,9 +137,13 @@ extension SparseOutputReader {
     }
 
     /// The open frame of the entry's shard positioned at or before `offset` (re-opened when the
-    /// current one is another shard's or already past `offset`).
-    private func frame(for entry: Entry, at offset: UInt64) throws -> LZ4FrameReader {
-        if let open = state.frame, open.shard == entry.shard, open.reader.bytesOut <= offset { return open.reader }
+    /// current one is another shard's or already past `offset`; `jumpedBack` in the latter case).
+    private func frame(for entry: Entry, at offset: UInt64) throws -> (reader: LZ4FrameReader, jumpedBack: Bool) {
+        var jumpedBack = false
+        if let open = state.frame, open.shard == entry.shard {
+            if open.reader.bytesOut <= offset { return (open.reader, false) }
+            jumpedBack = true
+        }
         state.frame = nil
         let shard = shards[entry.shard]
         let reader = try LZ4FrameReader(path: shard.path)
@@ -145,7 +155,7 @@ extension SparseOutputReader {
             )
         }
         state.frame = (entry.shard, reader)
-        return reader
+        return (reader, jumpedBack)
     }
 
     /// Fills `destination` from the frame.

@@ -70,6 +70,28 @@ import Testing
         #expect(first == dense[name] && again == dense[name] && reread == dense[name])
     }
 
+    // The engine reads a block's weights forward through the frame, then the tied LM head from the
+    // front: forward reads keep the frame open (no re-decompression), a backward jump does not keep
+    // the LZ4 buffers alive afterwards.
+    @Test func forwardReadsKeepTheFrameOpenAndABackwardJumpClosesIt() throws {
+        let dir = try TemporaryDirectory("sparse-reader")
+        defer { dir.remove() }
+        let fixture = try CheckpointFixture(dtype: .bf16, structure: .unstructured, in: dir)
+        let reader = try SparseOutputReader(directory: fixture.output, residentTensorLimit: 0)
+        let first = reader.tensorNames[0]
+        let second = reader.tensorNames[1]
+        #expect(reader.info(named: first)?.dataOffsets.lowerBound == 0)
+        _ = try reader.withDenseBytes(named: first) { $0.count }
+        _ = try reader.withDenseBytes(named: second) { $0.count }
+        let open = try #require(reader.state.frame)
+        #expect(open.shard == 0 && open.reader.bytesOut > 0)
+        _ = try reader.withDenseBytes(named: first) { $0.count }
+        #expect(reader.state.frame == nil)
+        #expect(reader.state.cached?.name == first)
+        reader.release(named: first)
+        #expect(reader.state.cached == nil)
+    }
+
     @Test func aSparseOutputIsRecognisedAndACheckpointIsNot() throws {
         let dir = try TemporaryDirectory("sparse-reader")
         defer { dir.remove() }
