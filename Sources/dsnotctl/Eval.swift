@@ -6,6 +6,10 @@ import DSnoTCore
 import DSnoTPipeline
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 extension DsnotCtl {
     struct Eval: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -13,7 +17,7 @@ extension DsnotCtl {
             discussion: """
                 The whole text is tokenized once with the checkpoint's tokenizer.json and cut into \
                 floor(tokens / L) windows of L tokens; perplexity is exp of the mean window loss. \
-                MODEL_DIR may be a dense checkpoint or a dsnot sparse output (bitmask + LZ4 shards, recognised \
+                The model directory may be a dense checkpoint or a dsnot sparse output (bitmask + LZ4 shards, recognised \
                 by its *.safetensors.lz4 files or the output manifest of dsnot-report.json): a sparse output is \
                 checked first (SHA-256 of every file in the manifest, one pass over every frame), then each tensor \
                 is decoded when the model reads it, one at a time, with no `unpack --dense` and no scratch files.
@@ -28,6 +32,22 @@ extension DsnotCtl {
         @Option(help: "Window length L (capped at the model's context).") var seqlen = 2048
         @Option(help: "Evaluate only the first K windows.") var maxWindows: Int?
         @Flag(help: "Print the result as JSON.") var json = false
+
+        /// glibc raises its mmap threshold whenever a large block is freed, and from then on serves
+        /// such blocks from a heap it does not give back. Evaluation allocates and frees multi-MB
+        /// buffers (activations, and the sparse reader's one decoded tensor at a time), so the threshold
+        /// is pinned at glibc's default: large buffers return to the kernel when freed. Measured on
+        /// SmolLM2-135M (docs/results.md): without it, eval of a sparse output peaks 40 MB higher.
+        /// `mallopt(3)` is looked up at run time (Swift's Glibc module does not include <malloc.h>),
+        /// as `DurableFile` does for `renameat2`.
+        static func pinMallocThreshold() {
+            #if canImport(Glibc)
+                typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+                let mmapThreshold: Int32 = -3  // M_MMAP_THRESHOLD from <malloc.h>
+                guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+                _ = unsafeBitCast(symbol, to: Mallopt.self)(mmapThreshold, 128 << 10)
+            #endif
+        }
 
         struct Output: Codable {
             var model: String
@@ -45,6 +65,7 @@ extension DsnotCtl {
         }
 
         func run() throws {
+            Self.pinMallocThreshold()
             var line = ProgressLine()
             let output: Output
             do {
