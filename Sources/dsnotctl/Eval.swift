@@ -49,6 +49,17 @@ extension DsnotCtl {
             #endif
         }
 
+        /// Returns the heap's free pages to the kernel once the model is open: checking a sparse
+        /// output (manifest, every frame's header and `.shape` values) leaves small freed blocks
+        /// under what the tokenizer and the engine allocate next (`malloc_trim(3)`, looked up as above).
+        static func trimMallocHeap() {
+            #if canImport(Glibc)
+                typealias MallocTrim = @convention(c) (Int) -> Int32
+                guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
+                _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
+            #endif
+        }
+
         struct Output: Codable {
             var model: String
             var text: String
@@ -71,6 +82,7 @@ extension DsnotCtl {
             do {
                 let tensors = try SparseOutputSource.tensors(ofModelDirectory: model)
                 let loaded = try ModelRegistry.load(directory: model, tensors: tensors)
+                Self.trimMallocHeap()
                 let tokenizer = try Tokenizer(contentsOf: model + "/tokenizer.json")
                 let ids = try tokenizer.encode(try String(contentsOfFile: text, encoding: .utf8)).map(Int.init)
                 let length = min(seqlen, loaded.maxPositions)
