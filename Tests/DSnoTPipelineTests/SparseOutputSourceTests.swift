@@ -115,4 +115,45 @@ import Testing
             #expect(name.hasPrefix("model.layers.2.") && source == output)
         }
     }
+
+    // A sparse output written with an integer norm (the writer copies unpruned tensors as they come):
+    // the loader refuses it by name, as it would the same dense checkpoint.
+    @Test func anIntegerTensorInASparseOutputIsRefusedNamingIt() throws {
+        let root = try TemporaryDirectory("dsnot-sparse-source").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try TinyCheckpoint.write(to: root + "/in", dtype: .bf16)
+        let input = try Checkpoint(directory: root + "/in")
+        try FileManager.default.createDirectory(atPath: root + "/out", withIntermediateDirectories: true)
+        let writer = try SparseCheckpointWriter(
+            directory: root + "/out",
+            plan: OutputPlan(shards: [.init(fileName: "model.safetensors", tensors: input.tensorNames)]),
+            structure: .unstructured
+        )
+        for name in input.tensorNames {
+            let info = try input.info(named: name)
+            if name == "model.norm.weight" {
+                let ints = [Int32](repeating: 1, count: info.elementCount).withUnsafeBytes { Array($0) }
+                try ints.withUnsafeBytes {
+                    try writer.write(name: name, dtype: .i32, shape: info.shape, bytes: $0, pruned: false)
+                }
+            } else {
+                try writer.write(
+                    name: name,
+                    dtype: info.dtype,
+                    shape: info.shape,
+                    bytes: try input.rawBytes(named: name),
+                    pruned: false
+                )
+            }
+        }
+        _ = try writer.finish(
+            inputConfig: Array(try Data(contentsOf: URL(fileURLWithPath: root + "/in/config.json"))),
+            report: Array(#"{"recipe": {}}"#.utf8)
+        )
+        let source = try SparseOutputSource(directory: root + "/out")
+        #expect(source.tensorInfo(named: "model.norm.weight")?.dtype == .i32)
+        #expect(throws: ModelLoadError.unsupportedDType(tensor: "model.norm.weight", dtype: "I32")) {
+            _ = try ModelRegistry.load(directory: root + "/out", tensors: source)
+        }
+    }
 }
