@@ -44,6 +44,9 @@ public enum SparseFormatError: Error, Equatable, Sendable, CustomStringConvertib
     case checksumMismatch(file: String, expected: String, found: String)
     /// The output directory or its manifest/config/index is malformed.
     case invalidOutput(path: String, reason: String)
+    /// A tensor cannot be read from a sparse output: absent, or its shard no longer matches what
+    /// `SparseOutputReader` found when it opened the directory.
+    case tensorUnreadable(file: String, tensor: String, reason: String)
     /// The publishing target already exists (never replaced).
     case targetExists(path: String)
     /// A system call failed.
@@ -85,6 +88,8 @@ public enum SparseFormatError: Error, Equatable, Sendable, CustomStringConvertib
             "\(file): sha256 \(found), manifest says \(expected)"
         case .invalidOutput(let path, let reason):
             "\(path): \(reason)"
+        case .tensorUnreadable(let file, let tensor, let reason):
+            "\(file): tensor '\(tensor)': \(reason)"
         case .targetExists(let path):
             "\(path): already exists (outputs are never replaced)"
         case .io(let path, let operation, let errno):

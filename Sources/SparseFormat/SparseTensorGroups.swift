@@ -55,24 +55,33 @@ public struct SparseTensorGroups {
     /// Classifies and checks every tensor of `file` (header plus the 16-byte `.shape` values).
     /// - Throws: `SparseFormatError.invalidSparseTensor`, `.invalidShape`.
     public init(file: SafeTensorsFile) throws {
-        let path = file.path
+        try self.init(tensors: file.header.tensors, path: file.path) { Array(file.rawBytes(of: $0)) }
+    }
+
+    /// Classifies and checks `tensors` (a safetensors header's entries, in data order) when the data
+    /// section is not mapped: `shapeBytes` returns the 16 bytes of a group's `.shape` tensor.
+    /// - Parameter path: the file's name, for error messages.
+    /// - Throws: `SparseFormatError.invalidSparseTensor`, `.invalidShape`, or what `shapeBytes` throws.
+    public init(tensors: [TensorInfo], path: String, shapeBytes: (TensorInfo) throws -> [UInt8]) throws {
+        var byName: [String: TensorInfo] = [:]
+        for info in tensors { byName[info.name] = info }
         var modules = Set<String>()
-        for name in file.tensorNames {
-            for suffix in [".compressed", ".bitmask"] where name.hasSuffix(suffix) {
-                modules.insert(String(name.dropLast(suffix.count)))
+        for info in tensors {
+            for suffix in [".compressed", ".bitmask"] where info.name.hasSuffix(suffix) {
+                modules.insert(String(info.name.dropLast(suffix.count)))
             }
         }
         var groups: [String: Group] = [:]
         for module in modules {
-            groups[module] = try Self.group(module: module, file: file)
+            groups[module] = try Self.group(module: module, path: path, byName: byName, shapeBytes: shapeBytes)
         }
         var items: [Item] = []
         var emitted = Set<String>()
-        for info in file.header.tensors {
+        for info in tensors {
             let module = Self.suffixes.lazy.filter { info.name.hasSuffix($0) }
                 .map { String(info.name.dropLast($0.count)) }.first { groups[$0] != nil }
-            if let module {
-                if emitted.insert(module).inserted { items.append(.sparse(groups[module]!)) }
+            if let module, let group = groups[module] {
+                if emitted.insert(module).inserted { items.append(.sparse(group)) }
             } else {
                 items.append(.plain(info))
             }
@@ -88,10 +97,14 @@ public struct SparseTensorGroups {
         self.items = items
     }
 
-    private static func group(module: String, file: SafeTensorsFile) throws -> Group {
-        let path = file.path
+    private static func group(
+        module: String,
+        path: String,
+        byName: [String: TensorInfo],
+        shapeBytes: (TensorInfo) throws -> [UInt8]
+    ) throws -> Group {
         func member(_ suffix: String) throws -> TensorInfo {
-            guard let info = file.info(ifPresent: module + suffix) else {
+            guard let info = byName[module + suffix] else {
                 throw SparseFormatError.invalidSparseTensor(
                     file: path,
                     tensor: module,
@@ -106,14 +119,19 @@ public struct SparseTensorGroups {
         let shape = try member(".shape")
         let compressed = try member(".compressed")
         let bitmask = try member(".bitmask")
-        let rowOffsets = file.info(ifPresent: module + ".row_offsets")
+        let rowOffsets = byName[module + ".row_offsets"]
         let structure: SparsityStructure = rowOffsets == nil ? .twoFour : .unstructured
         guard shape.dtype == .i64, shape.elementCount == 2, shape.shape.count == (structure == .twoFour ? 2 : 1) else {
             throw fail(".shape must be I64 [2] (or [2, 1] for 2:4), got \(shape.dtype.rawValue) \(shape.shape)")
         }
-        let dims = file.rawBytes(of: shape)
-        let rows64 = Int64(littleEndian: dims.loadUnaligned(fromByteOffset: 0, as: Int64.self))
-        let cols64 = Int64(littleEndian: dims.loadUnaligned(fromByteOffset: 8, as: Int64.self))
+        let dims = try shapeBytes(shape)
+        guard dims.count == 16 else { throw fail(".shape holds \(dims.count) bytes, expected 16") }
+        let (rows64, cols64) = dims.withUnsafeBytes {
+            (
+                Int64(littleEndian: $0.loadUnaligned(fromByteOffset: 0, as: Int64.self)),
+                Int64(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: Int64.self))
+            )
+        }
         guard rows64 >= 0, cols64 >= 0, let rows = Int(exactly: rows64), let cols = Int(exactly: cols64),
             TensorInfo.checkedByteCount(shape: [rows, cols], dtype: compressed.dtype) != nil,
             TensorInfo.checkedByteCount(shape: [rows, cols + 7], dtype: .u8) != nil
@@ -151,31 +169,46 @@ public struct SparseTensorGroups {
     /// Validates a group's contents and returns its dense bytes.
     /// - Throws: `SparseFormatError.popcountMismatch`, `.rowOffsetsInconsistent`, `.invalidSparseTensor`.
     public static func denseBytes(of group: Group, in file: SafeTensorsFile) throws -> [UInt8] {
+        try denseBytes(of: group, path: file.path) { file.rawBytes(of: $0) }
+    }
+
+    /// Validates a group's contents and returns its dense bytes, its members' bytes given by `bytes`
+    /// (each exactly the member's byte count; valid during the call).
+    /// - Parameter path: the file's name, for error messages.
+    /// - Throws: `SparseFormatError.popcountMismatch`, `.rowOffsetsInconsistent`, `.invalidSparseTensor`.
+    public static func denseBytes(
+        of group: Group,
+        path: String,
+        bytes: (TensorInfo) -> UnsafeRawBufferPointer
+    ) throws -> [UInt8] {
         let width = group.dtype.byteWidth
         switch group.structure {
         case .unstructured:
-            let offsetsRaw = file.rawBytes(of: group.rowOffsets!)
+            guard let rowOffsets = group.rowOffsets else {
+                throw SparseFormatError.invalidSparseTensor(file: path, tensor: group.module, reason: "no .row_offsets")
+            }
+            let offsetsRaw = bytes(rowOffsets)
             let offsets = (0..<group.rows).map {
                 Int64(littleEndian: offsetsRaw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))
             }
             return try SparseBitmask.unpack(
-                compressed: file.rawBytes(of: group.compressed),
-                bitmask: file.rawBytes(of: group.bitmask),
+                compressed: bytes(group.compressed),
+                bitmask: bytes(group.bitmask),
                 rowOffsets: offsets,
                 rows: group.rows,
                 cols: group.cols,
                 width: width,
-                file: file.path,
+                file: path,
                 tensor: group.module
             )
         case .twoFour:
             return try Sparse24Bitmask.unpack(
-                compressed: file.rawBytes(of: group.compressed),
-                bitmask: file.rawBytes(of: group.bitmask),
+                compressed: bytes(group.compressed),
+                bitmask: bytes(group.bitmask),
                 rows: group.rows,
                 cols: group.cols,
                 width: width,
-                file: file.path,
+                file: path,
                 tensor: group.module
             )
         }

@@ -43,30 +43,8 @@ public enum SparseVerifier {
             tensorsChecked: 0,
             sparseTensorsChecked: 0
         )
-        let listed = Set(manifest.files.map(\.name))
-        for name in try FileIO.listDirectory(directory) where name != OutputManifest.reportFileName {
-            guard listed.contains(name) else {
-                throw SparseFormatError.invalidOutput(
-                    path: directory + "/" + name,
-                    reason: "not listed in the manifest"
-                )
-            }
-        }
-        for file in manifest.files {
-            let path = directory + "/" + file.name
-            guard FileIO.exists(path) else {
-                throw SparseFormatError.invalidOutput(path: path, reason: "listed in the manifest but missing")
-            }
-            let size = try FileIO.fileSize(path)
-            guard size == file.bytes else {
-                throw SparseFormatError.invalidOutput(path: path, reason: "\(size) bytes, manifest says \(file.bytes)")
-            }
-            let digest = try SHA256.hash(fileAt: path).hex
-            guard digest == file.sha256 else {
-                throw SparseFormatError.checksumMismatch(file: path, expected: file.sha256, found: digest)
-            }
-            report.filesChecked += 1
-        }
+        try checkNoUnlistedFiles(directory, manifest: manifest)
+        report.filesChecked = try checkListedFiles(directory, manifest: manifest)
         try checkConfig(directory, manifest: manifest)
         let scratch = try FileIO.makeTemporaryDirectory(in: scratchDirectory ?? NSTemporaryDirectory())
         defer { try? FileIO.removeTree(scratch) }
@@ -102,6 +80,41 @@ public enum SparseVerifier {
         }
         try checkIndex(directory, tensorsByShard: tensorsByShard)
         return report
+    }
+
+    /// Fails on a file of `directory` that the manifest does not list (the report itself aside).
+    static func checkNoUnlistedFiles(_ directory: String, manifest: OutputManifest) throws {
+        let listed = Set(manifest.files.map(\.name))
+        for name in try FileIO.listDirectory(directory) where name != OutputManifest.reportFileName {
+            guard listed.contains(name) else {
+                throw SparseFormatError.invalidOutput(
+                    path: directory + "/" + name,
+                    reason: "not listed in the manifest"
+                )
+            }
+        }
+    }
+
+    /// Checks that every file the manifest lists exists with its recorded size and SHA-256.
+    /// - Returns: the number of files checked.
+    /// - Throws: `SparseFormatError.invalidOutput` (missing, wrong size), `.checksumMismatch`.
+    @discardableResult
+    static func checkListedFiles(_ directory: String, manifest: OutputManifest) throws -> Int {
+        for file in manifest.files {
+            let path = directory + "/" + file.name
+            guard FileIO.exists(path) else {
+                throw SparseFormatError.invalidOutput(path: path, reason: "listed in the manifest but missing")
+            }
+            let size = try FileIO.fileSize(path)
+            guard size == file.bytes else {
+                throw SparseFormatError.invalidOutput(path: path, reason: "\(size) bytes, manifest says \(file.bytes)")
+            }
+            let digest = try SHA256.hash(fileAt: path).hex
+            guard digest == file.sha256 else {
+                throw SparseFormatError.checksumMismatch(file: path, expected: file.sha256, found: digest)
+            }
+        }
+        return manifest.files.count
     }
 
     /// Reads the `output` section of `dsnot-report.json`.

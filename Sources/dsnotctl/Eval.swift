@@ -3,7 +3,12 @@
 
 import ArgumentParser
 import DSnoTCore
+import DSnoTPipeline
 import Foundation
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 extension DsnotCtl {
     struct Eval: ParsableCommand {
@@ -12,15 +17,48 @@ extension DsnotCtl {
             discussion: """
                 The whole text is tokenized once with the checkpoint's tokenizer.json and cut into \
                 floor(tokens / L) windows of L tokens; perplexity is exp of the mean window loss. \
-                Unpack a sparse output with `dsnotctl unpack --dense` first.
+                The model directory may be a dense checkpoint or a dsnot sparse output (bitmask + LZ4 shards, recognised \
+                by its *.safetensors.lz4 files or the output manifest of dsnot-report.json): a sparse output is \
+                checked first (SHA-256 of every file in the manifest, one pass over every frame), then each tensor \
+                is decoded when the model reads it, one at a time, with no `unpack --dense` and no scratch files.
                 """
         )
 
-        @Argument(help: "Checkpoint directory (config.json, *.safetensors, tokenizer.json).") var model: String
+        @Argument(
+            help:
+                "Checkpoint directory (config.json, *.safetensors, tokenizer.json) or a dsnot sparse output directory."
+        ) var model: String
         @Option(help: "Text file to evaluate on.") var text: String
         @Option(help: "Window length L (capped at the model's context).") var seqlen = 2048
         @Option(help: "Evaluate only the first K windows.") var maxWindows: Int?
         @Flag(help: "Print the result as JSON.") var json = false
+
+        /// glibc raises its mmap threshold whenever a large block is freed, and from then on serves
+        /// such blocks from a heap it does not give back. Evaluation allocates and frees multi-MB
+        /// buffers (activations, and the sparse reader's one decoded tensor at a time), so the threshold
+        /// is pinned at glibc's default: large buffers return to the kernel when freed. Measured on
+        /// SmolLM2-135M (docs/results.md): without it, eval of a sparse output peaks 40 MB higher.
+        /// `mallopt(3)` is looked up at run time (Swift's Glibc module does not include <malloc.h>),
+        /// as `DurableFile` does for `renameat2`.
+        static func pinMallocThreshold() {
+            #if canImport(Glibc)
+                typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+                let mmapThreshold: Int32 = -3  // M_MMAP_THRESHOLD from <malloc.h>
+                guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+                _ = unsafeBitCast(symbol, to: Mallopt.self)(mmapThreshold, 128 << 10)
+            #endif
+        }
+
+        /// Returns the heap's free pages to the kernel once the model is open: checking a sparse
+        /// output (manifest, every frame's header and `.shape` values) leaves small freed blocks
+        /// under what the tokenizer and the engine allocate next (`malloc_trim(3)`, looked up as above).
+        static func trimMallocHeap() {
+            #if canImport(Glibc)
+                typealias MallocTrim = @convention(c) (Int) -> Int32
+                guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
+                _ = unsafeBitCast(symbol, to: MallocTrim.self)(0)
+            #endif
+        }
 
         struct Output: Codable {
             var model: String
@@ -38,10 +76,13 @@ extension DsnotCtl {
         }
 
         func run() throws {
+            Self.pinMallocThreshold()
             var line = ProgressLine()
             let output: Output
             do {
-                let loaded = try ModelRegistry.load(directory: model)
+                let tensors = try SparseOutputSource.tensors(ofModelDirectory: model)
+                let loaded = try ModelRegistry.load(directory: model, tensors: tensors)
+                Self.trimMallocHeap()
                 let tokenizer = try Tokenizer(contentsOf: model + "/tokenizer.json")
                 let ids = try tokenizer.encode(try String(contentsOfFile: text, encoding: .utf8)).map(Int.init)
                 let length = min(seqlen, loaded.maxPositions)

@@ -50,13 +50,24 @@ public enum ModelRegistry {
     /// Opens `<directory>/config.json` and the directory's safetensors (single file or sharded with an index).
     /// - Throws: `ModelLoadError`, or `SafeTensorsError` for an unreadable or invalid safetensors file.
     public static func load(directory: String) throws -> any DecoderModel {
+        let (data, configPath) = try readConfig(directory: directory)
+        return try model(config: data, path: configPath, tensors: try Checkpoint(directory: directory))
+    }
+
+    /// Opens `<directory>/config.json` over tensors that come from elsewhere (a sparse output
+    /// decoded on demand, an overlay of pruned weights).
+    /// - Throws: `ModelLoadError`.
+    public static func load(directory: String, tensors: any TensorSource) throws -> any DecoderModel {
+        let (data, configPath) = try readConfig(directory: directory)
+        return try model(config: data, path: configPath, tensors: tensors)
+    }
+
+    private static func readConfig(directory: String) throws -> (Data, String) {
         let configPath = (directory as NSString).appendingPathComponent("config.json")
-        let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: configPath))
+            return (try Data(contentsOf: URL(fileURLWithPath: configPath)), configPath)
         } catch {
             throw ModelLoadError.unreadableConfig(path: configPath, reason: "\(error.localizedDescription)")
         }
-        return try model(config: data, path: configPath, tensors: try Checkpoint(directory: directory))
     }
 }
