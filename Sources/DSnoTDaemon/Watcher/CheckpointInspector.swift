@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Is a checkpoint directory complete, and what is its fingerprint? Structural checks only, no tensor data.
 
+// `timespec`'s members (st_mtim.tv_sec) are attributed to whichever clang module first declared the
+// type; in this target that can be CSystemd's shim (sd-daemon.h includes <time.h>), and with
+// MemberImportVisibility an incremental build then refuses them unless that module is imported too.
+import CSystemd
 import DSnoTSupport
 public import Foundation
 import SafeTensors
