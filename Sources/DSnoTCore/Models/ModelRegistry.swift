@@ -14,7 +14,7 @@ public enum ModelRegistry {
     /// Every supported `model_type` (SmolLM2, Vicuna and LLaMA-1/2/3 are `llama`).
     public static let supportedModelTypes =
         LlamaConfiguration.modelTypes + GemmaConfiguration.modelTypes + Phi3Configuration.modelTypes
-        + OPTConfiguration.modelTypes
+        + MoEConfiguration.modelTypes + OPTConfiguration.modelTypes
 
     /// Builds the model described by `config` over `tensors`.
     /// - Parameters:
@@ -33,6 +33,9 @@ public enum ModelRegistry {
         }
         if Phi3Configuration.modelTypes.contains(type) {
             return try Phi3Model(configuration: Phi3Configuration(json: config, path: path), tensors: tensors)
+        }
+        if MoEConfiguration.modelTypes.contains(type) {
+            return try MoEModel(configuration: MoEConfiguration(json: config, path: path), tensors: tensors)
         }
         if OPTConfiguration.modelTypes.contains(type) {
             return try OPTModel(configuration: OPTConfiguration(json: config, path: path), tensors: tensors)
