@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Installs what dsnot builds and tests with, idempotently: Debian packages, and the Python reference
-# peers (safetensors, numpy, tokenizers, ml_dtypes for bfloat16) in a venv under the repository (.venv, git-ignored).
+# peers (safetensors, numpy, tokenizers, ml_dtypes for bfloat16, prometheus_client's exposition parser) in a venv under the repository (.venv, git-ignored).
 #
 #   scripts/install-deps.sh            install whatever is missing
 #   scripts/install-deps.sh --check    exit 0 when everything is present, 1 otherwise (installs nothing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libopenblas-dev liblz4-dev libsystemd-dev libsqlite3-dev lz4 zstd systemd mandoc pkg-config strace)
-PY_PACKAGES=("numpy==2.4.6" "safetensors==0.8.0" "tokenizers==0.23.3" "ml_dtypes==0.6.0")
+APT_PACKAGES=(libopenblas-dev liblz4-dev libsystemd-dev libsqlite3-dev lz4 zstd systemd mandoc pkg-config strace curl)
+PY_PACKAGES=("numpy==2.4.6" "safetensors==0.8.0" "tokenizers==0.23.3" "ml_dtypes==0.6.0" "prometheus_client==0.26.0")
 VENV=.venv
 
 missing_apt() {

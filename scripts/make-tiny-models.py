@@ -23,6 +23,9 @@ import torch
 import transformers
 from safetensors.torch import save_file
 
+# The SigLIP tower of the multimodal fixtures (never run by the engine; copied byte for byte).
+VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=28, patch_size=14)
+
 SEQUENCE = [3, 17, 99, 4, 56, 120, 7, 7, 81, 33, 2, 64, 127, 45, 12, 90, 5, 71, 28, 110, 9, 63, 1, 38]
 
 LLAMA_BASE = dict(
@@ -223,6 +226,48 @@ MODELS = {
             tie_word_embeddings=True,
         ),
     ),
+    # Gemma 3 multimodal (Gemma3ForConditionalGeneration): a one-layer SigLIP tower (28×28 images, 14×14
+    # patches, 4 tokens per image) and a projector beside the text decoder. save_pretrained writes the
+    # decoder as language_model.model.* (the tied fp32 fixture); the bf16 fixture is the module's own
+    # state_dict, model.language_model.* with lm_head.weight, so both spellings are covered. The untied
+    # text_config sets final_logit_softcapping, which the multimodal class does not apply.
+    "gemma3_mm_tied": (
+        "gemma3",
+        dict(
+            text_config=dict(
+                LLAMA_BASE,
+                num_hidden_layers=3,
+                head_dim=32,
+                query_pre_attn_scalar=32,
+                sliding_window=8,
+                layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+                rope_parameters={
+                    "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1000000.0},
+                    "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0},
+                },
+                tie_word_embeddings=True,
+            ),
+            vision_config=VISION,
+            mm_tokens_per_image=4,
+            tie_word_embeddings=True,
+        ),
+    ),
+    "gemma3_mm_untied_bf16": (
+        "gemma3",
+        dict(
+            text_config=dict(
+                LLAMA_BASE,
+                head_dim=16,
+                sliding_window=8,
+                sliding_window_pattern=2,
+                final_logit_softcapping=3.0,
+                tie_word_embeddings=False,
+            ),
+            vision_config=VISION,
+            mm_tokens_per_image=4,
+            tie_word_embeddings=False,
+        ),
+    ),
 }
 
 BF16 = {
@@ -234,12 +279,39 @@ BF16 = {
     "mixtral_tied_bf16",
     "qwen2_moe_tied_bf16",
     "qwen3_moe_tied_bf16",
+    "gemma3_mm_untied_bf16",
 }
 # A one-token prefix leaves k of the E experts of every sparse block with no token at all.
 EXTRA_PREFIXES = {"phi3_longrope": 12, "mixtral_untied": 1, "qwen2_moe_untied": 1, "qwen3_moe_untied": 1}
 # transformers 5 holds experts fused in memory (state_dict names differ from the Hub layout); its
 # save_pretrained writes the Hub layout (one 2-D weight per expert projection), so these save through it.
 MOE = {"mixtral", "qwen2_moe", "qwen3_moe"}
+# A fixture's seed is its position in MODELS, except for these: the MoE and the multimodal gemma3 fixtures
+# were added on parallel branches at the same positions, and each keeps the seed it was written with.
+SEEDS = {"gemma3_mm_tied": 16, "gemma3_mm_untied_bf16": 17}
+# What a multimodal checkpoint ships beside its weights (the pipeline copies them to every output).
+MULTIMODAL_COMPANIONS = {
+    "preprocessor_config.json": json.dumps(
+        {
+            "do_normalize": True,
+            "do_rescale": True,
+            "do_resize": True,
+            "image_mean": [0.5, 0.5, 0.5],
+            "image_processor_type": "Gemma3ImageProcessor",
+            "image_std": [0.5, 0.5, 0.5],
+            "processor_class": "Gemma3Processor",
+            "rescale_factor": 0.00392156862745098,
+            "size": {"height": 28, "width": 28},
+        },
+        indent=2,
+    )
+    + "\n",
+    "processor_config.json": json.dumps({"image_seq_length": 4, "processor_class": "Gemma3Processor"}, indent=2)
+    + "\n",
+    "chat_template.jinja": "{{ bos_token }}{% for message in messages %}<start_of_turn>{{ message['role'] }}\n"
+    "{{ message['content'] }}<end_of_turn>\n{% endfor %}",
+    "added_tokens.json": json.dumps({"<image_soft_token>": 262144}, indent=2) + "\n",
+}
 
 
 def randomize(model, seed):
@@ -259,7 +331,10 @@ def build(name, model_type, params, seed):
     config = transformers.AutoConfig.for_model(model_type, **params)
     config._attn_implementation = "eager"
     torch.manual_seed(seed)
-    model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager")
+    if model_type == "gemma3":
+        model = transformers.AutoModelForImageTextToText.from_config(config, attn_implementation="eager")
+    else:
+        model = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager")
     model = model.float().eval()
     randomize(model, seed)
     return model
@@ -296,6 +371,8 @@ def write(out, name, model, bf16=False, prefix=None):
             if not (tied and k == "lm_head.weight")
         }
         model.config.dtype = "bfloat16"
+        if model.config.model_type == "gemma3":
+            model.config.architectures = [type(model).__name__]  # as save_pretrained writes it
         model.config.save_pretrained(folder)
         save_file(state, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
     else:
@@ -304,6 +381,18 @@ def write(out, name, model, bf16=False, prefix=None):
         path = os.path.join(folder, extra)
         if os.path.exists(path):
             os.remove(path)
+    if model.config.model_type == "gemma3":
+        for file, text in MULTIMODAL_COMPANIONS.items():
+            with open(os.path.join(folder, file), "w") as f:
+                f.write(text)
+        # The folder must load back as the same class with the same logits (either tensor spelling).
+        again = transformers.AutoModelForImageTextToText.from_pretrained(
+            folder, dtype=torch.float32, attn_implementation="eager"
+        ).eval()
+        assert type(again).__name__ == "Gemma3ForConditionalGeneration", type(again).__name__
+        with torch.no_grad():
+            reloaded = again(input_ids=ids).logits[0].float()
+        assert torch.equal(reloaded, logits), (reloaded - logits).abs().max()
     save_file(expected, os.path.join(folder, "expected.safetensors"))
     print(f"{name}: vocab {logits.shape[1]}, max |logit| {logits.abs().max().item():.4f}")
 
@@ -315,6 +404,7 @@ def main():
     for seed, (name, (model_type, params)) in enumerate(MODELS.items(), start=1):
         if only and name not in only and name + "_bf16" not in only:
             continue
+        seed = SEEDS.get(name, seed)
         if not name.endswith("_bf16") and (not only or name in only):
             write(out, name, build(name, model_type, params, seed), prefix=EXTRA_PREFIXES.get(name))
         if name.endswith("_bf16"):

@@ -26,11 +26,14 @@ public final class DaemonRuntime: Sendable {
     public let watcher: ModelWatcher
     public let status: DaemonStatus
     public let events: EventHub
+    public let metrics: DaemonMetrics
     public let notifier: SystemdNotifier
     let logger: Logger
     let configPath: String?
     /// Resolved once at start: changing `admin_group` takes a restart.
     let adminGroup: String?
+    /// Resolved once at start: changing `metrics_listen` takes a restart.
+    let metricsEndpoint: MetricsEndpoint?
     let listener: ControlServer.Listener
     /// `ControlLimits.standard` fitted to the descriptor limit raised at start.
     let controlLimits: ControlLimits
@@ -58,11 +61,13 @@ public final class DaemonRuntime: Sendable {
             path: URL(fileURLWithPath: configuration.stateDirectory).appendingPathComponent("jobs.sqlite").path
         )
         events = EventHub()
+        metrics = DaemonMetrics()
         scheduler = PruneScheduler(
             store: store,
             runner: runner ?? PipelineJobRunner(logger: logger),
             settings: .init(configuration),
             events: events,
+            metrics: metrics,
             logger: logger
         )
         watcher = ModelWatcher(scheduler: scheduler, settings: .init(configuration), logger: logger)
@@ -71,6 +76,7 @@ public final class DaemonRuntime: Sendable {
         self.logger = logger
         self.configPath = configPath
         adminGroup = configuration.adminGroup
+        metricsEndpoint = configuration.metricsListen
         listener = SocketActivation.listeningDescriptor().map { .activated($0) } ?? .path(configuration.socketPath)
         if case .path = listener {
             let directory = URL(fileURLWithPath: configuration.socketPath).deletingLastPathComponent().path
@@ -117,6 +123,18 @@ public final class DaemonRuntime: Sendable {
             LifecycleService(runtime: self),
         ]
         if let watchdog = WatchdogService(notifier: notifier) { services.append(watchdog) }
+        if let metricsEndpoint {
+            let (metrics, store, logger) = (self.metrics, self.store, self.logger)
+            services.append(
+                MetricsServer(endpoint: metricsEndpoint, logger: logger) {
+                    var counts: [JobState: Int]?
+                    do { counts = try store.counts() } catch {
+                        logger.error("Metrics: cannot count jobs", metadata: ["error": "\(error)"])
+                    }
+                    return metrics.render(counts: counts)
+                }
+            )
+        }
         return services
     }
 
@@ -156,9 +174,9 @@ public final class DaemonRuntime: Sendable {
         await status.setState(.running)
         var message = "configuration reloaded: \(new.watches.count) watch(es)"
         if new.socketPath != old.socketPath || new.stateDirectory != old.stateDirectory
-            || new.adminGroup != old.adminGroup
+            || new.adminGroup != old.adminGroup || new.metricsListen != old.metricsListen
         {
-            message += "; socket, state_dir and admin_group changes take effect at restart"
+            message += "; socket, state_dir, admin_group and metrics_listen changes take effect at restart"
         }
         logger.notice("Configuration reloaded", metadata: ["event": "config.reloaded"])
         return .success(message)

@@ -27,12 +27,13 @@ import SystemPackage
 public final class Checkpoint: Sendable {
     /// The conventional index file name.
     public static let indexFileName = "model.safetensors.index.json"
-    /// Files that travel with a checkpoint unchanged (generation settings, tokenizer): every output
-    /// copies those present. `config.json` and the index are not among them: each writer writes or
-    /// copies them itself.
+    /// Files that travel with a checkpoint unchanged (generation settings, tokenizer, and a multimodal
+    /// model's processor settings and chat template): every output copies those present. `config.json`
+    /// and the index are not among them: each writer writes or copies them itself.
     public static let companionFiles = [
         "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-        "tokenizer.model",
+        "tokenizer.model", "added_tokens.json", "preprocessor_config.json", "processor_config.json",
+        "chat_template.json", "chat_template.jinja",
     ]
     /// The conventional single-file name.
     public static let singleFileName = "model.safetensors"

@@ -162,6 +162,8 @@ import Testing
             "[[watch]]\nname = \"x\"\ninbox = \"/i\"\noutbox = \"/o\"\n[[watch]]\nname = \"x\"\ninbox = \"/j\"\noutbox = \"/p\"",
             "watch[1].name", 6
         ),
+        ("workers = 1\nmetrics_listen = \"0.0.0.0:9464\"", "metrics_listen", 2),
+        ("metrics_listen = 9464", "metrics_listen", 1),
     ])
     func mistakesNameTheirKeyAndLine(_ source: String, _ key: String, _ line: Int) {
         do {
@@ -189,6 +191,19 @@ import Testing
             Issue.record("accepted")
         } catch {
             #expect(error == .missingKey(file: "dsnotd.toml", key: "watch[0].inbox"))
+        }
+    }
+
+    @Test func metricsAreOffUnlessAListenAddressIsGiven() throws {
+        #expect(try parse("workers = 1").metricsListen == nil)
+        #expect(try parse("metrics_listen = \"\"").metricsListen == nil)
+        #expect(try parse("metrics_listen = \"127.0.0.1:9464\"").metricsListen == .tcp(host: "127.0.0.1", port: 9464))
+        #expect(try parse("metrics_listen = \"/run/dsnot/m.sock\"").metricsListen == .unix(path: "/run/dsnot/m.sock"))
+        do {
+            _ = try parse("metrics_listen = \"0.0.0.0:9464\"")
+            Issue.record("accepted a non-loopback address")
+        } catch {
+            #expect(error.description.contains("loopback") && error.description.contains("0.0.0.0:9464"), "\(error)")
         }
     }
 

@@ -14,7 +14,10 @@ import Testing
 
 @Suite struct ModelFamilyPruneTests {
     static let models = TinyCheckpoint.resources + "/models"
-    static let families = ["qwen3_untied", "gemma2_tied", "gemma3_text_untied_bf16", "phi3_longrope", "phi3_tied_bf16"]
+    static let families = [
+        "qwen3_untied", "gemma2_tied", "gemma3_text_untied_bf16", "phi3_longrope", "phi3_tied_bf16", "gemma3_mm_tied",
+        "gemma3_mm_untied_bf16",
+    ]
 
     /// A pre-tokenized calibration file: 4 sequences of 32 random ids below 128 (the fixtures' vocabulary;
     /// longer than Gemma's window of 8 and Phi-3 longrope's original context of 16).
@@ -103,7 +106,8 @@ import Testing
         }
         #expect(prunable.count == model.blockCount * model.prunableLinearLayers(block: 0).count)
         for name in original.tensorNames where !prunable.contains(name) {
-            // Norms, embeddings and the LM head are copied byte for byte.
+            // Norms, embeddings, the LM head (and a multimodal model's vision tower and projector) are copied
+            // byte for byte.
             #expect(Array(try pruned.rawBytes(named: name)) == Array(try original.rawBytes(named: name)), "\(name)")
         }
         let logits = try ModelRegistry.load(directory: root + "/dense").logits(tokens: [
@@ -136,5 +140,49 @@ import Testing
         for name in expected.tensorNames {
             #expect(Array(try unpacked.rawBytes(named: name)) == Array(try expected.rawBytes(named: name)), "\(name)")
         }
+    }
+
+    /// A multimodal checkpoint's processor settings, chat template and added tokens travel to the dense and
+    /// the sparse output (and through `unpack`) unchanged, as does every vision-tower and projector tensor.
+    @Test func multimodalCompanionFilesAndVisionTowerTravelUnchanged() throws {
+        let root = try TemporaryDirectory("dsnot-pipeline").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try Self.writeCalibration(to: root + "/calib.safetensors")
+        let input = Self.models + "/gemma3_mm_tied"
+        let companions = [
+            "preprocessor_config.json", "processor_config.json", "chat_template.jinja", "added_tokens.json",
+        ]
+        #expect(companions.allSatisfy { Checkpoint.companionFiles.contains($0) })
+        for (name, format) in [("dense", OutputFormat.dense), ("sparse", .sparse(level: .fast, bytePlanes: false))] {
+            try FileManager.default.createDirectory(atPath: root + "/" + name, withIntermediateDirectories: true)
+            let options = Self.options(
+                .sparsegpt,
+                .unstructured(0.5),
+                dsnot: false,
+                calibration: root + "/calib.safetensors",
+                format: format
+            )
+            _ = try PruneJob(input: input, options: options).run(into: root + "/" + name, logger: Logger(label: "test"))
+        }
+        _ = try SparseUnpacker.unpack(outputDirectory: root + "/sparse", destination: root + "/unpacked", mode: .dense)
+        for output in ["dense", "sparse", "unpacked"] {
+            for file in companions {
+                let original = try Data(contentsOf: URL(fileURLWithPath: input + "/" + file))
+                let copied = try Data(contentsOf: URL(fileURLWithPath: root + "/\(output)/" + file))
+                #expect(copied == original, "\(output)/\(file)")
+            }
+        }
+        let original = try Checkpoint(directory: input)
+        let unpacked = try Checkpoint(directory: root + "/unpacked")
+        let vision = original.tensorNames.filter {
+            $0.hasPrefix("vision_tower.") || $0.hasPrefix("multi_modal_projector.")
+        }
+        #expect(vision.count > 20)
+        for name in vision {
+            #expect(Array(try unpacked.rawBytes(named: name)) == Array(try original.rawBytes(named: name)), "\(name)")
+        }
+        let model = try ModelRegistry.load(directory: root + "/unpacked")
+        #expect(model.modelType == "gemma3")
+        #expect(try model.logits(tokens: [3, 17, 99, 4]).storage.allSatisfy(\.isFinite))
     }
 }

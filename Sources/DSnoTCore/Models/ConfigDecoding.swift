@@ -29,6 +29,19 @@ enum ConfigDecoding {
         }
     }
 
+    /// The keys of the object `decoder` is at whose value is an explicit JSON `null` (a synthesized
+    /// `Decodable` reads those exactly like absent keys).
+    static func nullKeys(_ decoder: any Decoder) throws -> Set<String> {
+        struct AnyKey: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
+        }
+        let container = try decoder.container(keyedBy: AnyKey.self)
+        return Set(try container.allKeys.filter { try container.decodeNil(forKey: $0) }.map(\.stringValue))
+    }
+
     static func describe(_ error: DecodingError) -> String {
         func keyPath(_ context: DecodingError.Context) -> String {
             let path = context.codingPath.map(\.stringValue).joined(separator: ".")

@@ -29,13 +29,18 @@ enum GemmaTensors {
     }
 }
 
-/// A Gemma 2 / Gemma 3 text checkpoint opened for block-at-a-time execution.
+/// A Gemma 2 / Gemma 3 text checkpoint opened for block-at-a-time execution (or the language model of a
+/// Gemma 3 multimodal checkpoint, `init(multimodal:tensors:)`).
 ///
 /// Embeddings are multiplied by `√hidden_size`; every RMSNorm multiplies by `1 + w` (the stored
 /// weight plus one, folded in when the norm is read); the final logits of Gemma 2 are soft-capped.
 public struct GemmaModel: DecoderModel {
     public let configuration: GemmaConfiguration
+    /// `gemma2`, `gemma3_text`, or `gemma3` for the language model of a multimodal checkpoint.
+    public let modelType: String
     let reader: WeightReader
+    /// Where the decoder's tensors sit (`model.layers.…`, or nested in a multimodal checkpoint).
+    let names: DecoderTensorNames
     let embedding: TokenEmbedding
     let lmHead: TokenEmbedding
     let finalNorm: RMSNorm
@@ -47,15 +52,25 @@ public struct GemmaModel: DecoderModel {
     /// - Throws: `ModelLoadError` for a missing, mistyped or ill-shaped tensor, or tensors of blocks the
     ///   config does not declare.
     public init(configuration c: GemmaConfiguration, tensors: any TensorSource) throws {
+        try self.init(configuration: c, tensors: tensors, names: .causalLM, modelType: c.modelType)
+    }
+
+    /// The decoder of `c` whose tensors sit under `names`, reported as `modelType`.
+    init(configuration c: GemmaConfiguration, tensors: any TensorSource, names: DecoderTensorNames, modelType: String)
+        throws
+    {
         configuration = c
+        self.modelType = modelType
+        self.names = names
         reader = WeightReader(source: tensors)
         (embedding, lmHead) = try LlamaTensors.embeddings(
             reader,
+            names: names,
             vocabularySize: c.vocabularySize,
             width: c.hiddenSize,
             tied: c.tieWordEmbeddings
         )
-        finalNorm = try Self.norm(reader, LlamaTensors.finalNorm, width: c.hiddenSize, epsilon: c.rmsNormEpsilon)
+        finalNorm = try Self.norm(reader, names.finalNorm, width: c.hiddenSize, epsilon: c.rmsNormEpsilon)
         let cached = min(c.maxPositions, 4096)
         globalRotary = RotaryEmbedding(
             headDim: c.headDim,
@@ -71,7 +86,7 @@ public struct GemmaModel: DecoderModel {
         )
         embeddingScale = Float(Double(c.hiddenSize).squareRoot())
         for b in 0..<c.layerCount { try checkBlockHeaders(b) }
-        try BlockNames.requireNoExtraBlocks(tensors, prefix: LlamaTensors.blockPrefix, blockCount: c.layerCount)
+        try BlockNames.requireNoExtraBlocks(tensors, prefix: names.blockPrefix, blockCount: c.layerCount)
     }
 
     /// A Gemma RMSNorm: the stored weight `w` read as `1 + w`.
@@ -82,25 +97,24 @@ public struct GemmaModel: DecoderModel {
     private func checkBlockHeaders(_ b: Int) throws {
         let c = configuration
         for norm in GemmaTensors.blockNorms {
-            _ = try reader.checkedInfo(LlamaTensors.block(b, norm), shape: [c.hiddenSize])
+            _ = try reader.checkedInfo(names.block(b, norm), shape: [c.hiddenSize])
         }
         if c.queryKeyNorm {
             for norm in [LlamaTensors.queryNorm, LlamaTensors.keyNorm] {
-                _ = try reader.checkedInfo(LlamaTensors.block(b, norm), shape: [c.headDim])
+                _ = try reader.checkedInfo(names.block(b, norm), shape: [c.headDim])
             }
         }
         for layer in GemmaTensors.linears(c) {
             _ = try reader.checkedInfo(
-                LlamaTensors.block(b, "\(layer.name).weight"),
+                names.block(b, "\(layer.name).weight"),
                 shape: [layer.rows, layer.columns]
             )
             if layer.bias {
-                _ = try reader.checkedInfo(LlamaTensors.block(b, "\(layer.name).bias"), shape: [layer.rows])
+                _ = try reader.checkedInfo(names.block(b, "\(layer.name).bias"), shape: [layer.rows])
             }
         }
     }
 
-    public var modelType: String { configuration.modelType }
     public var blockCount: Int { configuration.layerCount }
     public var hiddenSize: Int { configuration.hiddenSize }
     public var vocabularySize: Int { configuration.vocabularySize }
@@ -124,17 +138,17 @@ public struct GemmaModel: DecoderModel {
         var linears: [Linear] = []
         for layer in GemmaTensors.linears(c) {
             let weight = try reader.matrix(
-                LlamaTensors.block(index, "\(layer.name).weight"),
+                names.block(index, "\(layer.name).weight"),
                 rows: layer.rows,
                 columns: layer.columns
             )
             let bias =
                 layer.bias
-                ? try reader.floats(LlamaTensors.block(index, "\(layer.name).bias"), shape: [layer.rows]) : nil
+                ? try reader.floats(names.block(index, "\(layer.name).bias"), shape: [layer.rows]) : nil
             linears.append(Linear(weight: weight, bias: bias))
         }
         func norm(_ tensor: String, width: Int) throws -> RMSNorm {
-            try Self.norm(reader, LlamaTensors.block(index, tensor), width: width, epsilon: c.rmsNormEpsilon)
+            try Self.norm(reader, names.block(index, tensor), width: width, epsilon: c.rmsNormEpsilon)
         }
         let local = c.layerKinds[index] == .sliding
         return GemmaBlock(
@@ -160,7 +174,7 @@ public struct GemmaModel: DecoderModel {
 
     public func prunableLinearLayers(block index: Int) -> [LinearLayerInfo] {
         GemmaTensors.linears(configuration).map { layer in
-            let tensor = LlamaTensors.block(index, "\(layer.name).weight")
+            let tensor = names.block(index, "\(layer.name).weight")
             return LinearLayerInfo(
                 name: layer.name,
                 tensorName: tensor,

@@ -62,15 +62,17 @@ public struct GemmaConfiguration: Sendable, Equatable {
     /// `attention_bias` (q, k, v and o).
     public var attentionBias: Bool
 
+    /// The keys of `config.json` (or of a multimodal config's `text_config`); every one may be absent
+    /// and then takes the default of transformers' `Gemma2Config` / `Gemma3TextConfig` (`Defaults`).
     struct Raw: Decodable {
-        var modelType: String
-        var hiddenSize: Int
-        var intermediateSize: Int
-        var numHiddenLayers: Int
-        var numAttentionHeads: Int
+        var modelType: String?
+        var hiddenSize: Int?
+        var intermediateSize: Int?
+        var numHiddenLayers: Int?
+        var numAttentionHeads: Int?
         var numKeyValueHeads: Int?
         var headDim: Int?
-        var vocabSize: Int
+        var vocabSize: Int?
         var maxPositionEmbeddings: Int?
         var rmsNormEps: Double?
         var queryPreAttnScalar: Double?
@@ -118,6 +120,54 @@ public struct GemmaConfiguration: Sendable, Equatable {
         }
     }
 
+    /// `Raw` and the keys whose value is an explicit `null`: transformers keeps a null soft-cap as
+    /// "none", while an absent one takes the class default (Gemma 2: 50 and 30).
+    struct Source: Decodable {
+        var raw: Raw
+        var nullKeys: Set<String>
+
+        init(from decoder: any Decoder) throws {
+            raw = try Raw(from: decoder)
+            nullKeys = try ConfigDecoding.nullKeys(decoder)
+        }
+    }
+
+    /// The class defaults of transformers 5.24 `Gemma2Config` and `Gemma3TextConfig` for every key this
+    /// engine reads (`GemmaConfigDefaultsTests` pins them and, opt-in, asks transformers).
+    struct Defaults {
+        var vocabularySize: Int
+        var maxPositions: Int
+        var ropeTheta: Double
+        var attentionSoftCap: Double?
+        var finalLogitSoftCap: Double?
+        static let hiddenSize = 2304
+        static let intermediateSize = 9216
+        static let layerCount = 26
+        static let attentionHeads = 8
+        static let kvHeads = 4
+        static let headDim = 256
+        static let queryPreAttnScalar = 256.0
+        static let slidingWindow = 4096
+        static let rmsNormEpsilon = 1e-6
+        static let slidingWindowPattern = 6
+        static let localRopeTheta = 10000.0
+
+        static let gemma2 = Defaults(
+            vocabularySize: 256_000,
+            maxPositions: 8192,
+            ropeTheta: 10000,
+            attentionSoftCap: 50,
+            finalLogitSoftCap: 30
+        )
+        static let gemma3 = Defaults(
+            vocabularySize: 262_208,
+            maxPositions: 131_072,
+            ropeTheta: 1_000_000,
+            attentionSoftCap: nil,
+            finalLogitSoftCap: nil
+        )
+    }
+
     /// transformers 5 writes Gemma 3's `rope_parameters` per layer type
     /// (`{"full_attention": {…}, "sliding_attention": {…}}`) and Gemma 2's as one set.
     struct RopeParameterSet: Decodable {
@@ -141,18 +191,35 @@ public struct GemmaConfiguration: Sendable, Equatable {
     /// Decodes and validates `config.json`.
     /// - Throws: `ModelLoadError.invalidConfig`, `.invalidValue`, `.unsupportedOption`, `.unknownModelType`.
     public init(json data: Data, path: String = "config.json") throws {
-        let raw = try ConfigDecoding.decode(Raw.self, from: data, path: path)
-        guard Self.modelTypes.contains(raw.modelType) else {
-            throw ModelLoadError.unknownModelType(raw.modelType, supported: Self.modelTypes)
+        let source = try ConfigDecoding.decode(Source.self, from: data, path: path)
+        guard let type = source.raw.modelType, Self.modelTypes.contains(type) else {
+            throw ModelLoadError.unknownModelType(source.raw.modelType ?? "(none)", supported: Self.modelTypes)
         }
-        let isGemma3 = raw.modelType == "gemma3_text"
-        modelType = raw.modelType
-        hiddenSize = try ConfigDecoding.positive(raw.hiddenSize, "hidden_size")
-        intermediateSize = try ConfigDecoding.positive(raw.intermediateSize, "intermediate_size")
-        layerCount = try ConfigDecoding.positive(raw.numHiddenLayers, "num_hidden_layers")
-        attentionHeads = try ConfigDecoding.positive(raw.numAttentionHeads, "num_attention_heads")
-        kvHeads = try ConfigDecoding.keyValueHeads(raw.numKeyValueHeads, attentionHeads: attentionHeads)
-        headDim = try ConfigDecoding.positive(raw.headDim ?? 256, "head_dim")
+        try self.init(source, modelType: type)
+    }
+
+    /// Resolves decoded keys (`modelType` is one of `modelTypes`; `raw.modelType` is not read again).
+    /// Keys in messages are those of `raw`'s own object (a caller nesting it prefixes them).
+    init(_ source: Source, modelType: String) throws {
+        let raw = source.raw
+        let isGemma3 = modelType == "gemma3_text"
+        let defaults = isGemma3 ? Defaults.gemma3 : Defaults.gemma2
+        self.modelType = modelType
+        hiddenSize = try ConfigDecoding.positive(raw.hiddenSize ?? Defaults.hiddenSize, "hidden_size")
+        intermediateSize = try ConfigDecoding.positive(
+            raw.intermediateSize ?? Defaults.intermediateSize,
+            "intermediate_size"
+        )
+        layerCount = try ConfigDecoding.positive(raw.numHiddenLayers ?? Defaults.layerCount, "num_hidden_layers")
+        attentionHeads = try ConfigDecoding.positive(
+            raw.numAttentionHeads ?? Defaults.attentionHeads,
+            "num_attention_heads"
+        )
+        kvHeads = try ConfigDecoding.keyValueHeads(
+            raw.numKeyValueHeads ?? Defaults.kvHeads,
+            attentionHeads: attentionHeads
+        )
+        headDim = try ConfigDecoding.positive(raw.headDim ?? Defaults.headDim, "head_dim")
         guard headDim % 2 == 0 else {
             throw ModelLoadError.invalidValue(
                 key: "head_dim",
@@ -160,28 +227,35 @@ public struct GemmaConfiguration: Sendable, Equatable {
                 expected: "an even number (RoPE rotates pairs)"
             )
         }
-        vocabularySize = try ConfigDecoding.positive(raw.vocabSize, "vocab_size")
+        vocabularySize = try ConfigDecoding.positive(raw.vocabSize ?? defaults.vocabularySize, "vocab_size")
         maxPositions = try ConfigDecoding.positive(
-            raw.maxPositionEmbeddings ?? (isGemma3 ? 131_072 : 8192),
+            raw.maxPositionEmbeddings ?? defaults.maxPositions,
             "max_position_embeddings"
         )
-        rmsNormEpsilon = try ConfigDecoding.positive(raw.rmsNormEps ?? 1e-6, "rms_norm_eps")
-        let scalar = try ConfigDecoding.positive(raw.queryPreAttnScalar ?? 256, "query_pre_attn_scalar")
+        rmsNormEpsilon = try ConfigDecoding.positive(raw.rmsNormEps ?? Defaults.rmsNormEpsilon, "rms_norm_eps")
+        let scalar = try ConfigDecoding.positive(
+            raw.queryPreAttnScalar ?? Defaults.queryPreAttnScalar,
+            "query_pre_attn_scalar"
+        )
         attentionScale = Float(1 / Double(scalar).squareRoot())
-        slidingWindow = try ConfigDecoding.positive(raw.slidingWindow ?? 4096, "sliding_window")
+        slidingWindow = try ConfigDecoding.positive(raw.slidingWindow ?? Defaults.slidingWindow, "sliding_window")
         layerKinds = try Self.layerKinds(raw, isGemma3: isGemma3, layerCount: layerCount)
-        (globalRope, localRope) = try Self.ropes(raw, isGemma3: isGemma3)
-        if isGemma3 {
-            attentionSoftCap = try raw.attnLogitSoftcapping.map {
-                try ConfigDecoding.positive($0, "attn_logit_softcapping")
-            }
-            finalLogitSoftCap = try raw.finalLogitSoftcapping.map {
-                try ConfigDecoding.positive($0, "final_logit_softcapping")
-            }
-        } else {
-            attentionSoftCap = try ConfigDecoding.positive(raw.attnLogitSoftcapping ?? 50, "attn_logit_softcapping")
-            finalLogitSoftCap = try ConfigDecoding.positive(raw.finalLogitSoftcapping ?? 30, "final_logit_softcapping")
+        (globalRope, localRope) = try Self.ropes(raw, isGemma3: isGemma3, globalTheta: defaults.ropeTheta)
+        // An explicit null means no soft-capping; an absent key takes the class default.
+        func softCap(_ value: Double?, _ key: String, _ fallback: Double?) throws -> Float? {
+            let resolved = source.nullKeys.contains(key) ? nil : value ?? fallback
+            return try resolved.map { try ConfigDecoding.positive($0, key) }
         }
+        attentionSoftCap = try softCap(
+            raw.attnLogitSoftcapping,
+            "attn_logit_softcapping",
+            defaults.attentionSoftCap
+        )
+        finalLogitSoftCap = try softCap(
+            raw.finalLogitSoftcapping,
+            "final_logit_softcapping",
+            defaults.finalLogitSoftCap
+        )
         queryKeyNorm = isGemma3
         tieWordEmbeddings = raw.tieWordEmbeddings ?? true
         attentionBias = raw.attentionBias ?? false
@@ -226,14 +300,19 @@ public struct GemmaConfiguration: Sendable, Equatable {
                 }
             }
         }
-        let period = isGemma3 ? try ConfigDecoding.positive(raw.slidingWindowPattern ?? 6, "sliding_window_pattern") : 2
+        let period =
+            isGemma3
+            ? try ConfigDecoding.positive(
+                raw.slidingWindowPattern ?? Defaults.slidingWindowPattern,
+                "sliding_window_pattern"
+            ) : 2
         return (0..<layerCount).map { ($0 + 1) % period == 0 ? .full : .sliding }
     }
 
     /// The RoPE of full and sliding layers from either spelling: transformers 5's `rope_parameters`
     /// (per layer type for Gemma 3) or transformers 4's `rope_theta`, `rope_scaling`, `rope_local_base_freq`.
-    static func ropes(_ raw: Raw, isGemma3: Bool) throws -> (global: Rope, local: Rope) {
-        let defaultGlobal = raw.ropeTheta ?? (isGemma3 ? 1_000_000 : 10000)
+    static func ropes(_ raw: Raw, isGemma3: Bool, globalTheta: Double) throws -> (global: Rope, local: Rope) {
+        let defaultGlobal = raw.ropeTheta ?? globalTheta
         func resolve(_ rope: LlamaConfiguration.RopeParameters?, theta: Double, key: String) throws -> Rope {
             Rope(
                 theta: try ConfigDecoding.positive(rope?.ropeTheta ?? theta, "\(key).rope_theta"),
@@ -244,19 +323,25 @@ public struct GemmaConfiguration: Sendable, Equatable {
             if let shared = set.shared {
                 let global = try resolve(shared, theta: defaultGlobal, key: "rope_parameters")
                 guard isGemma3 else { return (global, global) }
-                return (global, try resolve(nil, theta: raw.ropeLocalBaseFreq ?? 10000, key: "rope_parameters"))
+                return (
+                    global,
+                    try resolve(nil, theta: raw.ropeLocalBaseFreq ?? Defaults.localRopeTheta, key: "rope_parameters")
+                )
             }
             return (
                 try resolve(set.full, theta: defaultGlobal, key: "rope_parameters.full_attention"),
                 try resolve(
                     set.sliding,
-                    theta: raw.ropeLocalBaseFreq ?? 10000,
+                    theta: raw.ropeLocalBaseFreq ?? Defaults.localRopeTheta,
                     key: "rope_parameters.sliding_attention"
                 )
             )
         }
         let global = try resolve(raw.ropeScaling, theta: defaultGlobal, key: "rope_scaling")
         guard isGemma3 else { return (global, global) }
-        return (global, try resolve(nil, theta: raw.ropeLocalBaseFreq ?? 10000, key: "rope_local_base_freq"))
+        return (
+            global,
+            try resolve(nil, theta: raw.ropeLocalBaseFreq ?? Defaults.localRopeTheta, key: "rope_local_base_freq")
+        )
     }
 }

@@ -3,13 +3,9 @@
 
 import SafeTensors
 
-/// The checkpoint tensor names of the LLaMA family, in one table.
+/// The block-local tensor names of the LLaMA family, in one table (where the blocks, the embedding and
+/// the LM head sit: `DecoderTensorNames`).
 enum LlamaTensors {
-    static let embedding = "model.embed_tokens.weight"
-    static let finalNorm = "model.norm.weight"
-    static let lmHead = "lm_head.weight"
-    static let blockPrefix = "model.layers."
-    static func block(_ b: Int, _ local: String) -> String { "\(blockPrefix)\(b).\(local)" }
     static let inputNorm = "input_layernorm.weight"
     static let postAttentionNorm = "post_attention_layernorm.weight"
     static let queryNorm = "self_attn.q_norm.weight"
@@ -19,18 +15,24 @@ enum LlamaTensors {
     /// family that uses these names (LLaMA, Gemma, Phi-3).
     static func embeddings(
         _ reader: WeightReader,
+        names: DecoderTensorNames,
         vocabularySize: Int,
         width: Int,
         tied: Bool
     ) throws -> (embedding: TokenEmbedding, lmHead: TokenEmbedding) {
         let embedding = try TokenEmbedding(
             reader: reader,
-            tensorName: embedding,
+            tensorName: names.embedding,
             vocabularySize: vocabularySize,
             width: width
         )
         guard !tied else { return (embedding, embedding) }
-        let head = try TokenEmbedding(reader: reader, tensorName: lmHead, vocabularySize: vocabularySize, width: width)
+        let head = try TokenEmbedding(
+            reader: reader,
+            tensorName: names.lmHead,
+            vocabularySize: vocabularySize,
+            width: width
+        )
         return (embedding, head)
     }
 
@@ -78,6 +80,8 @@ enum LlamaTensors {
 public struct LlamaModel: DecoderModel {
     public let configuration: LlamaConfiguration
     let reader: WeightReader
+    /// Where the decoder's tensors sit (`model.layers.…`).
+    let names = DecoderTensorNames.causalLM
     let embedding: TokenEmbedding
     let lmHead: TokenEmbedding
     let finalNorm: RMSNorm
@@ -96,12 +100,13 @@ public struct LlamaModel: DecoderModel {
         reader = WeightReader(source: tensors)
         (embedding, lmHead) = try LlamaTensors.embeddings(
             reader,
+            names: names,
             vocabularySize: c.vocabularySize,
             width: c.hiddenSize,
             tied: c.tieWordEmbeddings
         )
         finalNorm = RMSNorm(
-            weight: try reader.floats(LlamaTensors.finalNorm, shape: [c.hiddenSize]),
+            weight: try reader.floats(names.finalNorm, shape: [c.hiddenSize]),
             epsilon: c.rmsNormEpsilon
         )
         rotary = RotaryEmbedding(
@@ -114,18 +119,18 @@ public struct LlamaModel: DecoderModel {
             try checkAttentionHeaders(b)
             if denseMLP { try checkHeaders(LlamaTensors.mlpLinears(c), block: b) }
         }
-        try BlockNames.requireNoExtraBlocks(tensors, prefix: LlamaTensors.blockPrefix, blockCount: c.layerCount)
+        try BlockNames.requireNoExtraBlocks(tensors, prefix: names.blockPrefix, blockCount: c.layerCount)
     }
 
     /// The norms and attention projections of block `b` (what every family built on this one shares).
     func checkAttentionHeaders(_ b: Int) throws {
         let c = configuration
         for norm in [LlamaTensors.inputNorm, LlamaTensors.postAttentionNorm] {
-            _ = try reader.checkedInfo(LlamaTensors.block(b, norm), shape: [c.hiddenSize])
+            _ = try reader.checkedInfo(names.block(b, norm), shape: [c.hiddenSize])
         }
         if c.queryKeyNorm {
             for norm in [LlamaTensors.queryNorm, LlamaTensors.keyNorm] {
-                _ = try reader.checkedInfo(LlamaTensors.block(b, norm), shape: [c.headDim])
+                _ = try reader.checkedInfo(names.block(b, norm), shape: [c.headDim])
             }
         }
         try checkHeaders(LlamaTensors.attentionLinears(c), block: b)
@@ -135,11 +140,11 @@ public struct LlamaModel: DecoderModel {
     func checkHeaders(_ layers: [LlamaTensors.LinearShape], block b: Int) throws {
         for layer in layers {
             _ = try reader.checkedInfo(
-                LlamaTensors.block(b, "\(layer.name).weight"),
+                names.block(b, "\(layer.name).weight"),
                 shape: [layer.rows, layer.columns]
             )
             if layer.bias {
-                _ = try reader.checkedInfo(LlamaTensors.block(b, "\(layer.name).bias"), shape: [layer.rows])
+                _ = try reader.checkedInfo(names.block(b, "\(layer.name).bias"), shape: [layer.rows])
             }
         }
     }
@@ -172,13 +177,13 @@ public struct LlamaModel: DecoderModel {
     func loadLinears(_ layers: [LlamaTensors.LinearShape], block index: Int) throws -> [Linear] {
         try layers.map { layer in
             let weight = try reader.matrix(
-                LlamaTensors.block(index, "\(layer.name).weight"),
+                names.block(index, "\(layer.name).weight"),
                 rows: layer.rows,
                 columns: layer.columns
             )
             let bias =
                 layer.bias
-                ? try reader.floats(LlamaTensors.block(index, "\(layer.name).bias"), shape: [layer.rows]) : nil
+                ? try reader.floats(names.block(index, "\(layer.name).bias"), shape: [layer.rows]) : nil
             return Linear(weight: weight, bias: bias)
         }
     }
@@ -187,7 +192,7 @@ public struct LlamaModel: DecoderModel {
     func loadNorm(_ tensor: String, block index: Int) throws -> RMSNorm {
         let c = configuration
         return RMSNorm(
-            weight: try reader.floats(LlamaTensors.block(index, tensor), shape: [c.hiddenSize]),
+            weight: try reader.floats(names.block(index, tensor), shape: [c.hiddenSize]),
             epsilon: c.rmsNormEpsilon
         )
     }
@@ -198,7 +203,7 @@ public struct LlamaModel: DecoderModel {
         func headNorm(_ tensor: String) throws -> RMSNorm? {
             guard c.queryKeyNorm else { return nil }
             return RMSNorm(
-                weight: try reader.floats(LlamaTensors.block(index, tensor), shape: [c.headDim]),
+                weight: try reader.floats(names.block(index, tensor), shape: [c.headDim]),
                 epsilon: c.rmsNormEpsilon
             )
         }
@@ -224,7 +229,7 @@ public struct LlamaModel: DecoderModel {
     /// `layers` of block `index` as the pipeline sees them (checkpoint name, shape, dtype).
     func layerInfo(_ layers: [LlamaTensors.LinearShape], block index: Int, expert: Int? = nil) -> [LinearLayerInfo] {
         layers.map { layer in
-            let tensor = LlamaTensors.block(index, "\(layer.name).weight")
+            let tensor = names.block(index, "\(layer.name).weight")
             return LinearLayerInfo(
                 name: layer.name,
                 tensorName: tensor,

@@ -62,12 +62,12 @@ public struct MoEModel: DecoderModel {
         for b in 0..<c.base.layerCount {
             if c.sparseLayers[b] {
                 _ = try base.reader.checkedInfo(
-                    LlamaTensors.block(b, MoETensors.router(c)),
+                    base.names.block(b, MoETensors.router(c)),
                     shape: [c.expertCount, c.base.hiddenSize]
                 )
                 if c.sharedExpertIntermediateSize != nil {
                     _ = try base.reader.checkedInfo(
-                        LlamaTensors.block(b, MoETensors.sharedExpertGate),
+                        base.names.block(b, MoETensors.sharedExpertGate),
                         shape: [1, c.base.hiddenSize]
                     )
                 }
@@ -102,7 +102,7 @@ public struct MoEModel: DecoderModel {
         func gate(_ tensor: String, rows: Int) throws -> Linear {
             Linear(
                 weight: try base.reader.matrix(
-                    LlamaTensors.block(index, tensor),
+                    base.names.block(index, tensor),
                     rows: rows,
                     columns: c.base.hiddenSize
                 )

@@ -33,6 +33,19 @@ public enum ModelLoadError: Error, Equatable, Sendable, CustomStringConvertible 
     /// A block index outside `[0, blockCount)`.
     case blockOutOfRange(index: Int, blockCount: Int)
 
+    /// The same error with its config key read inside the object `prefix` names (`text_config.` +
+    /// `hidden_size`), for a configuration decoded from a nested object. Other cases are unchanged.
+    public func nested(in prefix: String) -> ModelLoadError {
+        switch self {
+        case .unsupportedOption(let key, let value, let supported):
+            .unsupportedOption(key: prefix + key, value: value, supported: supported)
+        case .invalidValue(let key, let value, let expected):
+            .invalidValue(key: prefix + key, value: value, expected: expected)
+        default:
+            self
+        }
+    }
+
     public var description: String {
         switch self {
         case .unreadableConfig(let path, let reason):

@@ -11,10 +11,11 @@ import SafeTensors
 /// print(model.modelType, model.blockCount)
 /// ```
 public enum ModelRegistry {
-    /// Every supported `model_type` (SmolLM2, Vicuna and LLaMA-1/2/3 are `llama`).
+    /// Every supported `model_type` (SmolLM2, Vicuna and LLaMA-1/2/3 are `llama`; `gemma3` is Gemma 3 ≥ 4B,
+    /// multimodal, of which the engine runs and prunes the language model).
     public static let supportedModelTypes =
-        LlamaConfiguration.modelTypes + GemmaConfiguration.modelTypes + Phi3Configuration.modelTypes
-        + MoEConfiguration.modelTypes + OPTConfiguration.modelTypes
+        LlamaConfiguration.modelTypes + GemmaConfiguration.modelTypes + Gemma3MultimodalConfiguration.modelTypes
+        + Phi3Configuration.modelTypes + MoEConfiguration.modelTypes + OPTConfiguration.modelTypes
 
     /// Builds the model described by `config` over `tensors`.
     /// - Parameters:
@@ -30,6 +31,12 @@ public enum ModelRegistry {
         }
         if GemmaConfiguration.modelTypes.contains(type) {
             return try GemmaModel(configuration: GemmaConfiguration(json: config, path: path), tensors: tensors)
+        }
+        if Gemma3MultimodalConfiguration.modelTypes.contains(type) {
+            return try GemmaModel(
+                multimodal: Gemma3MultimodalConfiguration(json: config, path: path),
+                tensors: tensors
+            )
         }
         if Phi3Configuration.modelTypes.contains(type) {
             return try Phi3Model(configuration: Phi3Configuration(json: config, path: path), tensors: tensors)

@@ -23,6 +23,8 @@ enum Phi3Tensors {
 public struct Phi3Model: DecoderModel {
     public let configuration: Phi3Configuration
     let reader: WeightReader
+    /// Where the decoder's tensors sit (`model.layers.…`).
+    let names = DecoderTensorNames.causalLM
     let embedding: TokenEmbedding
     let lmHead: TokenEmbedding
     let finalNorm: RMSNorm
@@ -36,12 +38,13 @@ public struct Phi3Model: DecoderModel {
         reader = WeightReader(source: tensors)
         (embedding, lmHead) = try LlamaTensors.embeddings(
             reader,
+            names: names,
             vocabularySize: c.vocabularySize,
             width: c.hiddenSize,
             tied: c.tieWordEmbeddings
         )
         finalNorm = RMSNorm(
-            weight: try reader.floats(LlamaTensors.finalNorm, shape: [c.hiddenSize]),
+            weight: try reader.floats(names.finalNorm, shape: [c.hiddenSize]),
             epsilon: c.rmsNormEpsilon
         )
         rotary = RotaryEmbedding(
@@ -51,16 +54,16 @@ public struct Phi3Model: DecoderModel {
             cachedPositions: min(c.maxPositions, 4096)
         )
         for b in 0..<c.layerCount { try checkBlockHeaders(b) }
-        try BlockNames.requireNoExtraBlocks(tensors, prefix: LlamaTensors.blockPrefix, blockCount: c.layerCount)
+        try BlockNames.requireNoExtraBlocks(tensors, prefix: names.blockPrefix, blockCount: c.layerCount)
     }
 
     private func checkBlockHeaders(_ b: Int) throws {
         let c = configuration
         for norm in [LlamaTensors.inputNorm, LlamaTensors.postAttentionNorm] {
-            _ = try reader.checkedInfo(LlamaTensors.block(b, norm), shape: [c.hiddenSize])
+            _ = try reader.checkedInfo(names.block(b, norm), shape: [c.hiddenSize])
         }
         for layer in Phi3Tensors.linears(c) {
-            let name = LlamaTensors.block(b, "\(layer.name).weight")
+            let name = names.block(b, "\(layer.name).weight")
             do {
                 _ = try reader.checkedInfo(name, shape: [layer.rows, layer.columns])
             } catch ModelLoadError.shapeMismatch(let tensor, let expected, let got)
@@ -102,7 +105,7 @@ public struct Phi3Model: DecoderModel {
         let linears = try Phi3Tensors.linears(c).map { layer in
             Linear(
                 weight: try reader.matrix(
-                    LlamaTensors.block(index, "\(layer.name).weight"),
+                    names.block(index, "\(layer.name).weight"),
                     rows: layer.rows,
                     columns: layer.columns
                 )
@@ -110,7 +113,7 @@ public struct Phi3Model: DecoderModel {
         }
         func norm(_ tensor: String) throws -> RMSNorm {
             RMSNorm(
-                weight: try reader.floats(LlamaTensors.block(index, tensor), shape: [c.hiddenSize]),
+                weight: try reader.floats(names.block(index, tensor), shape: [c.hiddenSize]),
                 epsilon: c.rmsNormEpsilon
             )
         }
@@ -132,7 +135,7 @@ public struct Phi3Model: DecoderModel {
 
     public func prunableLinearLayers(block index: Int) -> [LinearLayerInfo] {
         Phi3Tensors.linears(configuration).map { layer in
-            let tensor = LlamaTensors.block(index, "\(layer.name).weight")
+            let tensor = names.block(index, "\(layer.name).weight")
             return LinearLayerInfo(
                 name: layer.name,
                 tensorName: tensor,

@@ -78,6 +78,12 @@ public enum ConfigurationLoader {
         }
         if let attempts = try top.int("max_attempts", range: 1...100) { config.maxAttempts = attempts }
         if let budget = try top.size("memory_budget") { config.memoryBudget = budget }
+        if let listen = try top.string("metrics_listen"), !listen.isEmpty {
+            guard let endpoint = MetricsEndpoint(parsing: listen) else {
+                throw top.invalid("metrics_listen", expected: MetricsEndpoint.expectation, got: "\"\(listen)\"")
+            }
+            config.metricsListen = endpoint
+        }
         if let level = try top.string("log_level") {
             guard let parsed = Logger.Level(rawValue: level) else {
                 throw top.invalid(

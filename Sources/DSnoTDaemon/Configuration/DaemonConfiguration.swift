@@ -79,6 +79,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var retryDelay: Double = 30
     /// Attempts a job gets before a retryable failure becomes final.
     public var maxAttempts: Int = 4
+    /// Where the Prometheus endpoint listens (`metrics_listen`); nil = no endpoint (the default).
+    public var metricsListen: MetricsEndpoint? = nil
 
     /// The documented default for running without a config file: everything under the current
     /// directory, so an unprivileged `dsnotd` (and `make run`) works: `.dsnot/state`, `.dsnot/dsnotd.sock`,

@@ -14,12 +14,14 @@ extension PruneScheduler {
     @discardableResult
     func commit(_ transition: JobTransition, _ job: JobRecord, detail: String? = nil) throws -> JobRecord {
         let next: JobRecord
+        let at = now()
         do {
-            next = try JobStateMachine.apply(transition, to: job, now: now(), policy: settings.retryPolicy)
+            next = try JobStateMachine.apply(transition, to: job, now: at, policy: settings.retryPolicy)
         } catch {
             throw ControlError(code: .invalidState, message: error.description)
         }
         try store.update(next, from: job, detail: detail)
+        metrics?.record(job, next, at: at)
         let kind = next.state == job.state ? "progress" : "state"
         events.publish(JobEvent(kind: kind, job: next, etaSeconds: eta(for: next)))
         return next

@@ -58,6 +58,7 @@ extension PruneScheduler {
             return
         }
         try commit(.succeed(outputPath: final), publishing, detail: outcome.summary)
+        metrics?.recordPublished(bytes: Self.bytes(under: final))
         logger.notice(
             "Job finished",
             metadata: [
@@ -122,6 +123,19 @@ extension PruneScheduler {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: job.outbox)) ?? []
         let present = Set(names.map { URL(fileURLWithPath: job.outbox).appendingPathComponent($0).path })
         return publisher(for: job).candidates.first { present.contains($0) && Self.report(in: $0, names: job.id) }
+    }
+
+    /// Bytes of the regular files under `directory` (a published output: a few shards and JSON files).
+    static func bytes(under directory: String) -> Int {
+        guard let walker = FileManager.default.enumerator(atPath: directory) else { return 0 }
+        var total = 0
+        while walker.nextObject() != nil {
+            let attributes = walker.fileAttributes
+            if attributes?[.type] as? FileAttributeType == .typeRegular, let size = attributes?[.size] as? Int {
+                total = SchedulingPolicy.sum(total, size)
+            }
+        }
+        return total
     }
 
     /// Whether `<directory>/dsnot-report.json` records `job` as the job that produced it.

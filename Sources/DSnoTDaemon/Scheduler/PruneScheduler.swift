@@ -58,6 +58,8 @@ public actor PruneScheduler: Service {
     let store: any JobStore
     let runner: any JobRunner
     let events: EventHub
+    /// Where committed transitions are counted (the metrics endpoint), if anywhere.
+    let metrics: DaemonMetrics?
     let logger: Logger
     let now: @Sendable () -> Date
     let diskSpace: @Sendable (String) -> DiskSpace
@@ -81,6 +83,7 @@ public actor PruneScheduler: Service {
         runner: any JobRunner,
         settings: Settings,
         events: EventHub,
+        metrics: DaemonMetrics? = nil,
         logger: Logger,
         now: @escaping @Sendable () -> Date = { Date() },
         diskSpace: @escaping @Sendable (String) -> DiskSpace = PruneScheduler.statvfsDiskSpace
@@ -89,6 +92,7 @@ public actor PruneScheduler: Service {
         self.runner = runner
         self.settings = settings
         self.events = events
+        self.metrics = metrics
         self.logger = logger
         self.now = now
         self.diskSpace = diskSpace

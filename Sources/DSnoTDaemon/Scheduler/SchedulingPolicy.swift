@@ -81,6 +81,10 @@ public enum SchedulingPolicy {
         return .start
     }
 
+    /// How `resourceShortage` begins its reasons (the metrics count guard waits by them).
+    static let memoryWaitPrefix = "waiting for memory: "
+    static let diskWaitPrefix = "waiting for disk: "
+
     /// Why a job with this estimate cannot start now, or nil if it fits.
     /// - Parameters:
     ///   - memoryInUse: bytes estimated for the jobs already running.
@@ -93,11 +97,11 @@ public enum SchedulingPolicy {
         diskMargin: Int
     ) -> String? {
         if sum(estimate.memoryBytes, memoryInUse) > memoryBudget {
-            return "waiting for memory: needs \(format(estimate.memoryBytes)), budget \(format(memoryBudget)) "
+            return "\(memoryWaitPrefix)needs \(format(estimate.memoryBytes)), budget \(format(memoryBudget)) "
                 + "with \(format(memoryInUse)) in use"
         }
         if sum(estimate.outputBytes, diskMargin) > freeDisk {
-            return "waiting for disk: output needs \(format(estimate.outputBytes)) + margin \(format(diskMargin)), "
+            return "\(diskWaitPrefix)output needs \(format(estimate.outputBytes)) + margin \(format(diskMargin)), "
                 + "\(format(freeDisk)) free"
         }
         return nil

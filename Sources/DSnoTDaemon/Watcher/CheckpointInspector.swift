@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Is a checkpoint directory complete, and what is its fingerprint? Structural checks only, no tensor data.
 
-// `timespec`'s members (st_mtim.tv_sec) are attributed to whichever clang module first declared the
-// type; in this target that can be CSystemd's shim (sd-daemon.h includes <time.h>), and with
-// MemberImportVisibility an incremental build then refuses them unless that module is imported too.
+// `timespec` (of `stat.st_mtim`) reaches this target through CSystemd's headers first; with
+// MemberImportVisibility its fields need that module imported (a clean build fails without it).
 import CSystemd
 import DSnoTSupport
 public import Foundation
