@@ -187,6 +187,15 @@ let package = Package(
             dependencies: ["DSnoTDaemon", "DSnoTPipeline", "DSnoTCore"],
             swiftSettings: strictSettings
         ),
+        // dsnot-bench's own code (ForwardBenchmark, TensorOverlay), through `@testable import dsnot_bench`.
+        .testTarget(
+            name: "DSnoTBenchTests",
+            dependencies: [
+                "dsnot-bench", "DSnoTCore", "DSnoTPipeline", "SafeTensors", "DSnoTTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "DSnoTPipelineTests",
             dependencies: ["DSnoTPipeline", "DSnoTCore", "SafeTensors", "SparseFormat", "DSnoTTestSupport"],

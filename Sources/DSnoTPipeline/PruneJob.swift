@@ -45,7 +45,9 @@ public struct PruneJob: Sendable {
     }
 
     /// Peak memory and output size, from the checkpoint's headers and the recipe, before any work.
-    public func estimate() throws -> (memoryBytes: Int, outputBytes: Int) {
+    /// - Parameter resume: count the staging directory's resume files too (`run(resume: true)`): the
+    ///   journal of pruned weights and two resume points (the next is written before the last is removed).
+    public func estimate(resume: Bool = false) throws -> (memoryBytes: Int, outputBytes: Int) {
         let checkpoint = try Checkpoint(directory: input)
         let model = try ModelRegistry.model(config: try configData(), tensors: checkpoint)
         let length = min(options.recipe.calibration.sequenceLength, model.maxPositions)
@@ -61,23 +63,42 @@ public struct PruneJob: Sendable {
             memory = max(memory, (512 << 20) + MemoryEstimate.baselineBytes + 2 * (memory / 8))
         }
         let inputBytes = checkpoint.files.reduce(0) { $0 + $1.header.fileSize }
-        return (memory, inputBytes + (1 << 20))
+        var resumeBytes = 0
+        if resume {
+            // Per point: every sequence's hidden state, and the held-out ones' dense-path states when DSnoT's
+            // output check follows the dense model.
+            let n = options.recipe.calibration.sequences
+            let heldOut = DSnoT.OutputCheck.heldOutSequences(of: n)
+            let dense = options.recipe.dsnot?.outputCheck == .model ? (heldOut > 0 ? heldOut : n) : 0
+            let states = 2 * (n + dense) * length * model.hiddenSize * 4
+            resumeBytes = prunableDeclarations(model).reduce(states) {
+                $0 + (TensorInfo.checkedByteCount(shape: $1.shape, dtype: $1.dtype) ?? 0)
+            }
+        }
+        return (memory, inputBytes + resumeBytes + (1 << 20))
     }
 
-    /// Runs the job, writing into `directory` (which must exist and be empty).
+    /// Runs the job, writing into `directory` (which must exist and be empty, unless `resume`).
     /// - Parameters:
     ///   - jobID: the daemon's job id, recorded in the report as `job` (`nil` for `dsnotctl prune`).
+    ///   - resume: keep a resume point in `directory` after every finished block (the journal of pruned
+    ///     weights `.dsnot-resume-journal` and `.dsnot-resume-<next block>.safetensors`), and continue from
+    ///     the newest valid one found there; anything else in `directory` is removed first. A point that
+    ///     does not match this job exactly is logged and ignored (the run starts at block 0). The output
+    ///     is byte-identical to an uninterrupted run's; the files are removed before the output is finished.
     /// - Throws: `PruneJobError`, `PipelineError` (`.cancelled` when `isCancelled` turned true),
     ///   `PruningError`, `ModelLoadError`, `CalibrationError`, `TokenizerError`, `SafeTensorsError`,
     ///   `SparseFormatError` (I/O, disk full).
     public func run(
         into directory: String,
         jobID: String? = nil,
+        resume: Bool = false,
         logger: Logger,
         progress: (Progress) -> Void = { _ in },
         isCancelled: () -> Bool = { false }
     ) throws -> Result {
-        guard (try? FileManager.default.contentsOfDirectory(atPath: directory))?.isEmpty ?? false else {
+        guard let existing = try? FileManager.default.contentsOfDirectory(atPath: directory), resume || existing.isEmpty
+        else {
             throw PruneJobError.outputNotEmpty(path: directory)
         }
         progress(.loading)
@@ -86,6 +107,29 @@ public struct PruneJob: Sendable {
         let model = try ModelRegistry.model(config: config, tensors: checkpoint)
         let calibration = try loadCalibration(model: model)
         let pruner = try SequentialPruner(recipe: options.recipe, errorSequences: options.errorSequences)
+        var point: ResumePoint?
+        var resumeWriter: ResumeWriter?
+        if resume {
+            let fingerprint = try checkpointFingerprint(checkpoint)
+            point = loadResumePoint(
+                directory: directory,
+                model: model,
+                calibration: calibration,
+                pruner: pruner,
+                checkpointFingerprint: fingerprint,
+                logger: logger
+            )
+            let journalPath = directory + "/" + ResumeJournal.fileName
+            resumeWriter = ResumeWriter(
+                directory: directory,
+                journal: try point.map { try ResumeJournal(continuing: journalPath, entries: $0.journal) }
+                    ?? ResumeJournal(creating: journalPath),
+                options: options.stableHash,
+                checkpoint: fingerprint,
+                lastPoint: point?.state.nextBlock,
+                logger: logger
+            )
+        }
 
         let output = try makeSink(checkpoint: checkpoint, directory: directory)
         var overlay: SpilledOverlay?
@@ -97,7 +141,8 @@ public struct PruneJob: Sendable {
             )
         }
         defer { overlay?.remove() }
-        let sink: any PrunedTensorSink = overlay.map { TeeSink([output.sink, $0]) } ?? output.sink
+        let outputs: [any PrunedTensorSink] = [output.sink] + (overlay.map { [$0] } ?? [])
+        let sink = TeeSink(outputs + (resumeWriter.map { [$0.journal] } ?? []))
         var report: PruneReport
         do {
             report = try pruner.run(
@@ -107,7 +152,16 @@ public struct PruneJob: Sendable {
                 sink: sink,
                 logger: logger,
                 progress: { progress(.pruning($0)) },
-                isCancelled: isCancelled
+                isCancelled: isCancelled,
+                resumingFrom: point?.state,
+                restoreOutput: {
+                    guard let point else { return }
+                    let restored = TeeSink(outputs)
+                    try ResumeJournal.forEach(directory + "/" + ResumeJournal.fileName, entries: point.journal) {
+                        try restored.write(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: $1, pruned: true)
+                    }
+                },
+                onBlockFinished: resumeWriter.map { writer in { try writer.blockFinished($0) } }
             )
         } catch {
             output.abort()
@@ -131,6 +185,7 @@ public struct PruneJob: Sendable {
             }
         }
         progress(.writing)
+        try resumeWriter?.removeFiles()
         report.job = jobID
         try output.finish(Self.encode(report))
         logger.info(

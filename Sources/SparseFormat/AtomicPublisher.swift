@@ -112,12 +112,13 @@ public struct AtomicPublisher: Sendable {
         if FileIO.exists(stagingPath) { try FileIO.removeTree(stagingPath) }
     }
 
-    /// Removes every `.dsnot-tmp-*` directory in `directory` (left by a crash). Returns their names.
+    /// Removes every `.dsnot-tmp-*` directory in `directory` (left by a crash) except the names in
+    /// `keeping` (staging directories of jobs that will resume from them). Returns the removed names.
     /// - Throws: `SparseFormatError.io`.
     @discardableResult
-    public static func removeOrphans(in directory: String) throws -> [String] {
+    public static func removeOrphans(in directory: String, keeping: Set<String> = []) throws -> [String] {
         var removed: [String] = []
-        for name in try FileIO.listDirectory(directory) where name.hasPrefix(stagingPrefix) {
+        for name in try FileIO.listDirectory(directory) where name.hasPrefix(stagingPrefix) && !keeping.contains(name) {
             try FileIO.removeTree(directory + "/" + name)
             removed.append(name)
         }

@@ -23,6 +23,27 @@ public final class FileSink: ByteSink {
         fd = try FileIO.durable { try DurableFile.create(path) }
     }
 
+    /// Reopens an existing file (not through a symlink) for appending after its first `size` bytes,
+    /// cutting off the rest: a writer continuing a file up to a known-good length.
+    /// - Throws: `SparseFormatError.io` (`ENOENT` when the file is missing).
+    public init(continuing path: String, truncatingTo size: UInt64) throws {
+        self.path = path
+        let fd = try FileIO.call(path, "open") {
+            try FileDescriptor.open(FilePath(path), .writeOnly, options: [.closeOnExec, .noFollow])
+        }
+        do {
+            guard ftruncate(fd.rawValue, off_t(size)) == 0 else {
+                throw SparseFormatError.io(path: path, operation: "ftruncate", errno: Errno(rawValue: errno))
+            }
+            _ = try FileIO.call(path, "lseek") { try fd.seek(offset: Int64(size), from: .start) }
+        } catch {
+            try? fd.close()
+            throw error
+        }
+        self.fd = fd
+        bytesWritten = size
+    }
+
     deinit { try? fd?.close() }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
@@ -38,6 +59,13 @@ public final class FileSink: ByteSink {
         guard let fd else { return }
         self.fd = nil
         try FileIO.call(path, "close") { try fd.close() }
+    }
+
+    /// Flushes the file's data to disk (`fsync`), keeping it open.
+    /// - Throws: `SparseFormatError.io`.
+    public func sync() throws {
+        guard let fd else { return }
+        try FileIO.fsync(fd, path)
     }
 
     /// Flushes the file's data to disk (`fsync`) and closes it.

@@ -9,9 +9,9 @@ import SafeTensors
 /// and seeded random fp32 weights, held in memory (throughput does not depend on the values, so
 /// `make bench` needs no downloaded model). At L = 128, 512 and 2048, best of 5 each, it times
 /// `DecoderBlock.forward` and, in the same run, plain `cblas_sgemm` on exactly the block's GEMMs
-/// (`ForwardBenchmark` in DSnoTCore). Ratio = sgemm time / forward time, the share of the
+/// (`ForwardBenchmark`). Ratio = sgemm time / forward time, the share of the
 /// same-shape GEMM rate the whole block reaches (target ≥ 0.7 at L = 512). The last line runs 4
-/// sequences at L = 512 one per core, as the pruner's passes do (`ParallelSequences`).
+/// sequences at L = 512 one per core, as the pruner's passes do (`Parallel.forEach` in DSnoTCore).
 enum ForwardPassBenchmark {
     static let repetitions = 5
 

@@ -18,9 +18,10 @@ let benchmarks: [Benchmark] = [
     SparseFormatBenchmark.benchmark,
 ]
 
-/// Run only when named (`make bench-quality`): tens of minutes.
+/// Run only when named (`make bench-quality`: tens of minutes; `scripts/bench-resume.sh`).
 let onDemandBenchmarks: [Benchmark] = [
-    QualityBenchmark.benchmark
+    QualityBenchmark.benchmark,
+    ResumeBenchmark.benchmark,
 ]
 
 let selected = Array(CommandLine.arguments.dropFirst())

@@ -176,6 +176,19 @@ import Testing
         }
     }
 
+    /// `resume` defaults to true; `false` turns resume points off; anything but a boolean is refused.
+    @Test func resumeIsABooleanDefaultingToTrue() throws {
+        #expect(try parse("workers = 1").resume)
+        #expect(try parse("resume = true").resume)
+        #expect(try !parse("resume = false").resume)
+        do {
+            _ = try parse("resume = \"yes\"")
+            Issue.record("accepted a string")
+        } catch {
+            #expect(error.key == "resume" && error.description.contains("true or false"), "\(error)")
+        }
+    }
+
     @Test func syntaxErrorGivesLineAndColumn() {
         #expect(throws: ConfigurationError.self) { try parse("workers = 1\nsettle = = 3") }
         do {

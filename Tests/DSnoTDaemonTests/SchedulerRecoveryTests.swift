@@ -96,6 +96,41 @@ import Testing
         #expect(try harness.store.job(id: job.id)?.outputPath == harness.directory.sub("out/m-wanda-u50-dsnot").path)
     }
 
+    /// A job interrupted with a resume point in its staging directory: with `resume` the directory is
+    /// kept through start-up recovery (the job continues from it); without, it is removed as an orphan.
+    /// Another job's staging directory without a point is removed either way.
+    @Test(arguments: [true, false])
+    func stagingWithAResumePointIsKeptOnlyWithResume(_ resume: Bool) async throws {
+        let harness = try Harness(runner: ScriptedJobRunner(blocks: 1), resume: resume)
+        defer { harness.directory.remove() }
+        let job = try await harness.submit()
+        _ = try Self.startAsADeadProcessDid(job, in: harness)
+        let staging = harness.directory.sub("out/.dsnot-tmp-\(job.id)").path
+        let stray = harness.directory.sub("out/.dsnot-tmp-j-gone").path
+        for directory in [staging, stray] {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        try Data("point".utf8).write(to: URL(fileURLWithPath: staging + "/.dsnot-resume-3.safetensors"))
+        #expect(try await harness.scheduler.recover().map(\.id) == [job.id])
+        #expect(FileManager.default.fileExists(atPath: staging) == resume)
+        #expect(!FileManager.default.fileExists(atPath: stray))
+    }
+
+    /// Cancelling a queued job that holds a resume point removes its staging directory.
+    @Test func cancellingAQueuedJobRemovesItsResumePoint() async throws {
+        let harness = try Harness(runner: ScriptedJobRunner(blocks: 1))
+        defer { harness.directory.remove() }
+        let job = try await harness.submit()
+        _ = try Self.startAsADeadProcessDid(job, in: harness)
+        let staging = harness.directory.sub("out/.dsnot-tmp-\(job.id)").path
+        try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+        try Data("point".utf8).write(to: URL(fileURLWithPath: staging + "/.dsnot-resume-3.safetensors"))
+        _ = try await harness.scheduler.recover()
+        #expect(FileManager.default.fileExists(atPath: staging))
+        #expect(try await harness.scheduler.cancel(id: job.id).state == .cancelled)
+        #expect(!FileManager.default.fileExists(atPath: staging))
+    }
+
     /// The preferred name is taken by something else: the output is published under `-<job>`, and
     /// what held the name is left as it was.
     @Test func takenNameGetsTheJobSuffixAndIsNotReplaced() async throws {

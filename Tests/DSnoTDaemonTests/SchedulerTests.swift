@@ -23,7 +23,8 @@ import Testing
             runner: ScriptedJobRunner,
             freeDisk: Int = Int.max,
             diskTotal: Int = Int.max,
-            memoryBudget: Int = 1 << 30
+            memoryBudget: Int = 1 << 30,
+            resume: Bool = true
         ) throws {
             directory = try TemporaryDirectory()
             var configuration = testConfiguration(in: directory)
@@ -33,6 +34,7 @@ import Testing
             self.runner = runner
             var settings = PruneScheduler.Settings(configuration, retryPolicy: RetryPolicy(baseDelay: 0.2))
             settings.shutdownTimeout = 10
+            settings.resume = resume
             scheduler = PruneScheduler(
                 store: store,
                 runner: runner,

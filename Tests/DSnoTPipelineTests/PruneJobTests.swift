@@ -18,10 +18,10 @@ enum TinyCheckpoint {
     static let tokenizer = resources + "/tokenizers/sp-bpe/tokenizer.json"
     static let text = resources + "/tokenizers/corpus.txt"
 
-    /// A random two-block LLaMA (hidden 32) whose vocabulary covers the tokenizer, in `dtype`.
-    static func write(to directory: String, dtype: DType, withTokenizer: Bool = true) throws {
+    /// A random LLaMA (hidden 32, two blocks unless `blocks`) whose vocabulary covers the tokenizer, in `dtype`.
+    static func write(to directory: String, dtype: DType, withTokenizer: Bool = true, blocks: Int = 2) throws {
         let vocab = try Tokenizer(contentsOf: tokenizer).vocabularySize
-        let (hidden, mlp, blocks) = (32, 64, 2)
+        let (hidden, mlp) = (32, 64)
         let config = """
             {"model_type": "llama", "hidden_size": \(hidden), "intermediate_size": \(mlp),
              "num_hidden_layers": \(blocks), "num_attention_heads": 4, "num_key_value_heads": 2,

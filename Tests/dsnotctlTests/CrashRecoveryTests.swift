@@ -115,6 +115,128 @@ import Testing
         let integrity = try runProgram("/usr/bin/sqlite3", [root + "/state/jobs.sqlite", "PRAGMA integrity_check"])
         #expect(integrity.stdout == "ok\n", "\(integrity)")
     }
+
+    /// kill -9 after some blocks finished: the restarted daemon continues the job from its last resume
+    /// point (`resumed_from_block` > 0) and publishes exactly what an uninterrupted job publishes (a copy
+    /// of the checkpoint dropped afterwards runs start to finish on the same daemon).
+    @Test func killMinusNineThenRestartResumesFromTheLastFinishedBlock() throws {
+        let scratch = try Self.scratchWithModel("dsnot-resume")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let watches = """
+            [[watch]]
+            name = "main"
+            inbox = "in"
+            outbox = "out"
+            [watch.recipe]
+            method = "wanda"
+            pattern = 0.5
+            dsnot = {}
+            calibration = { source = "tokens", path = "\(scratch)/calib.safetensors" }
+
+            """
+        let first = try DaemonUnderTest(watches: watches)
+        let root = first.root
+        try first.drop(scratch + "/model", into: "in", as: "big")
+        #expect(
+            waitUntil(timeout: 120) {
+                guard let job = try? first.jobs().first else { return false }
+                return job.state == .running && (job.block ?? 0) >= 3
+            },
+            "\(first.log)"
+        )
+        kill(first.process.processIdentifier, SIGKILL)
+        first.process.waitUntilExit()
+        let staging = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: root + "/out").first { $0.hasPrefix(".dsnot-tmp-") }
+        )
+        let points = try FileManager.default.contentsOfDirectory(atPath: root + "/out/" + staging)
+            .filter { $0.hasPrefix(".dsnot-resume-") && $0.hasSuffix(".safetensors") }
+        #expect(points.count == 1, "\(points)")
+        let pointBlock = Int(points.first?.dropFirst(".dsnot-resume-".count).dropLast(".safetensors".count) ?? "") ?? 0
+        #expect(pointBlock >= 3, "\(points)")
+
+        let second = try DaemonUnderTest(reusing: root)
+        defer { second.stop() }
+        #expect(waitUntil(timeout: 180) { (try? second.jobs().first?.state) == .done }, "\(second.log)")
+        let resumed = try #require(try second.jobs().first?.outputPath)
+        let report = try Self.report(resumed)
+        let from = try #require(report["resumed_from_block"] as? Int, "not resumed: \(second.log)")
+        #expect(from >= pointBlock && from < 6)
+        #expect(try runProgram(try Binaries.path("dsnotctl"), ["verify", resumed]).status == 0)
+
+        try second.drop(scratch + "/model", into: "in", as: "twin")
+        #expect(second.waitForDone(2, timeout: 180), "\(second.log)")
+        let twin = try #require(try second.jobs().first { $0.inputPath.hasSuffix("/twin") }?.outputPath)
+        let twinReport = try Self.report(twin)
+        #expect(twinReport["resumed_from_block"] == nil)
+        let files = try FileManager.default.contentsOfDirectory(atPath: resumed).sorted()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: twin).sorted() == files)
+        for file in files where file != "dsnot-report.json" {
+            let a = try Data(contentsOf: URL(fileURLWithPath: resumed + "/" + file))
+            let b = try Data(contentsOf: URL(fileURLWithPath: twin + "/" + file))
+            #expect(a == b, "\(file) differs between the resumed and the uninterrupted job")
+        }
+        #expect(Self.withoutTimings(report) == Self.withoutTimings(twinReport))
+        #expect(!FileManager.default.fileExists(atPath: root + "/out/" + staging))
+    }
+
+    /// A graceful stop (SIGTERM, as `systemctl restart` sends) mid-job keeps the job's resume point: the
+    /// next daemon continues from it instead of block 0.
+    @Test func gracefulRestartResumesTooAndTheOutputVerifies() throws {
+        let scratch = try Self.scratchWithModel("dsnot-resume-term")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let watches = """
+            [[watch]]
+            name = "main"
+            inbox = "in"
+            outbox = "out"
+            [watch.recipe]
+            method = "wanda"
+            pattern = 0.5
+            calibration = { source = "tokens", path = "\(scratch)/calib.safetensors" }
+
+            """
+        let first = try DaemonUnderTest(watches: watches)
+        let root = first.root
+        try first.drop(scratch + "/model", into: "in", as: "big")
+        #expect(
+            waitUntil(timeout: 120) {
+                guard let job = try? first.jobs().first else { return false }
+                return job.state == .running && (job.block ?? 0) >= 2
+            },
+            "\(first.log)"
+        )
+        kill(first.process.processIdentifier, SIGTERM)
+        first.process.waitUntilExit()
+        let second = try DaemonUnderTest(reusing: root)
+        defer { second.stop() }
+        #expect(waitUntil(timeout: 180) { (try? second.jobs().first?.state) == .done }, "\(second.log)")
+        let output = try #require(try second.jobs().first?.outputPath)
+        let from = try #require(try Self.report(output)["resumed_from_block"] as? Int, "not resumed: \(second.log)")
+        #expect(from >= 2 && from < 6)
+        #expect(try runProgram(try Binaries.path("dsnotctl"), ["verify", output]).status == 0)
+    }
+
+    /// A report without what differs between two runs of one job: the times (`timings`, each layer's
+    /// `seconds_…`), the job id and `resumed_from_block`.
+    static func withoutTimings(_ report: [String: Any]) -> NSDictionary {
+        func strip(_ value: Any) -> Any {
+            if let object = value as? [String: Any] {
+                return object.filter { key, _ in
+                    !["timings", "job", "resumed_from_block"].contains(key) && !key.hasPrefix("seconds")
+                }
+                .mapValues(strip)
+            }
+            if let array = value as? [Any] { return array.map(strip) }
+            return value
+        }
+        return (strip(report) as? [String: Any] ?? [:]) as NSDictionary
+    }
+
+    static func report(_ output: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: output + "/dsnot-report.json"))
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
 }
 
 @Suite(.serialized) struct DiskFullTests {
@@ -142,7 +264,8 @@ import Testing
         // The model is 16.5 MB; its estimate (input + 1 MiB) fits in 40 MiB.
         #expect(try runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=40m", "tmpfs", outbox]).status == 0)
         defer { _ = try? runProgram("/bin/umount", ["-l", outbox]) }
-        let daemon = try DaemonUnderTest(watches: "free_disk_margin = 0\nretry_delay = 1\n" + watches)
+        // Without resume points: their journal and states (about 50 MB here) would not fit the 40 MiB.
+        let daemon = try DaemonUnderTest(watches: "free_disk_margin = 0\nretry_delay = 1\nresume = false\n" + watches)
         defer { daemon.stop() }
         try daemon.drop(scratch + "/model", into: "in", as: "big")
         #expect(waitUntil(timeout: 60) { (try? daemon.jobs().first?.state) == .running }, "\(daemon.log)")

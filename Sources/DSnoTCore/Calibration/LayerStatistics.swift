@@ -108,41 +108,33 @@ public struct LayerStatistics: Sendable {
         fileprivate var weightedVariance: [Double]  // L · Var_t
 
         /// The sums of `sequence` `(tokens, inputFeatures)`. The features are split over the cores
-        /// (inline on a `ParallelSequences` worker); each feature's sums keep their order.
+        /// (inline on a `Parallel.forEach` worker); each feature's sums keep their order.
         public init(sequence: Matrix) {
             inputFeatures = sequence.columns
             tokens = sequence.rows
             let c = sequence.columns
-            var sum = [Double](repeating: 0, count: c)
-            var sumOfSquares = sum
-            var weightedVariance = sum
+            // Σx, Σx² and L · Var side by side in one buffer: (3, c).
+            var sums = [Double](repeating: 0, count: 3 * c)
             let tokens = tokens
             sequence.storage.withUnsafeBufferPointer { values in
-                sum.withUnsafeMutableBufferPointer { sum in
-                    sumOfSquares.withUnsafeMutableBufferPointer { sumOfSquares in
-                        weightedVariance.withUnsafeMutableBufferPointer { weightedVariance in
-                            nonisolated(unsafe) let (sum, sumOfSquares, weightedVariance) = (
-                                sum, sumOfSquares, weightedVariance
-                            )
-                            guard tokens > 0, c > 0 else { return }
-                            ParallelRows.run(units: 4 * tokens * c) { chunk, chunks in
-                                Self.sums(
-                                    values.baseAddress!,
-                                    tokens: tokens,
-                                    width: c,
-                                    columns: ParallelRows.range(chunk, of: chunks, total: c),
-                                    sum: sum.baseAddress!,
-                                    sumOfSquares: sumOfSquares.baseAddress!,
-                                    weightedVariance: weightedVariance.baseAddress!
-                                )
-                            }
-                        }
+                sums.withUnsafeMutableBufferPointer { sums in
+                    guard tokens > 0 else { return }
+                    Parallel.forEachChunk(0..<c, units: 4 * tokens * c) { columns in
+                        Self.sums(
+                            values.baseAddress!,
+                            tokens: tokens,
+                            width: c,
+                            columns: columns,
+                            sum: sums.baseAddress!,
+                            sumOfSquares: sums.baseAddress! + c,
+                            weightedVariance: sums.baseAddress! + 2 * c
+                        )
                     }
                 }
             }
-            self.sum = sum
-            self.sumOfSquares = sumOfSquares
-            self.weightedVariance = weightedVariance
+            sum = Array(sums[0..<c])
+            sumOfSquares = Array(sums[c..<(2 * c)])
+            weightedVariance = Array(sums[(2 * c)...])
         }
 
         /// Σx and Σx² per feature in `columns` (Double), then the population variance around this

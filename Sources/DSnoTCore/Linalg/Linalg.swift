@@ -127,7 +127,7 @@ public enum Linalg {
     private static let singleThreaded = Mutex<(depth: Int, saved: Int32)>((0, 1))
 
     /// Runs `body` with OpenBLAS limited to one thread, for callers that run BLAS on several threads
-    /// of their own (`ParallelSequences`) or need results independent of the core count (LAPACK),
+    /// of their own (`Parallel.forEach`) or need results independent of the core count (LAPACK),
     /// then restores the count when the last such section ends. The count is process-wide: BLAS
     /// called elsewhere in the process meanwhile runs single-threaded too (slower, never wrong).
     public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {

@@ -1,9 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 // DecoderModel+Forward: the whole-model forward pass for a batch of sequences, streamed block by block.
 
+extension DecoderBlock {
+    /// Runs this block over every sequence of `hidden` in place, one sequence per core
+    /// (`Parallel.forEach`); each result is, bit for bit, `forward(_:)` of that sequence alone.
+    /// - Parameter hidden: one `(L_i, hiddenSize)` matrix per sequence; replaced by the block's outputs.
+    public func forward(sequences hidden: inout [Matrix]) {
+        hidden.withUnsafeMutableBufferPointer { h in
+            Parallel.forEach(h.indices) { i in h[i] = forward(h[i]) }
+        }
+    }
+}
+
 extension DecoderModel {
     /// Runs every block over `hidden` in place, loading each block once; the sequences of a block run
-    /// one per core (`ParallelSequences`).
+    /// one per core (`Parallel.forEach`).
     /// - Parameters:
     ///   - hidden: one `(L_i, hiddenSize)` matrix per sequence; replaced by the last block's outputs.
     ///   - progress: called after each block with `(blocksDone, blockCount)`.
@@ -11,10 +22,7 @@ extension DecoderModel {
     public func runBlocks(_ hidden: inout [Matrix], progress: ((Int, Int) -> Void)? = nil) throws {
         for b in 0..<blockCount {
             let block = try loadBlock(b)  // fp32 weights of block b only; released at the next iteration
-            hidden.withUnsafeMutableBufferPointer { h in
-                nonisolated(unsafe) let h = h
-                ParallelSequences.forEach(h.indices) { i in h[i] = block.forward(h[i]) }
-            }
+            block.forward(sequences: &hidden)
             progress?(b + 1, blockCount)
         }
     }

@@ -68,8 +68,8 @@ public struct MemoryEstimate: Sendable, Equatable, Codable {
         }
         let tile = model.attentionHeads / max(1, model.keyValueHeads) * min(length, CausalAttention.tileRows)
         let attention = tile * (length + 2 * model.headDim)
-        // One sequence in flight per core (`ParallelSequences`), each with its own intermediates.
-        let inFlight = min(ParallelSequences.width, max(1, sequences))
+        // One sequence in flight per core (`Parallel.forEach`), each with its own intermediates.
+        let inFlight = min(Parallel.workers, max(1, sequences))
         let scratch = calibrated ? inFlight * (length * (outputs + 4 * model.hiddenSize) + attention) * f : 0
         // Distinct inputs: layers reading the same activations share their statistics.
         var inputs: [Int] = []

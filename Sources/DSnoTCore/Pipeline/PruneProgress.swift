@@ -54,6 +54,8 @@ public enum PipelineError: Error, Equatable, Sendable, CustomStringConvertible {
     case sequenceTooLong(length: Int, maximum: Int)
     /// The checkpoint lacks a tensor the model reported as prunable.
     case missingTensor(name: String)
+    /// A resume state does not continue this run (`SequentialPruner.validateResume`).
+    case resumeMismatch(reason: String)
 
     public var description: String {
         switch self {
@@ -62,6 +64,7 @@ public enum PipelineError: Error, Equatable, Sendable, CustomStringConvertible {
         case .sequenceTooLong(let length, let maximum):
             "calibration sequence length \(length) exceeds the model's \(maximum) positions"
         case .missingTensor(let name): "checkpoint has no tensor '\(name)'"
+        case .resumeMismatch(let reason): "resume point does not match the job: \(reason)"
         }
     }
 }

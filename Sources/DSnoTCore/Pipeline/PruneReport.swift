@@ -32,6 +32,9 @@ public struct PruneReport: Codable, Sendable, Equatable {
     /// The daemon job that produced the output (absent for `dsnotctl prune`): start-up recovery finds
     /// an output published just before a crash by this id, and finishes the job instead of re-running it.
     public var job: String?
+    /// The block a resumed run continued at (the blocks before it were pruned by an interrupted run
+    /// and restored from its resume point); absent when the run started at block 0.
+    public var resumedFromBlock: Int?
 
     public struct CalibrationSummary: Codable, Sendable, Equatable {
         public var sequences: Int

@@ -57,8 +57,7 @@ extension SequentialPruner {
             var outputs = [Double](repeating: 0, count: samples.count)
             let current = block
             outputs.withUnsafeMutableBufferPointer { o in
-                nonisolated(unsafe) let o = o
-                ParallelSequences.forEach(0..<samples.count) { k in
+                Parallel.forEach(0..<samples.count) { k in
                     o[k] = Self.squaredDistance(current.forward(samples[k].input), samples[k].dense)
                 }
             }

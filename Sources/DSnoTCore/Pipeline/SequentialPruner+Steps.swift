@@ -68,7 +68,7 @@ extension SequentialPruner {
     /// block's dense output is only computed for the sequences `plan` asks for); each layer's inputs
     /// are accumulated into its statistics.
     ///
-    /// The passes of a chunk run concurrently (`ParallelSequences`); each records what its tap saw,
+    /// The passes of a chunk run concurrently (`Parallel.forEach`); each records what its tap saw,
     /// and the records are accumulated in sequence order afterwards, exactly as a serial pass would.
     /// Sharing: on the first sequence, a layer whose input equals the previous layer's input (the
     /// same activations: q/k/v, gate/up) is mapped to that layer's entry; later sequences accumulate
@@ -90,8 +90,7 @@ extension SequentialPruner {
             taps.withUnsafeMutableBufferPointer { taps in
                 outputs.withUnsafeMutableBufferPointer { outputs in
                     hidden.withUnsafeMutableBufferPointer { h in
-                        nonisolated(unsafe) let (taps, outputs, h) = (taps, outputs, h)
-                        ParallelSequences.forEach(chunk) { n in
+                        Parallel.forEach(chunk) { n in
                             var seen: [Tapped] = []
                             let tap = { (name: LinearLayerName, x: Matrix) in
                                 // The per-feature sums are computed here, once per distinct input.
@@ -167,10 +166,10 @@ extension SequentialPruner {
         var sums: LayerStatistics.SequenceSums
     }
 
-    /// The calibration sequences in chunks of one per core (`ParallelSequences.width`): progress and
+    /// The calibration sequences in chunks of one per core (`Parallel.workers`): progress and
     /// cancellation are checked between chunks.
     static func chunks(of count: Int) -> [Range<Int>] {
-        let width = ParallelSequences.width
+        let width = Parallel.workers
         return stride(from: 0, to: count, by: width).map { $0..<min(count, $0 + width) }
     }
 

@@ -16,7 +16,7 @@ import SafeTensors
 /// Layers that read the same activations (q/k/v; gate/up) share one set of statistics. The
 /// reconstruction-error metric uses a Gram matrix accumulated on the first `errorSequences` sequences
 /// (or the full Hessian when the recipe needs it anyway). Both passes run one sequence per core
-/// (`ParallelSequences`) in chunks of one sequence per core; statistics are accumulated in sequence
+/// (`Parallel.forEach`) in chunks of one sequence per core; statistics are accumulated in sequence
 /// order after each chunk, so they do not depend on the core count. Cancellation is checked between
 /// chunks, so a stop costs at most one chunk's forward passes; the partial block is discarded.
 ///
@@ -58,6 +58,12 @@ public struct SequentialPruner: Sendable {
     ///   - sink: receives every output tensor.
     ///   - progress: called at each phase and sequence.
     ///   - isCancelled: polled between sequences and blocks.
+    ///   - resume: continue at `resume.nextBlock` (checked with `validateResume` first: it is trusted
+    ///     here). The untouched tensors are copied again, then `restoreOutput` must write the finished
+    ///     blocks' pruned tensors to `sink` in their original order; embedding and OWL are not redone.
+    ///   - restoreOutput: see `resume`.
+    ///   - onBlockFinished: called after every block but the last with the state the next block
+    ///     needs (after its tensors reached `sink`); a throw ends the run.
     /// - Returns: the run's report (without perplexity).
     /// - Throws: `PipelineError`, `PruningError`, `ModelLoadError`, or the sink's errors.
     public func run(
@@ -67,7 +73,10 @@ public struct SequentialPruner: Sendable {
         sink: any PrunedTensorSink,
         logger: Logger,
         progress: (PruneProgress) -> Void = { _ in },
-        isCancelled: () -> Bool = { false }
+        isCancelled: () -> Bool = { false },
+        resumingFrom resume: PruneResumeState? = nil,
+        restoreOutput: () throws -> Void = {},
+        onBlockFinished: ((PruneResumeState) throws -> Void)? = nil
     ) throws -> PruneReport {
         let clock = ContinuousClock()
         let start = clock.now
@@ -96,27 +105,46 @@ public struct SequentialPruner: Sendable {
         report.recipe.calibration.sequenceLength = calibration?.length ?? 0
 
         progress(PruneProgress(block: 0, blockCount: model.blockCount, phase: .copying))
-        report.timings.copy = try Self.time(clock) { try copyUnprunedTensors(model: model, source: source, sink: sink) }
-
-        var allocation: [(sparsity: Double, outlierRatio: Double?)] = Array(
-            repeating: (recipe.pattern.ratio, nil),
+        var allocation = Array(
+            repeating: PruneResumeState.BlockAllocation(sparsity: recipe.pattern.ratio, outlierRatio: nil),
             count: model.blockCount
         )
-        if recipe.layerSparsity == .owl, let calibration {
-            report.timings.owl = try Self.time(clock) {
-                allocation = try owlAllocation(
-                    model: model,
-                    calibration: calibration,
-                    progress: progress,
-                    isCancelled: isCancelled
-                )
-            }
-        }
-
         var hidden: [Matrix] = []
-        if let calibration {
-            report.timings.embedding += try Self.time(clock) {
-                hidden = try calibration.sequences.map { try model.embed(tokens: $0.map(Int.init)) }
+        var denseStates: [Int: Matrix] = [:]
+        var firstBlock = 0
+        if let resume {
+            let copy = try Self.time(clock) { try copyUnprunedTensors(model: model, source: source, sink: sink) }
+            try restoreOutput()
+            report = resume.report
+            report.timings.copy += copy
+            report.resumedFromBlock = resume.nextBlock
+            allocation = resume.allocation
+            hidden = resume.hidden
+            denseStates = resume.denseStates
+            firstBlock = resume.nextBlock
+        } else {
+            report.timings.copy = try Self.time(clock) {
+                try copyUnprunedTensors(model: model, source: source, sink: sink)
+            }
+            if recipe.layerSparsity == .owl, let calibration {
+                report.timings.owl = try Self.time(clock) {
+                    allocation = try owlAllocation(
+                        model: model,
+                        calibration: calibration,
+                        progress: progress,
+                        isCancelled: isCancelled
+                    )
+                    .map { PruneResumeState.BlockAllocation(sparsity: $0.sparsity, outlierRatio: $0.outlierRatio) }
+                }
+            }
+            if let calibration {
+                report.timings.embedding += try Self.time(clock) {
+                    hidden = try calibration.sequences.map { try model.embed(tokens: $0.map(Int.init)) }
+                }
+            }
+            // `output_check = model`: the held-out sequences also follow the dense model.
+            if recipe.dsnot?.outputCheck == .model, !hidden.isEmpty {
+                for n in StatisticsPlan.checkSequences(of: hidden.count) { denseStates[n] = hidden[n] }
             }
         }
         let plan = StatisticsPlan.pruning(
@@ -124,12 +152,7 @@ public struct SequentialPruner: Sendable {
             sequences: hidden.count,
             metricSequences: recipe.needsHessian ? 0 : min(errorSequences, hidden.count)
         )
-        // `output_check = model`: the held-out sequences also follow the dense model.
-        var denseStates: [Int: Matrix] = [:]
-        if recipe.dsnot?.outputCheck == .model, !hidden.isEmpty {
-            for n in StatisticsPlan.checkSequences(of: hidden.count) { denseStates[n] = hidden[n] }
-        }
-        for b in 0..<model.blockCount {
+        for b in firstBlock..<model.blockCount {
             if isCancelled() { throw PipelineError.cancelled(block: b) }
             var block = try model.loadBlock(b)
             let layers = model.prunableLinearLayers(block: b)
@@ -141,8 +164,7 @@ public struct SequentialPruner: Sendable {
                     var next = keys.compactMap { denseStates[$0] }
                     let dense = block
                     next.withUnsafeMutableBufferPointer { states in
-                        nonisolated(unsafe) let states = states
-                        ParallelSequences.forEach(0..<states.count) { k in states[k] = dense.forward(states[k]) }
+                        Parallel.forEach(0..<states.count) { k in states[k] = dense.forward(states[k]) }
                     }
                     for (n, state) in zip(keys, next) { denseStates[n] = state }
                 }
@@ -230,8 +252,7 @@ public struct SequentialPruner: Sendable {
                     for chunk in Self.chunks(of: hidden.count) {
                         if isCancelled() { throw PipelineError.cancelled(block: b) }
                         hidden.withUnsafeMutableBufferPointer { h in
-                            nonisolated(unsafe) let h = h
-                            ParallelSequences.forEach(chunk) { n in h[n] = pruned.forward(h[n]) }
+                            Parallel.forEach(chunk) { n in h[n] = pruned.forward(h[n]) }
                         }
                         progress(
                             PruneProgress(
@@ -244,6 +265,17 @@ public struct SequentialPruner: Sendable {
                         )
                     }
                 }
+            }
+            if let onBlockFinished, b + 1 < model.blockCount {
+                try onBlockFinished(
+                    PruneResumeState(
+                        nextBlock: b + 1,
+                        hidden: hidden,
+                        denseStates: denseStates,
+                        allocation: allocation,
+                        report: report
+                    )
+                )
             }
         }
         report.timings.total = Self.seconds(start.duration(to: clock.now))

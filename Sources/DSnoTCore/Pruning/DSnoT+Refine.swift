@@ -127,39 +127,25 @@ extension DSnoT {
         let results = UnsafeMutablePointer<RowKernel.RowResult>.allocate(capacity: max(1, rows))
         defer { results.deallocate() }
         let hessian = settings.accept == .trueError ? input.hessian?.storage : nil
-        input.dense.storage.withUnsafeBufferPointer { wd in
-            current.storage.withUnsafeBufferPointer { wc in
-                wanda.storage.withUnsafeBufferPointer { ws in
-                    baseScore.storage.withUnsafeBufferPointer { bs in
-                        input.sumRow.withUnsafeBufferPointer { mu in
-                            divisor.withUnsafeBufferPointer { dv in
-                                (hessian ?? []).withUnsafeBufferPointer { hp in
-                                    mask.bytes.withUnsafeMutableBufferPointer { mb in
-                                        let shared = RowKernel.Shared(
-                                            dense: wd.baseAddress!,
-                                            current: wc.baseAddress!,
-                                            wanda: ws.baseAddress!,
-                                            base: bs.baseAddress!,
-                                            mu: mu.baseAddress!,
-                                            divisor: dv.baseAddress!,
-                                            hessian: hessian == nil ? nil : hp.baseAddress
-                                        )
-                                        let mBase = mb.baseAddress!
-                                        RowSelection.forEachRowChunk(rows: rows, minimumChunk: 4) { range in
-                                            let scratch = RowKernel.Scratch(columns: c, cycles: kernel.cycles)
-                                            for r in range {
-                                                results[r] = kernel.run(
-                                                    row: r,
-                                                    shared: shared,
-                                                    mask: mBase + r * c,
-                                                    scratch: scratch
-                                                )
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
+        // Read-only layer data, in `RowKernel.Shared` order; the Hessian last, when the rule needs it.
+        let operands = [input.dense.storage, current.storage, wanda.storage, baseScore.storage, input.sumRow, divisor]
+        withBaseAddresses(operands + (hessian.map { [$0] } ?? [])) { p in
+            let shared = RowKernel.Shared(
+                dense: p[0],
+                current: p[1],
+                wanda: p[2],
+                base: p[3],
+                mu: p[4],
+                divisor: p[5],
+                hessian: p.count > 6 ? p[6] : nil
+            )
+            mask.bytes.withUnsafeMutableBufferPointer { mb in
+                let mBase = mb.baseAddress!
+                // Rows are independent: the result does not depend on the split.
+                Parallel.forEachChunk(0..<rows, units: rows * c) { range in
+                    let scratch = RowKernel.Scratch(columns: c, cycles: kernel.cycles)
+                    for r in range {
+                        results[r] = kernel.run(row: r, shared: shared, mask: mBase + r * c, scratch: scratch)
                     }
                 }
             }

@@ -18,7 +18,7 @@ extension DSnoT {
         let divide: Bool
 
         /// Read-only layer data shared by all rows.
-        struct Shared: @unchecked Sendable {
+        struct Shared {
             let dense: UnsafePointer<Float>  // W (out, in)
             let current: UnsafePointer<Float>  // Wc (out, in): W, or SparseGPT's Ws for D9
             let wanda: UnsafePointer<Float>  // |Wc|·sqrt(scaler_row) (out, in)

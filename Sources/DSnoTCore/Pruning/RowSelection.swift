@@ -2,31 +2,8 @@
 // RowSelection: the shared "prune the smallest scores" kernels (per row, per N:M group), parallel over rows.
 // Shapes: scores (out, in) row-major, like the weight they rank.
 
-import Dispatch
-
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// Mask kernels shared by the score-based pruners (magnitude, Wanda, DSnoT's base mask).
 enum RowSelection {
-    /// Runs `body(rowRange)` over `rows` split into chunks on all cores. Rows are independent, so
-    /// the result does not depend on the chunking.
-    static func forEachRowChunk(rows: Int, minimumChunk: Int = 8, _ body: (Range<Int>) -> Void) {
-        guard rows > 0 else { return }
-        let workers = max(1, min(ProcessInfoCores.count * 4, rows / max(1, minimumChunk)))
-        let chunk = (rows + workers - 1) / workers
-        // `body` only touches disjoint rows of buffers its caller owns for the whole call.
-        withoutActuallyEscaping(body) { escapable in
-            let box = UncheckedSendableBox(escapable)
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                let lo = w * chunk
-                let hi = min(rows, lo + chunk)
-                if lo < hi { box.value(lo..<hi) }
-            }
-        }
-    }
-
     /// Per row, prune the `count` columns with the smallest score (as a stable ascending sort would: ties by index).
     static func smallestPerRow(scores: Matrix, count: Int) -> PruneMask {
         var mask = PruneMask(rows: scores.rows, columns: scores.columns)
@@ -36,7 +13,7 @@ enum RowSelection {
             mask.bytes.withUnsafeMutableBufferPointer { m in
                 let sBase = s.baseAddress!
                 let mBase = m.baseAddress!
-                forEachRowChunk(rows: scores.rows) { range in
+                Parallel.forEachChunk(0..<scores.rows, units: scores.count) { range in
                     // Only the set of the `count` smallest (score, index) pairs matters: quickselect, O(C_in).
                     let scratch = UnsafeMutablePointer<UInt64>.allocate(capacity: c)
                     defer { scratch.deallocate() }
@@ -61,7 +38,7 @@ enum RowSelection {
             mask.bytes.withUnsafeMutableBufferPointer { mb in
                 let sBase = s.baseAddress!
                 let mBase = mb.baseAddress!
-                forEachRowChunk(rows: scores.rows) { range in
+                Parallel.forEachChunk(0..<scores.rows, units: scores.count) { range in
                     var idx = [Int](repeating: 0, count: m)
                     for r in range {
                         var g = 0
@@ -86,21 +63,4 @@ enum RowSelection {
         }
         return mask
     }
-}
-
-/// Carries a non-Sendable value into `concurrentPerform`; the caller guarantees disjoint access.
-struct UncheckedSendableBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
-
-/// Number of CPU cores, for chunking row-parallel loops.
-enum ProcessInfoCores {
-    static let count: Int = {
-        #if canImport(Glibc)
-            return Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        #else
-            return 4
-        #endif
-    }()
 }

@@ -30,27 +30,25 @@ extension SparseGPT {
                 ? blockThresholdMask(w1: w1, diag: diag, ratio: pattern.ratio)
                 : [UInt8](repeating: 0, count: rows * width)
             let group = pattern.group
-            w1.withUnsafeMutableBufferPointer { w1p in
-                err.withUnsafeMutableBufferPointer { ep in
-                    blockMask.withUnsafeMutableBufferPointer { mp in
-                        u.withUnsafeBufferPointer { up in
-                            diag.withUnsafeBufferPointer { dp in
-                                let (w1b, eb, mb) = (w1p.baseAddress!, ep.baseAddress!, mp.baseAddress!)
-                                let u1 = up.baseAddress! + i1 * n + i1
-                                let d = dp.baseAddress!
-                                RowSelection.forEachRowChunk(rows: rows) { range in
-                                    for r in range {
-                                        pruneBlockRow(
-                                            w1b + r * width,
-                                            mask: mb + r * width,
-                                            err: eb + r * width,
-                                            width: width,
-                                            diag: d,
-                                            u1: u1,
-                                            ldu: n,
-                                            group: group
-                                        )
-                                    }
+            withBaseAddresses([u, diag]) { p in
+                let (u1, d) = (p[0] + i1 * n + i1, p[1])
+                w1.withUnsafeMutableBufferPointer { w1p in
+                    err.withUnsafeMutableBufferPointer { ep in
+                        blockMask.withUnsafeMutableBufferPointer { mp in
+                            let (w1b, eb, mb) = (w1p.baseAddress!, ep.baseAddress!, mp.baseAddress!)
+                            // Each row's OBS update costs O(width²).
+                            Parallel.forEachChunk(0..<rows, units: rows * width * width) { range in
+                                for r in range {
+                                    pruneBlockRow(
+                                        w1b + r * width,
+                                        mask: mb + r * width,
+                                        err: eb + r * width,
+                                        width: width,
+                                        diag: d,
+                                        u1: u1,
+                                        ldu: n,
+                                        group: group
+                                    )
                                 }
                             }
                         }

@@ -2,8 +2,6 @@
 // SparseGPT (Frantar & Alistarh, 2023; ALGORITHM.md D6, B§4.3); reference IST-DASLab/sparsegpt sparsegpt.py fasterprune.
 // Shapes: W (out, in), H (in, in), U = chol_upper(H⁻¹) (in, in); blocks of `blockSize` input columns.
 
-import Dispatch
-
 /// SparseGPT: mask selection plus the OBS update of the surviving weights, block by block.
 ///
 /// ```swift

@@ -77,6 +77,7 @@ public enum ConfigurationLoader {
             config.retryDelay = delay
         }
         if let attempts = try top.int("max_attempts", range: 1...100) { config.maxAttempts = attempts }
+        if let resume = try top.bool("resume") { config.resume = resume }
         if let budget = try top.size("memory_budget") { config.memoryBudget = budget }
         if let listen = try top.string("metrics_listen"), !listen.isEmpty {
             guard let endpoint = MetricsEndpoint(parsing: listen) else {

@@ -81,6 +81,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var maxAttempts: Int = 4
     /// Where the Prometheus endpoint listens (`metrics_listen`); nil = no endpoint (the default).
     public var metricsListen: MetricsEndpoint? = nil
+    /// Keep a resume point per finished block in the job's staging directory, and continue an
+    /// interrupted job (crash, kill, restart) from its last finished block instead of block 0.
+    public var resume = true
 
     /// The documented default for running without a config file: everything under the current
     /// directory, so an unprivileged `dsnotd` (and `make run`) works: `.dsnot/state`, `.dsnot/dsnotd.sock`,

@@ -14,12 +14,22 @@ public struct JobSpec: Sendable, Equatable {
     /// The directory to write the output into (`<outbox>/.dsnot-tmp-<job>/`, created by the scheduler).
     /// The scheduler renames it to its final name after the runner returns.
     public var temporaryOutputPath: String
+    /// Keep resume points in `temporaryOutputPath` and continue from the newest valid one found there
+    /// (`PruneJob.run(resume:)`).
+    public var resume: Bool
 
-    public init(id: String, inputPath: String, recipe: PruneJobOptions, temporaryOutputPath: String) {
+    public init(
+        id: String,
+        inputPath: String,
+        recipe: PruneJobOptions,
+        temporaryOutputPath: String,
+        resume: Bool = false
+    ) {
         self.id = id
         self.inputPath = inputPath
         self.recipe = recipe
         self.temporaryOutputPath = temporaryOutputPath
+        self.resume = resume
     }
 }
 

@@ -11,6 +11,8 @@ import SystemPackage
 
 /// Runs a job with the real pruning pipeline: calibrate, prune block by block into the configured
 /// format, evaluate and apply the quality gate, write the report, into `job.temporaryOutputPath`.
+/// With `job.resume` the job keeps a resume point per finished block there and continues from the
+/// newest valid one left by an interrupted run.
 ///
 /// Failures are classified for the scheduler by `JobFailure(classifying:)`: disk full, quota and I/O
 /// errors are retryable (the job retries with back-off); a bad checkpoint, an unsupported
@@ -23,7 +25,7 @@ public struct PipelineJobRunner: JobRunner {
 
     public func estimate(_ job: JobSpec) throws -> ResourceEstimate {
         do {
-            let e = try PruneJob(input: job.inputPath, options: job.recipe).estimate()
+            let e = try PruneJob(input: job.inputPath, options: job.recipe).estimate(resume: job.resume)
             return ResourceEstimate(memoryBytes: e.memoryBytes, outputBytes: e.outputBytes)
         } catch {
             throw JobFailure(classifying: error)
@@ -43,6 +45,7 @@ public struct PipelineJobRunner: JobRunner {
             let result = try pruneJob.run(
                 into: job.temporaryOutputPath,
                 jobID: job.id,
+                resume: job.resume,
                 logger: logger,
                 progress: {
                     switch $0 {

@@ -99,7 +99,8 @@ extension PruneScheduler {
             id: job.id,
             inputPath: job.inputPath,
             recipe: recipe,
-            temporaryOutputPath: temporaryPath(for: job)
+            temporaryOutputPath: temporaryPath(for: job),
+            resume: settings.resume
         )
         if let estimate = estimates[job.id] { return (spec, estimate) }
         do {

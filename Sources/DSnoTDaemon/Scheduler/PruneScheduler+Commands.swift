@@ -13,7 +13,8 @@ extension PruneScheduler {
     /// the rename and the `done` commit) is finished as `done`; other jobs left `running` or
     /// `publishing` by a previous process go back to the queue (the interrupted run is not counted as
     /// an attempt); then the orphaned `.dsnot-tmp-*` staging directories in every outbox are removed
-    /// (`AtomicPublisher.removeOrphans`).
+    /// (`AtomicPublisher.removeOrphans`), except, with `resume`, those of queued jobs that hold a resume
+    /// point (`PruneJob.hasResumePoint`): the jobs continue from it.
     /// - Returns: the re-queued jobs.
     @discardableResult
     public func recover() throws -> [JobRecord] {
@@ -25,10 +26,19 @@ extension PruneScheduler {
             }
         }
         var outboxes = Set(settings.watches.map(\.outbox))
-        for job in try store.jobs(state: nil, watch: nil, limit: nil) { outboxes.insert(job.outbox) }
+        var resumable: [String: Set<String>] = [:]
+        for job in try store.jobs(state: nil, watch: nil, limit: nil) {
+            outboxes.insert(job.outbox)
+            if settings.resume && job.state == .queued
+                && PruneJob.hasResumePoint(in: publisher(for: job).stagingPath)
+            {
+                resumable[job.outbox, default: []].insert(AtomicPublisher.stagingPrefix + job.id)
+            }
+        }
         for outbox in outboxes.sorted() where FileManager.default.fileExists(atPath: outbox) {
             do {
-                for name in try AtomicPublisher.removeOrphans(in: outbox) {
+                let keep = resumable[outbox] ?? []
+                for name in try AtomicPublisher.removeOrphans(in: outbox, keeping: keep) {
                     let path = URL(fileURLWithPath: outbox).appendingPathComponent(name).path
                     logger.info("Removed orphaned temp output", metadata: ["output.path": "\(path)"])
                 }
@@ -74,7 +84,8 @@ extension PruneScheduler {
         return result
     }
 
-    /// Cancels a queued job now, or a running one at its next block boundary.
+    /// Cancels a queued job now, or a running one at its next block boundary; either way its staging
+    /// directory (with any resume point) is removed.
     public func cancel(id: String) throws -> JobRecord {
         let job = try existing(id)
         if let entry = running[id] {
@@ -84,6 +95,10 @@ extension PruneScheduler {
             return record
         }
         let cancelled = try commit(.cancel(reason: "cancelled by user"), job)
+        // A queued job may hold the resume point of an interrupted run: cancelling removes it.
+        do { try publisher(for: job).discard() } catch {
+            logger.error("Cannot remove a staging directory", metadata: ["job.id": "\(id)", "error": "\(error)"])
+        }
         logger.notice("Job cancelled", metadata: ["event": "job.cancelled", "job.id": "\(id)"])
         return cancelled
     }

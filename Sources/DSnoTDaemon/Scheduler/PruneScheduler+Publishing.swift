@@ -2,6 +2,7 @@
 // The end of a job: publishing its output durably, recording failures, and finding outputs a crash left published.
 
 import DSnoTControlProtocol
+import DSnoTPipeline
 import Foundation
 import Logging
 import SafeTensors
@@ -18,7 +19,10 @@ extension PruneScheduler {
             case .success(let outcome):
                 try publish(job, through: publisher, outcome: outcome)
             case .failure(JobFailure.cancelled) where entry.flag.current == .shutdown:
-                try? publisher.discard()
+                // With `resume`, a staging directory holding a resume point is kept for the next start.
+                if !settings.resume || !PruneJob.hasResumePoint(in: publisher.stagingPath) {
+                    try? publisher.discard()
+                }
                 try commit(.requeue(reason: "daemon stopping"), job)
                 logger.notice("Job re-queued", metadata: ["event": "job.requeued", "job.id": "\(id)"])
             case .failure(JobFailure.cancelled):

@@ -28,6 +28,8 @@ public actor PruneScheduler: Service {
         public var retryPolicy: RetryPolicy
         /// Longest wait for running jobs to reach a block boundary at shutdown.
         public var shutdownTimeout: Double
+        /// Jobs keep resume points and continue from them after a restart (`resume` in dsnotd.toml).
+        public var resume: Bool
 
         public init(_ configuration: DaemonConfiguration, retryPolicy: RetryPolicy? = nil) {
             workers = configuration.workers
@@ -38,6 +40,7 @@ public actor PruneScheduler: Service {
                 retryPolicy
                 ?? RetryPolicy(maximumAttempts: configuration.maxAttempts, baseDelay: configuration.retryDelay)
             shutdownTimeout = 60
+            resume = configuration.resume
         }
     }
 

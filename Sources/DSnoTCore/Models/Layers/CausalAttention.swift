@@ -63,37 +63,31 @@ public struct CausalAttention: Sendable, Equatable {
         let tileCapacity = group * min(length, Self.tileRows)
         // Scratch reused for every tile and key/value head: packed queries and contexts (G·T, d), and
         // the scores (G·T, L) with leading dimension L. None is read before it is written (the GEMMs
-        // run with beta = 0), so none is zero-filled; nor is `out`, whose every element a tile writes.
-        func scratch(_ count: Int) -> [Float] { [Float](unsafeUninitializedCapacity: count) { $1 = count } }
-        var packedQ = scratch(tileCapacity * d)
-        var packedO = scratch(tileCapacity * d)
-        var scores = scratch(tileCapacity * length)
-        return Matrix(rows: length, columns: heads * d) { po in
-            q.storage.withUnsafeBufferPointer { pq in
-                k.storage.withUnsafeBufferPointer { pk in
-                    v.storage.withUnsafeBufferPointer { pv in
-                        scores.withUnsafeMutableBufferPointer { ps in
-                            packedQ.withUnsafeMutableBufferPointer { pPackedQ in
-                                packedO.withUnsafeMutableBufferPointer { pPackedO in
-                                    for kv in 0..<kvHeads {
-                                        for tile in Self.tiles(length: length) {
-                                            attendTile(
-                                                tile,
-                                                kvHead: kv,
-                                                q: pq.baseAddress!,
-                                                k: pk.baseAddress!,
-                                                v: pv.baseAddress!,
-                                                out: po.baseAddress!,
-                                                packedQ: pPackedQ.baseAddress!,
-                                                packedO: pPackedO.baseAddress!,
-                                                scores: ps,
-                                                length: length
-                                            )
-                                        }
-                                    }
-                                }
-                            }
-                        }
+        // run with beta = 0), so none is initialised; nor is `out`, whose every element a tile writes.
+        let packedQ = UnsafeMutablePointer<Float>.allocate(capacity: tileCapacity * d)
+        let packedO = UnsafeMutablePointer<Float>.allocate(capacity: tileCapacity * d)
+        let scores = UnsafeMutableBufferPointer<Float>.allocate(capacity: tileCapacity * length)
+        defer {
+            packedQ.deallocate()
+            packedO.deallocate()
+            scores.deallocate()
+        }
+        return Matrix(rows: length, columns: heads * d) { out in
+            withBaseAddresses([q.storage, k.storage, v.storage]) { p in
+                for kv in 0..<kvHeads {
+                    for tile in Self.tiles(length: length) {
+                        attendTile(
+                            tile,
+                            kvHead: kv,
+                            q: p[0],
+                            k: p[1],
+                            v: p[2],
+                            out: out.baseAddress!,
+                            packedQ: packedQ,
+                            packedO: packedO,
+                            scores: scores,
+                            length: length
+                        )
                     }
                 }
             }
@@ -161,14 +155,14 @@ public struct CausalAttention: Sendable, Equatable {
     }
 
     /// Packed row `g·T + t` (query `i = tile.lowerBound + t`) of `s`: numerically stable softmax over
-    /// the visible keys, zero for the other keys `< tile.upperBound`. Rows are interleaved over the
-    /// workers (row `i` costs `i + 1` exponentials).
+    /// the visible keys, zero for the other keys `< tile.upperBound`. Rows are dealt to the parts in
+    /// turn (row `i` costs `i + 1` exponentials).
     func softmaxCausalRows(_ s: UnsafeMutableBufferPointer<Float>, tile: Range<Int>, group: Int, stride rowStride: Int)
     {
         let keys = tile.upperBound
         let rows = group * tile.count
-        ParallelRows.run(units: 4 * rows * keys) { chunk, chunks in
-            for r in Swift.stride(from: chunk, to: rows, by: chunks) {
+        Parallel.forEachPart(count: rows, units: 4 * rows * keys) { part, parts in
+            for r in Swift.stride(from: part, to: rows, by: parts) {
                 let i = tile.lowerBound + r % tile.count
                 let row = s.baseAddress! + r * rowStride
                 let first = slidingWindow.map { max(0, i - $0 + 1) } ?? 0
@@ -180,9 +174,10 @@ public struct CausalAttention: Sendable, Equatable {
         }
     }
 
-    /// The attention GEMMs `(m, n, k, transposeB)` of one block forward over `length` tokens (for
-    /// benchmarks).
-    static func gemmShapes(length: Int, heads: Int, kvHeads: Int, headDim d: Int) -> [(
+    /// The attention GEMMs `(m, n, k, transposeB)` of one block forward over `length` tokens: per
+    /// key/value head and causal row tile `[r0, r1)`, `(G·T, d) × (d, r1)` and `(G·T, r1) × (r1, d)`
+    /// (what `dsnot-bench forward` times plain sgemm on).
+    public static func gemmShapes(length: Int, heads: Int, kvHeads: Int, headDim d: Int) -> [(
         m: Int, n: Int, k: Int, transposeB: Bool
     )] {
         let group = heads / max(1, kvHeads)

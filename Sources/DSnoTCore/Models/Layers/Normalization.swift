@@ -22,17 +22,15 @@ public struct RMSNorm: Sendable, Equatable {
         let epsilon = epsilon
         // Every element is written below: no zero fill.
         return Matrix(rows: x.rows, columns: n) { py in
-            x.storage.withUnsafeBufferPointer { px in
-                weight.withUnsafeBufferPointer { pw in
-                    nonisolated(unsafe) let py = py
-                    ParallelRows.run(units: 3 * px.count) { chunk, chunks in
-                        for r in ParallelRows.range(chunk, of: chunks, total: x.rows) {
-                            let row = px.baseAddress! + r * n
-                            var sumSquares: Float = 0
-                            for c in 0..<n { sumSquares += row[c] * row[c] }
-                            let scale = 1 / (sumSquares / Float(n) + epsilon).squareRoot()
-                            for c in 0..<n { py[r * n + c] = pw[c] * (row[c] * scale) }
-                        }
+            withBaseAddresses([x.storage, weight]) { p in
+                let (px, pw) = (p[0], p[1])
+                Parallel.forEachChunk(0..<x.rows, units: 3 * x.count) { rows in
+                    for r in rows {
+                        let row = px + r * n
+                        var sumSquares: Float = 0
+                        for c in 0..<n { sumSquares += row[c] * row[c] }
+                        let scale = 1 / (sumSquares / Float(n) + epsilon).squareRoot()
+                        for c in 0..<n { py[r * n + c] = pw[c] * (row[c] * scale) }
                     }
                 }
             }
@@ -73,22 +71,18 @@ public struct LayerNorm: Sendable, Equatable {
         let epsilon = epsilon
         // Every element is written below: no zero fill.
         return Matrix(rows: x.rows, columns: n) { py in
-            x.storage.withUnsafeBufferPointer { px in
-                weight.withUnsafeBufferPointer { pw in
-                    bias.withUnsafeBufferPointer { pb in
-                        nonisolated(unsafe) let py = py
-                        ParallelRows.run(units: 4 * px.count) { chunk, chunks in
-                            for r in ParallelRows.range(chunk, of: chunks, total: x.rows) {
-                                let row = px.baseAddress! + r * n
-                                var sum: Float = 0
-                                for c in 0..<n { sum += row[c] }
-                                let mean = sum / Float(n)
-                                var sumSquares: Float = 0
-                                for c in 0..<n { sumSquares += (row[c] - mean) * (row[c] - mean) }
-                                let scale = 1 / (sumSquares / Float(n) + epsilon).squareRoot()
-                                for c in 0..<n { py[r * n + c] = (row[c] - mean) * scale * pw[c] + pb[c] }
-                            }
-                        }
+            withBaseAddresses([x.storage, weight, bias]) { p in
+                let (px, pw, pb) = (p[0], p[1], p[2])
+                Parallel.forEachChunk(0..<x.rows, units: 4 * x.count) { rows in
+                    for r in rows {
+                        let row = px + r * n
+                        var sum: Float = 0
+                        for c in 0..<n { sum += row[c] }
+                        let mean = sum / Float(n)
+                        var sumSquares: Float = 0
+                        for c in 0..<n { sumSquares += (row[c] - mean) * (row[c] - mean) }
+                        let scale = 1 / (sumSquares / Float(n) + epsilon).squareRoot()
+                        for c in 0..<n { py[r * n + c] = (row[c] - mean) * scale * pw[c] + pb[c] }
                     }
                 }
             }
@@ -104,12 +98,8 @@ enum Activation {
         var h = up  // `up` is consumed: the product overwrites it without a copy
         h.storage.withUnsafeMutableBufferPointer { ph in
             gate.storage.withUnsafeBufferPointer { pg in
-                ParallelRows.run(units: 8 * ph.count) { chunk, chunks in
-                    VectorMath.siluMultiply(
-                        gate: pg.baseAddress!,
-                        up: ph.baseAddress!,
-                        range: ParallelRows.range(chunk, of: chunks, total: ph.count)
-                    )
+                Parallel.forEachChunk(0..<ph.count, units: 8 * ph.count, alignment: VectorMath.lanes) { range in
+                    VectorMath.siluMultiply(gate: pg.baseAddress!, up: ph.baseAddress!, range: range)
                 }
             }
         }
@@ -122,12 +112,8 @@ enum Activation {
         var h = up
         h.storage.withUnsafeMutableBufferPointer { ph in
             gate.storage.withUnsafeBufferPointer { pg in
-                ParallelRows.run(units: 30 * ph.count) { chunk, chunks in
-                    VectorMath.geluTanhMultiply(
-                        gate: pg.baseAddress!,
-                        up: ph.baseAddress!,
-                        range: ParallelRows.range(chunk, of: chunks, total: ph.count)
-                    )
+                Parallel.forEachChunk(0..<ph.count, units: 30 * ph.count, alignment: VectorMath.lanes) { range in
+                    VectorMath.geluTanhMultiply(gate: pg.baseAddress!, up: ph.baseAddress!, range: range)
                 }
             }
         }
@@ -154,8 +140,8 @@ enum Activation {
         precondition(a.rows == b.rows && a.columns == b.columns, "residual add: shapes differ")
         a.storage.withUnsafeMutableBufferPointer { pa in
             b.storage.withUnsafeBufferPointer { pb in
-                ParallelRows.run(units: pa.count) { chunk, chunks in
-                    for i in ParallelRows.range(chunk, of: chunks, total: pa.count) { pa[i] += pb[i] }
+                Parallel.forEachChunk(0..<pa.count, units: pa.count) { range in
+                    for i in range { pa[i] += pb[i] }
                 }
             }
         }

@@ -138,8 +138,8 @@ public struct RotaryEmbedding: Sendable, Equatable {
         x.storage.withUnsafeMutableBufferPointer { px in
             tables.cos.withUnsafeBufferPointer { pc in
                 tables.sin.withUnsafeBufferPointer { ps in
-                    ParallelRows.run(units: 3 * px.count) { chunk, chunks in
-                        for p in ParallelRows.range(chunk, of: chunks, total: x.rows) {
+                    Parallel.forEachChunk(0..<x.rows, units: 3 * px.count) { positions in
+                        for p in positions {
                             for h in 0..<heads {
                                 let o = p * width + h * d
                                 for i in 0..<half {

@@ -7,6 +7,11 @@
 enum VectorMath {
     typealias Vector = SIMD8<Float>
 
+    /// Elements per vector. The kernels over a range run the vector path from its start and a
+    /// scalar tail that rounds differently, so a split range stays bit-identical to one call only
+    /// when it is split on multiples of `lanes` (`Parallel.forEachChunk(alignment:)`).
+    static let lanes = Vector.scalarCount
+
     /// `e^x` lane-wise; inputs are clamped to `[-87.3, 88.3]` (below: about 1e-38 instead of 0).
     @inline(__always)
     static func exp(_ input: Vector) -> Vector {

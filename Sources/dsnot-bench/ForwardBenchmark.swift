@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // ForwardBenchmark: block forward throughput against the cblas_sgemm rate at the same shapes, in one run.
 
+import DSnoTCore
+
 /// Measures one decoder block's forward pass on random hidden states and, in the same run, plain
 /// `cblas_sgemm` on exactly the GEMMs the block performs (its linear layers and, per head, `Q Kᵀ`
 /// and `P V`). `efficiency` = sgemm time / block time: the share of the GEMM-bound peak the block
@@ -10,23 +12,23 @@
 /// let report = try ForwardBenchmark.run(model: model, block: 0, sequenceLength: 512, repetitions: 5)
 /// print(report.tokensPerSecond, report.efficiency)
 /// ```
-public enum ForwardBenchmark {
+enum ForwardBenchmark {
     /// What one measurement found.
-    public struct Report: Sendable, Equatable {
-        public var sequenceLength: Int
-        public var repetitions: Int
+    struct Report: Sendable, Equatable {
+        var sequenceLength: Int
+        var repetitions: Int
         /// GEMM floating-point operations of one block forward (`2·m·n·k` summed).
-        public var flopsPerForward: Double
+        var flopsPerForward: Double
         /// Best-of-`repetitions` wall time of one block forward.
-        public var forwardSeconds: Double
+        var forwardSeconds: Double
         /// Best-of-`repetitions` wall time of the same GEMMs through `cblas_sgemm` alone.
-        public var sgemmSeconds: Double
+        var sgemmSeconds: Double
 
-        public var tokensPerSecond: Double { Double(sequenceLength) / forwardSeconds }
-        public var forwardGFLOPS: Double { flopsPerForward / forwardSeconds / 1e9 }
-        public var sgemmGFLOPS: Double { flopsPerForward / sgemmSeconds / 1e9 }
+        var tokensPerSecond: Double { Double(sequenceLength) / forwardSeconds }
+        var forwardGFLOPS: Double { flopsPerForward / forwardSeconds / 1e9 }
+        var sgemmGFLOPS: Double { flopsPerForward / sgemmSeconds / 1e9 }
         /// `forwardGFLOPS / sgemmGFLOPS`.
-        public var efficiency: Double { sgemmSeconds / forwardSeconds }
+        var efficiency: Double { sgemmSeconds / forwardSeconds }
     }
 
     /// One GEMM `(m, k) × (k, n)`, with `B` stored `(n, k)` when `transposeB` (as the block stores it).
@@ -59,10 +61,10 @@ public enum ForwardBenchmark {
     ///   - sequenceLength: `L`.
     ///   - repetitions: timed runs of each side, alternating; the best is kept (1 warm-up run each, untimed).
     ///   - sequences: sequences per timed run. Above 1 they run as the pruner and `runBlocks` run them,
-    ///     one per core (`ParallelSequences`), against the same GEMMs that many times (multi-threaded
+    ///     one per core (`DecoderBlock.forward(sequences:)`), against the same GEMMs that many times (multi-threaded
     ///     sgemm); the report is per sequence.
     /// - Throws: `ModelLoadError` from loading the block.
-    public static func run(
+    static func run(
         model: any DecoderModel,
         block: Int,
         sequenceLength: Int,
@@ -110,7 +112,10 @@ public enum ForwardBenchmark {
             }
         }
         // One sequence runs alone (multi-threaded BLAS); more run one per core.
-        let runForward = { ParallelSequences.forEach(0..<sequences) { _ in _ = decoder.forward(hidden) } }
+        let runForward = {
+            var batch = [Matrix](repeating: hidden, count: sequences)
+            decoder.forward(sequences: &batch)
+        }
         let (forward, sgemm) = bestTimes(repetitions, runForward, runSGEMM)
         return Report(
             sequenceLength: sequenceLength,

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // TensorOverlay: a checkpoint with some tensors replaced in memory, and a sink that fills it.
 
-public import SafeTensors
+import DSnoTCore
+import SafeTensors
 
 /// A `TensorSource` that serves replaced tensors from memory and everything else from a base
 /// checkpoint: the pruned model, ready to evaluate, without writing it out first.
@@ -14,26 +15,26 @@ public import SafeTensors
 /// _ = try pruner.run(model: model, source: checkpoint, calibration: set, sink: overlay, logger: logger)
 /// let pruned = try ModelRegistry.model(config: configData, tensors: overlay)
 /// ```
-public final class TensorOverlay: TensorSource, PrunedTensorSink, @unchecked Sendable {
+final class TensorOverlay: TensorSource, PrunedTensorSink, @unchecked Sendable {
     // @unchecked: `replaced` is written only while a (synchronous) pruning run fills the overlay,
     // and read-only afterwards; callers do not share it across threads during the run.
     private let base: any TensorSource
     private var replaced: [String: (info: TensorInfo, bytes: [UInt8])] = [:]
 
-    public init(base: any TensorSource) { self.base = base }
+    init(base: any TensorSource) { self.base = base }
 
-    public var location: String { base.location + " (with pruned tensors)" }
-    public var tensorNames: [String] { base.tensorNames }
+    var location: String { base.location + " (with pruned tensors)" }
+    var tensorNames: [String] { base.tensorNames }
 
-    public func tensorInfo(named name: String) -> TensorInfo? { replaced[name]?.info ?? base.tensorInfo(named: name) }
+    func tensorInfo(named name: String) -> TensorInfo? { replaced[name]?.info ?? base.tensorInfo(named: name) }
 
-    public func withTensorBytes<R>(named name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+    func withTensorBytes<R>(named name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         if let entry = replaced[name] { return try entry.bytes.withUnsafeBytes(body) }
         return try base.withTensorBytes(named: name, body)
     }
 
     /// Keeps pruned tensors; copied ones are served from the base (their bytes are identical).
-    public func write(name: String, dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer, pruned: Bool) throws {
+    func write(name: String, dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer, pruned: Bool) throws {
         guard pruned else { return }
         guard let original = base.tensorInfo(named: name) else {
             throw SafeTensorsError.tensorNotFound(name: name, file: base.location)

@@ -5,10 +5,12 @@ import DSnoTCore
 import Foundation
 import Testing
 
+@testable import dsnot_bench
+
 @Suite struct ForwardBenchmarkTests {
     /// llama_gqa_untied: hidden 64, 4 heads of 32 (q width 128), 2 KV heads, MLP 128.
     @Test func flopCountIsTheBlocksGEMMs() throws {
-        let model = try ModelRegistry.load(directory: ModelFixtures.path("llama_gqa_untied"))
+        let model = try ModelRegistry.load(directory: BenchFixtures.model("llama_gqa_untied"))
         let report = try ForwardBenchmark.run(model: model, block: 0, sequenceLength: 16, repetitions: 1)
         let linear = 64 * 128 + 64 * 64 + 64 * 64 + 128 * 64 + 3 * 64 * 128  // Σ out·in
         let attention = 4 * 2 * 16 * 32  // per head: Q Kᵀ (16·16·32) and P V (16·32·16), each L·L·d
