@@ -159,6 +159,73 @@ MODELS = {
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.75},
         ),
     ),
+    # Mixture of experts: 4 experts, top 2. Mixtral with Mistral's window of 8 < 24 tokens.
+    "mixtral_untied": (
+        "mixtral",
+        dict(LLAMA_BASE, intermediate_size=32, num_local_experts=4, num_experts_per_tok=2, sliding_window=8),
+    ),
+    "mixtral_tied_bf16": (
+        "mixtral",
+        dict(LLAMA_BASE, intermediate_size=32, num_local_experts=4, num_experts_per_tok=2, tie_word_embeddings=True),
+    ),
+    # Qwen2-MoE with its shared expert; layer 1 dense (mlp_only_layers); top-k weights not renormalised.
+    "qwen2_moe_untied": (
+        "qwen2_moe",
+        dict(
+            LLAMA_BASE,
+            num_hidden_layers=3,
+            intermediate_size=96,
+            moe_intermediate_size=32,
+            shared_expert_intermediate_size=48,
+            num_experts=4,
+            num_experts_per_tok=2,
+            norm_topk_prob=False,
+            mlp_only_layers=[1],
+            tie_word_embeddings=False,
+        ),
+    ),
+    # decoder_sparse_step 2: layers 1 and 3 sparse, 0 and 2 dense; renormalised top-k.
+    "qwen2_moe_tied_bf16": (
+        "qwen2_moe",
+        dict(
+            LLAMA_BASE,
+            num_hidden_layers=4,
+            intermediate_size=96,
+            moe_intermediate_size=32,
+            shared_expert_intermediate_size=48,
+            num_experts=4,
+            num_experts_per_tok=2,
+            norm_topk_prob=True,
+            decoder_sparse_step=2,
+            tie_word_embeddings=True,
+        ),
+    ),
+    # Qwen3-MoE: q/k norms, 8 experts top 2 (renormalised); the bf16 one has experts as wide as the hidden
+    # states (64) and does not renormalise.
+    "qwen3_moe_untied": (
+        "qwen3_moe",
+        dict(
+            LLAMA_BASE,
+            head_dim=32,
+            moe_intermediate_size=32,
+            num_experts=8,
+            num_experts_per_tok=2,
+            norm_topk_prob=True,
+            tie_word_embeddings=False,
+        ),
+    ),
+    "qwen3_moe_tied_bf16": (
+        "qwen3_moe",
+        dict(
+            LLAMA_BASE,
+            head_dim=16,
+            moe_intermediate_size=64,
+            num_experts=4,
+            num_experts_per_tok=3,
+            norm_topk_prob=False,
+            tie_word_embeddings=True,
+        ),
+    ),
     # Gemma 3 multimodal (Gemma3ForConditionalGeneration): a one-layer SigLIP tower (28×28 images, 14×14
     # patches, 4 tokens per image) and a projector beside the text decoder. save_pretrained writes the
     # decoder as language_model.model.* (the tied fp32 fixture); the bf16 fixture is the module's own
@@ -209,9 +276,19 @@ BF16 = {
     "gemma2_untied_bf16",
     "gemma3_text_untied_bf16",
     "phi3_tied_bf16",
+    "mixtral_tied_bf16",
+    "qwen2_moe_tied_bf16",
+    "qwen3_moe_tied_bf16",
     "gemma3_mm_untied_bf16",
 }
-EXTRA_PREFIXES = {"phi3_longrope": 12}
+# A one-token prefix leaves k of the E experts of every sparse block with no token at all.
+EXTRA_PREFIXES = {"phi3_longrope": 12, "mixtral_untied": 1, "qwen2_moe_untied": 1, "qwen3_moe_untied": 1}
+# transformers 5 holds experts fused in memory (state_dict names differ from the Hub layout); its
+# save_pretrained writes the Hub layout (one 2-D weight per expert projection), so these save through it.
+MOE = {"mixtral", "qwen2_moe", "qwen3_moe"}
+# A fixture's seed is its position in MODELS, except for these: the MoE and the multimodal gemma3 fixtures
+# were added on parallel branches at the same positions, and each keeps the seed it was written with.
+SEEDS = {"gemma3_mm_tied": 16, "gemma3_mm_untied_bf16": 17}
 # What a multimodal checkpoint ships beside its weights (the pipeline copies them to every output).
 MULTIMODAL_COMPANIONS = {
     "preprocessor_config.json": json.dumps(
@@ -274,7 +351,19 @@ def write(out, name, model, bf16=False, prefix=None):
     ids = torch.tensor([SEQUENCE], dtype=torch.int64)
     with torch.no_grad():
         logits = model(input_ids=ids).logits[0].float().contiguous()
-    if bf16:
+    expected = {"input_ids": ids, "logits": logits}
+    if prefix is not None:
+        short = ids[:, :prefix].clone()
+        with torch.no_grad():
+            expected["input_ids_short"] = short
+            expected["logits_short"] = model(input_ids=short).logits[0].float().contiguous()
+    if bf16 and model.config.model_type in MOE:
+        # Parameters only (buffers such as RoPE's inv_freq are not saved); the values are bf16 already.
+        with torch.no_grad():
+            for p in model.parameters():
+                p.data = p.data.to(torch.bfloat16)
+        model.save_pretrained(folder, safe_serialization=True)
+    elif bf16:
         tied = model.config.tie_word_embeddings
         state = {
             k: v.to(torch.bfloat16).contiguous()
@@ -304,12 +393,6 @@ def write(out, name, model, bf16=False, prefix=None):
         with torch.no_grad():
             reloaded = again(input_ids=ids).logits[0].float()
         assert torch.equal(reloaded, logits), (reloaded - logits).abs().max()
-    expected = {"input_ids": ids, "logits": logits}
-    if prefix is not None:
-        short = ids[:, :prefix].clone()
-        with torch.no_grad():
-            expected["input_ids_short"] = short
-            expected["logits_short"] = model(input_ids=short).logits[0].float().contiguous()
     save_file(expected, os.path.join(folder, "expected.safetensors"))
     print(f"{name}: vocab {logits.shape[1]}, max |logit| {logits.abs().max().item():.4f}")
 
@@ -321,6 +404,7 @@ def main():
     for seed, (name, (model_type, params)) in enumerate(MODELS.items(), start=1):
         if only and name not in only and name + "_bf16" not in only:
             continue
+        seed = SEEDS.get(name, seed)
         if not name.endswith("_bf16") and (not only or name in only):
             write(out, name, build(name, model_type, params, seed), prefix=EXTRA_PREFIXES.get(name))
         if name.endswith("_bf16"):

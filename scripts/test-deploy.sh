@@ -54,6 +54,9 @@ print("\n".join(leaves(json.load(sys.stdin))))'
         # dsnot.profile is read but never printed: it names the preset the other DSnoT keys override, and
         # the printed (stored) recipe lists every setting (PruneJobOptions.schemaValue).
         echo profile
+        # expert_min_tokens is printed only when it differs from its default (the stored form leaves it out
+        # then, so job keys of recipes from before MoE support do not change).
+        echo expert_min_tokens
     } | sort -u
 }
 # Every key appears in etc/dsnot/dsnotd.toml (set or commented) and in dsnotd.toml(5), and nothing else.

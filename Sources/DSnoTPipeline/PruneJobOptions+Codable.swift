@@ -69,7 +69,10 @@ extension PruneJobOptions: Codable {
     /// `Recipe.canonicalValue` leaves out `dsnot.output_check = "none"` and the layer-sparsity keys of a
     /// uniform recipe so that `recipe_hash` stays what it was before those settings existed. Here they
     /// are always written: a stored recipe must read back the same whatever the default profile is (an
-    /// absent `output_check` would decode as the default profile's).
+    /// absent `output_check` would decode as the default profile's). `expert_min_tokens` stays absent at
+    /// its default (128) here too: job keys (the SHA-256 of this form) of every recipe stored before MoE
+    /// support keep their value, so a daemon upgrade re-prunes nothing; changing that default would have
+    /// to write the key always.
     public var canonicalValue: CanonicalJSON {
         guard case .object(var object) = recipe.canonicalValue else { return recipe.canonicalValue }
         if let dsnot = recipe.dsnot, case .object(var settings)? = object["dsnot"] {
@@ -102,9 +105,11 @@ extension PruneJobOptions: Codable {
     public var stableHash: String { SHA256.hex(Array(canonicalJSON.utf8)) }
 
     /// The keys a recipe document may hold: the canonical form plus `dsnot.profile`, which names the
-    /// preset the other DSnoT keys override and is not stored (the stored form lists every setting).
+    /// preset the other DSnoT keys override and is not stored (the stored form lists every setting), and
+    /// `expert_min_tokens`, which the stored form leaves out at its default.
     var schemaValue: CanonicalJSON {
         guard case .object(var object) = canonicalValue else { return canonicalValue }
+        object["expert_min_tokens"] = .int(recipe.expertMinTokens)
         if case .object(var settings)? = object["dsnot"] {
             settings["profile"] = .string(DSnoT.Profile.default.rawValue)
             object["dsnot"] = .object(settings)

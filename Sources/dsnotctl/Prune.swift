@@ -62,6 +62,10 @@ extension DsnotCtl {
         @Option(help: "OWL outlier threshold M (default 5).") var owlThreshold: Double?
         @Option(help: "OWL spread lambda: block sparsities within sparsity +/- lambda (default 0.08).")
         var owlLambda: Double?
+        @Option(
+            help: "MoE: an expert routed fewer calibration tokens than this is pruned by magnitude (default 128)."
+        )
+        var expertMinTokens: Int?
 
         @Option(help: "SparseGPT columns per block (default 128).") var sparsegptBlockSize: Int?
         @Option(help: "SparseGPT relative dampening (default 0.01).") var sparsegptDampening: Float?

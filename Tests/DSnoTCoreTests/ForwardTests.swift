@@ -12,7 +12,8 @@ import Testing
         "llama_gqa_tied", "llama_gqa_tied_bf16", "llama_gqa_untied", "llama3_rope", "qwen2_bias", "mistral_window",
         "opt_pre_ln", "opt_post_ln_proj", "qwen3_untied", "qwen3_tied_bf16", "gemma2_tied", "gemma2_untied_bf16",
         "gemma3_text_tied", "gemma3_text_untied_bf16", "phi3_longrope", "phi3_tied_bf16", "gemma3_mm_tied",
-        "gemma3_mm_untied_bf16",
+        "gemma3_mm_untied_bf16", "mixtral_untied", "mixtral_tied_bf16", "qwen2_moe_untied", "qwen2_moe_tied_bf16",
+        "qwen3_moe_untied", "qwen3_moe_tied_bf16",
     ]
 
     @Test(arguments: fixtures)
@@ -67,7 +68,7 @@ import Testing
     /// full forward pass taps (both architectures, both OPT norm placements).
     @Test(arguments: [
         "llama_gqa_untied", "opt_pre_ln", "opt_post_ln_proj", "qwen3_untied", "gemma2_tied", "gemma3_text_tied",
-        "phi3_longrope", "gemma3_mm_untied_bf16",
+        "phi3_longrope", "gemma3_mm_untied_bf16", "mixtral_untied", "qwen2_moe_untied", "qwen3_moe_tied_bf16",
     ])
     func tapLinearInputsSeesWhatForwardSees(_ fixture: String) throws {
         let model = try ModelRegistry.load(directory: ModelFixtures.path(fixture))

@@ -95,12 +95,15 @@ import Testing
         let json = Data(#"{"model_type": "gpt_neox", "hidden_size": 8}"#.utf8)
         let file = try SafeTensorsFile(path: ModelFixtures.path("llama_gqa_tied", "model.safetensors"))
         let error = #expect(throws: ModelLoadError.self) { try ModelRegistry.model(config: json, tensors: file) }
-        let supported = ["llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3", "phi3", "opt"]
+        let supported = [
+            "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gemma3", "phi3", "mixtral", "qwen2_moe",
+            "qwen3_moe", "opt",
+        ]
         #expect(error == .unknownModelType("gpt_neox", supported: supported))
         #expect(
             error?.description
                 == "unknown model_type 'gpt_neox' (supported: llama, mistral, qwen2, qwen3, gemma2, gemma3_text, gemma3, "
-                + "phi3, opt)"
+                + "phi3, mixtral, qwen2_moe, qwen3_moe, opt)"
         )
     }
 

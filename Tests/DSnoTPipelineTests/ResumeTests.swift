@@ -188,6 +188,40 @@ final class WarningLog: LogHandler, @unchecked Sendable {
         }
     }
 
+    /// A MoE checkpoint (qwen2_moe_tied_bf16: dense blocks 0 and 2, sparse blocks 1 and 3 with a shared
+    /// expert): every expert pruned with its routed tokens, experts below `expert_min_tokens` by magnitude;
+    /// the resumed run's output and report (per-expert token counts, fallbacks) equal the uninterrupted one.
+    /// Stopped at the start of block 2: sparse block 1's report comes back from the resume point, sparse
+    /// block 3 runs after the resume (the fixture's 4 blocks have no propagation after block 3, where the
+    /// other interruption stops).
+    @Test func resumedMoERunEqualsUninterruptedRun() throws {
+        let interruption = Interruption.atBlockStart
+        let root = try TemporaryDirectory("dsnot-resume").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try ModelFamilyPruneTests.writeCalibration(to: root + "/calib.safetensors")
+        let options = MoEPruneTests.options(
+            .wanda,
+            .nOfM(2, 4),
+            dsnot: true,
+            calibration: root + "/calib.safetensors",
+            format: .sparse(level: .fast, bytePlanes: false),
+            expertMinTokens: 40
+        )
+        let job = try PruneJob(input: ModelFamilyPruneTests.models + "/qwen2_moe_tied_bf16", options: options)
+        try makeDirectory(root + "/whole")
+        let whole = try job.run(into: root + "/whole", logger: logger)
+        let experts = whole.report.blocks.compactMap(\.experts).joined()
+        #expect(experts.count == 8, "two sparse blocks of 4 experts")
+        #expect(experts.contains { $0.fallback } && experts.contains { !$0.fallback }, "both kinds of expert")
+
+        try makeDirectory(root + "/resumed")
+        try interruptedRun(job, into: root + "/resumed", interruption)
+        let resumed = try job.run(into: root + "/resumed", resume: true, logger: logger)
+        #expect(resumed.report.resumedFromBlock == interruption.resumedFrom)
+        #expect(try Self.reportWithoutTimings(resumed.report) == Self.reportWithoutTimings(whole.report))
+        try Self.expectSameOutput(root + "/whole", root + "/resumed")
+    }
+
     /// A run with resume points but never interrupted leaves no resume file behind and equals a run
     /// without them.
     @Test func resumePointsLeaveNoTraceInTheOutput() throws {

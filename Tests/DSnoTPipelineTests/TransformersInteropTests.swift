@@ -150,6 +150,38 @@ import Testing
         #expect(maxDifference <= 1e-4 * maxReference, "max |Δ| \(maxDifference), max |ref| \(maxReference)")
     }
 
+    /// The MoE families (mixtral, qwen2_moe, qwen3_moe): Wanda 2:4 with DSnoT, every expert pruned with its
+    /// routed tokens (`expert_min_tokens` 8), sparse output, `unpack --dense`; transformers loads the
+    /// per-expert layout back into its fused experts and its logits equal the engine's.
+    @Test(
+        .enabled(if: python != nil, "set DSNOT_TRANSFORMERS_PYTHON to a Python with torch and transformers"),
+        arguments: MoEPruneTests.families
+    )
+    func transformersLoadsEveryPrunedMoEFamily(_ family: String) throws {
+        let python = try #require(Self.python)
+        let root = try TemporaryDirectory("dsnot-pipeline").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try ModelFamilyPruneTests.writeCalibration(to: root + "/calib.safetensors")
+        try FileManager.default.createDirectory(atPath: root + "/sparse", withIntermediateDirectories: true)
+        let options = MoEPruneTests.options(
+            .wanda,
+            .nOfM(2, 4),
+            dsnot: true,
+            calibration: root + "/calib.safetensors",
+            format: .sparse(level: .fast, bytePlanes: false),
+            expertMinTokens: 8
+        )
+        _ = try PruneJob(input: ModelFamilyPruneTests.models + "/" + family, options: options)
+            .run(into: root + "/sparse", logger: Logger(label: "test"))
+        _ = try SparseUnpacker.unpack(outputDirectory: root + "/sparse", destination: root + "/dense", mode: .dense)
+        try Self.expectTransformersAgrees(
+            directory: root + "/dense",
+            tokens: Array(0..<30).map { ($0 * 37 + 11) % 128 },
+            python: python,
+            label: family
+        )
+    }
+
     /// Runs transformers on `directory` and compares its logits with the engine's (issue 3's bound).
     static func expectTransformersAgrees(directory: String, tokens: [Int], python: String, label: String) throws {
         let ours = try ModelRegistry.load(directory: directory).logits(tokens: tokens)

@@ -27,6 +27,9 @@ public struct LinearLayerInfo: Sendable, Equatable {
     public let inFeatures: Int
     /// The weight's dtype in the checkpoint (the output keeps it).
     public let dtype: DType
+    /// The routed expert this layer belongs to (MoE blocks), `nil` for every other layer (attention, a
+    /// dense MLP, a shared expert). An expert's layers see only the tokens routed to it.
+    public var expert: Int? = nil
 }
 
 /// A decoder-only transformer whose blocks are loaded (as fp32) one at a time.
@@ -74,6 +77,9 @@ public protocol DecoderModel: Sendable {
     /// The prunable linear layers of block `index`, in module definition order.
     func prunableLinearLayers(block index: Int) -> [LinearLayerInfo]
 
+    /// Routed experts per sparse block and experts per token (the MoE families), `nil` for a dense model.
+    var expertRouting: (experts: Int, perToken: Int)? { get }
+
     /// Final norm (and projection), then the LM head (tied or not).
     /// - Parameter hidden: `(L, hiddenSize)`, the outputs of the last block.
     /// - Returns: `(L, vocabularySize)` logits.
@@ -107,6 +113,10 @@ public protocol DecoderBlock: Sendable {
     /// Replaces a linear layer's weight (e.g. with the pruned one) before re-running the block.
     /// - Precondition: `name` is one of `linearLayerNames` and the shape is unchanged.
     mutating func setWeight(_ weight: Matrix, of name: LinearLayerName)
+}
+
+extension DecoderModel {
+    public var expertRouting: (experts: Int, perToken: Int)? { nil }
 }
 
 extension DecoderBlock {

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // LinearSlots: a block's linear layers as a fixed, named list: weight lookup and replacement for every architecture.
 
-/// A decoder block whose linear layers sit in `linears`, in the order of `names`. Gives every
+/// A decoder block whose linear layers sit in `linears`, in the order of `linearLayerNames`. Gives every
 /// architecture the same `weight(of:)` / `setWeight(_:of:)` of `DecoderBlock`.
 protocol LinearSlots {
-    static var names: [LinearLayerName] { get }
+    var linearLayerNames: [LinearLayerName] { get }
     var linears: [Linear] { get set }
 }
 
@@ -21,7 +21,7 @@ extension LinearSlots {
     }
 
     func slot(_ name: LinearLayerName) -> Int {
-        guard let i = Self.names.firstIndex(of: name) else {
+        guard let i = linearLayerNames.firstIndex(of: name) else {
             preconditionFailure("\(Self.self) has no linear layer \(name)")
         }
         return i

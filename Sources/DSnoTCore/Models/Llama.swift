@@ -37,7 +37,10 @@ enum LlamaTensors {
     }
 
     /// The linear layers of a block in module order, with their `(out, in)` shapes and bias flags.
-    static func linears(_ c: LlamaConfiguration) -> [(name: LinearLayerName, rows: Int, columns: Int, bias: Bool)] {
+    static func linears(_ c: LlamaConfiguration) -> [LinearShape] { attentionLinears(c) + mlpLinears(c) }
+
+    /// q, k, v, o.
+    static func attentionLinears(_ c: LlamaConfiguration) -> [LinearShape] {
         let q = c.attentionHeads * c.headDim
         let kv = c.kvHeads * c.headDim
         return [
@@ -45,11 +48,29 @@ enum LlamaTensors {
             ("self_attn.k_proj", kv, c.hiddenSize, c.qkvBias),
             ("self_attn.v_proj", kv, c.hiddenSize, c.qkvBias),
             ("self_attn.o_proj", c.hiddenSize, q, c.outputBias),
-            ("mlp.gate_proj", c.intermediateSize, c.hiddenSize, c.mlpBias),
-            ("mlp.up_proj", c.intermediateSize, c.hiddenSize, c.mlpBias),
-            ("mlp.down_proj", c.hiddenSize, c.intermediateSize, c.mlpBias),
         ]
     }
+
+    /// The SwiGLU MLP `<prefix>gate_proj`, `up_proj`, `down_proj` of width `intermediate` (the dense MLP
+    /// by default; a MoE expert with its own prefix and names).
+    static func mlpLinears(
+        _ c: LlamaConfiguration,
+        prefix: String = "mlp.",
+        names: (gate: String, up: String, down: String) = ("gate_proj", "up_proj", "down_proj"),
+        intermediate: Int? = nil,
+        bias: Bool? = nil
+    ) -> [LinearShape] {
+        let width = intermediate ?? c.intermediateSize
+        let bias = bias ?? c.mlpBias
+        return [
+            (LinearLayerName(prefix + names.gate), width, c.hiddenSize, bias),
+            (LinearLayerName(prefix + names.up), width, c.hiddenSize, bias),
+            (LinearLayerName(prefix + names.down), c.hiddenSize, width, bias),
+        ]
+    }
+
+    /// A linear layer's block-local name, `(out, in)` shape and bias flag.
+    typealias LinearShape = (name: LinearLayerName, rows: Int, columns: Int, bias: Bool)
 }
 
 /// A LLaMA-family checkpoint opened for block-at-a-time execution.
@@ -69,6 +90,12 @@ public struct LlamaModel: DecoderModel {
     /// - Throws: `ModelLoadError` for a missing, mistyped, ill-shaped or non-finite tensor, or tensors
     ///   of blocks the config does not declare.
     public init(configuration c: LlamaConfiguration, tensors: any TensorSource) throws {
+        try self.init(configuration: c, tensors: tensors, denseMLP: true)
+    }
+
+    /// - Parameter denseMLP: the blocks have the dense SwiGLU MLP (`false`: a MoE model checks and
+    ///   loads its own, `MoEModel`).
+    init(configuration c: LlamaConfiguration, tensors: any TensorSource, denseMLP: Bool) throws {
         configuration = c
         reader = WeightReader(source: tensors)
         (embedding, lmHead) = try LlamaTensors.embeddings(
@@ -88,11 +115,15 @@ public struct LlamaModel: DecoderModel {
             scaling: c.ropeScaling,
             cachedPositions: min(c.maxPositions, 4096)
         )
-        for b in 0..<c.layerCount { try checkBlockHeaders(b) }
+        for b in 0..<c.layerCount {
+            try checkAttentionHeaders(b)
+            if denseMLP { try checkHeaders(LlamaTensors.mlpLinears(c), block: b) }
+        }
         try BlockNames.requireNoExtraBlocks(tensors, prefix: names.blockPrefix, blockCount: c.layerCount)
     }
 
-    private func checkBlockHeaders(_ b: Int) throws {
+    /// The norms and attention projections of block `b` (what every family built on this one shares).
+    func checkAttentionHeaders(_ b: Int) throws {
         let c = configuration
         for norm in [LlamaTensors.inputNorm, LlamaTensors.postAttentionNorm] {
             _ = try reader.checkedInfo(names.block(b, norm), shape: [c.hiddenSize])
@@ -102,7 +133,12 @@ public struct LlamaModel: DecoderModel {
                 _ = try reader.checkedInfo(names.block(b, norm), shape: [c.headDim])
             }
         }
-        for layer in LlamaTensors.linears(c) {
+        try checkHeaders(LlamaTensors.attentionLinears(c), block: b)
+    }
+
+    /// Presence, dtype and shape of the weights (and biases) of `layers` in block `b`.
+    func checkHeaders(_ layers: [LlamaTensors.LinearShape], block b: Int) throws {
+        for layer in layers {
             _ = try reader.checkedInfo(
                 names.block(b, "\(layer.name).weight"),
                 shape: [layer.rows, layer.columns]
@@ -129,8 +165,17 @@ public struct LlamaModel: DecoderModel {
             throw ModelLoadError.blockOutOfRange(index: index, blockCount: blockCount)
         }
         let c = configuration
-        var linears: [Linear] = []
-        for layer in LlamaTensors.linears(c) {
+        return LlamaBlock(
+            index: index,
+            attentionPath: try loadAttentionPath(index),
+            postAttentionNorm: try loadNorm(LlamaTensors.postAttentionNorm, block: index),
+            linears: try loadLinears(LlamaTensors.linears(c), block: index)
+        )
+    }
+
+    /// The fp32 weights (and biases) of `layers` in block `index`.
+    func loadLinears(_ layers: [LlamaTensors.LinearShape], block index: Int) throws -> [Linear] {
+        try layers.map { layer in
             let weight = try reader.matrix(
                 names.block(index, "\(layer.name).weight"),
                 rows: layer.rows,
@@ -139,8 +184,22 @@ public struct LlamaModel: DecoderModel {
             let bias =
                 layer.bias
                 ? try reader.floats(names.block(index, "\(layer.name).bias"), shape: [layer.rows]) : nil
-            linears.append(Linear(weight: weight, bias: bias))
+            return Linear(weight: weight, bias: bias)
         }
+    }
+
+    /// A `[hidden]` RMSNorm of block `index`.
+    func loadNorm(_ tensor: String, block index: Int) throws -> RMSNorm {
+        let c = configuration
+        return RMSNorm(
+            weight: try reader.floats(names.block(index, tensor), shape: [c.hiddenSize]),
+            epsilon: c.rmsNormEpsilon
+        )
+    }
+
+    /// The input norm, the q/k norms (Qwen3) and the attention geometry of block `index`.
+    func loadAttentionPath(_ index: Int) throws -> LlamaAttentionPath {
+        let c = configuration
         func headNorm(_ tensor: String) throws -> RMSNorm? {
             guard c.queryKeyNorm else { return nil }
             return RMSNorm(
@@ -148,22 +207,10 @@ public struct LlamaModel: DecoderModel {
                 epsilon: c.rmsNormEpsilon
             )
         }
-        return LlamaBlock(
-            index: index,
-            inputNorm: RMSNorm(
-                weight: try reader.floats(names.block(index, LlamaTensors.inputNorm), shape: [c.hiddenSize]),
-                epsilon: c.rmsNormEpsilon
-            ),
-            postAttentionNorm: RMSNorm(
-                weight: try reader.floats(
-                    names.block(index, LlamaTensors.postAttentionNorm),
-                    shape: [c.hiddenSize]
-                ),
-                epsilon: c.rmsNormEpsilon
-            ),
+        return LlamaAttentionPath(
+            inputNorm: try loadNorm(LlamaTensors.inputNorm, block: index),
             queryNorm: try headNorm(LlamaTensors.queryNorm),
             keyNorm: try headNorm(LlamaTensors.keyNorm),
-            linears: linears,
             attention: CausalAttention(
                 heads: c.attentionHeads,
                 kvHeads: c.kvHeads,
@@ -176,14 +223,20 @@ public struct LlamaModel: DecoderModel {
     }
 
     public func prunableLinearLayers(block index: Int) -> [LinearLayerInfo] {
-        LlamaTensors.linears(configuration).map { layer in
+        layerInfo(LlamaTensors.linears(configuration), block: index)
+    }
+
+    /// `layers` of block `index` as the pipeline sees them (checkpoint name, shape, dtype).
+    func layerInfo(_ layers: [LlamaTensors.LinearShape], block index: Int, expert: Int? = nil) -> [LinearLayerInfo] {
+        layers.map { layer in
             let tensor = names.block(index, "\(layer.name).weight")
             return LinearLayerInfo(
                 name: layer.name,
                 tensorName: tensor,
                 outFeatures: layer.rows,
                 inFeatures: layer.columns,
-                dtype: reader.source.tensorInfo(named: tensor)?.dtype ?? .f32
+                dtype: reader.source.tensorInfo(named: tensor)?.dtype ?? .f32,
+                expert: expert
             )
         }
     }

@@ -51,6 +51,7 @@ public struct LlamaConfiguration: Sendable, Equatable {
         var ropeParameters: RopeParameters?
         var tieWordEmbeddings: Bool?
         var attentionBias: Bool?
+        var qkvBias: Bool?
         var mlpBias: Bool?
         var hiddenAct: String?
         var slidingWindow: Int?
@@ -72,6 +73,7 @@ public struct LlamaConfiguration: Sendable, Equatable {
             case ropeParameters = "rope_parameters"
             case tieWordEmbeddings = "tie_word_embeddings"
             case attentionBias = "attention_bias"
+            case qkvBias = "qkv_bias"
             case mlpBias = "mlp_bias"
             case hiddenAct = "hidden_act"
             case slidingWindow = "sliding_window"
@@ -115,6 +117,13 @@ public struct LlamaConfiguration: Sendable, Equatable {
         guard Self.modelTypes.contains(raw.modelType) else {
             throw ModelLoadError.unknownModelType(raw.modelType, supported: Self.modelTypes)
         }
+        try self.init(raw: raw, attentionOf: raw.modelType)
+    }
+
+    /// Validates the decoded keys.
+    /// - Parameter family: the member of `modelTypes` whose attention rules apply (biases, sliding
+    ///   window, q/k norms): the type itself, or the dense sibling of a MoE type (`MoEConfiguration`).
+    init(raw: Raw, attentionOf family: String) throws {
         modelType = raw.modelType
         hiddenSize = try ConfigDecoding.positive(raw.hiddenSize, "hidden_size")
         intermediateSize = try ConfigDecoding.positive(raw.intermediateSize, "intermediate_size")
@@ -141,10 +150,10 @@ public struct LlamaConfiguration: Sendable, Equatable {
         ropeScaling = try Self.scaling(rope, key: raw.ropeParameters != nil ? "rope_parameters" : "rope_scaling")
         tieWordEmbeddings = raw.tieWordEmbeddings ?? false
         let attentionBias = raw.attentionBias ?? false
-        qkvBias = raw.modelType == "qwen2" ? true : attentionBias
-        outputBias = raw.modelType == "qwen2" ? false : attentionBias
+        qkvBias = family == "qwen2" ? raw.qkvBias ?? true : attentionBias
+        outputBias = family == "qwen2" ? false : attentionBias
         mlpBias = raw.mlpBias ?? false
-        switch raw.modelType {
+        switch family {
         case "mistral":
             slidingWindow = try raw.slidingWindow.map { try ConfigDecoding.positive($0, "sliding_window") }
         case "qwen2" where raw.useSlidingWindow == true, "qwen3" where raw.useSlidingWindow == true:
@@ -152,7 +161,7 @@ public struct LlamaConfiguration: Sendable, Equatable {
         default:
             slidingWindow = nil
         }
-        queryKeyNorm = raw.modelType == "qwen3"
+        queryKeyNorm = family == "qwen3"
     }
 
     /// The rotary scaling named by `rope_type` (or the older `type`).

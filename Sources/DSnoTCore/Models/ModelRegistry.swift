@@ -15,7 +15,7 @@ public enum ModelRegistry {
     /// multimodal, of which the engine runs and prunes the language model).
     public static let supportedModelTypes =
         LlamaConfiguration.modelTypes + GemmaConfiguration.modelTypes + Gemma3MultimodalConfiguration.modelTypes
-        + Phi3Configuration.modelTypes + OPTConfiguration.modelTypes
+        + Phi3Configuration.modelTypes + MoEConfiguration.modelTypes + OPTConfiguration.modelTypes
 
     /// Builds the model described by `config` over `tensors`.
     /// - Parameters:
@@ -40,6 +40,9 @@ public enum ModelRegistry {
         }
         if Phi3Configuration.modelTypes.contains(type) {
             return try Phi3Model(configuration: Phi3Configuration(json: config, path: path), tensors: tensors)
+        }
+        if MoEConfiguration.modelTypes.contains(type) {
+            return try MoEModel(configuration: MoEConfiguration(json: config, path: path), tensors: tensors)
         }
         if OPTConfiguration.modelTypes.contains(type) {
             return try OPTModel(configuration: OPTConfiguration(json: config, path: path), tensors: tensors)

@@ -42,7 +42,14 @@ public struct MemoryEstimate: Sendable, Equatable, Codable {
         length: Int,
         errorSequences: Int
     ) -> MemoryEstimate {
-        let layers = model.prunableLinearLayers(block: 0)
+        // The largest block (a MoE model's dense layers are smaller than its sparse ones): its weights
+        // include every expert, since the whole block is loaded at once.
+        func weightCount(_ layers: [LinearLayerInfo]) -> Int {
+            layers.reduce(0) { $0 + $1.outFeatures * $1.inFeatures }
+        }
+        let layers =
+            (0..<model.blockCount).map { model.prunableLinearLayers(block: $0) }
+            .max { weightCount($0) < weightCount($1) } ?? []
         let f = MemoryLayout<Float>.stride
         let weights = layers.reduce(0) { $0 + $1.outFeatures * $1.inFeatures }
         let pages = layers.reduce(0) { $0 + $1.outFeatures * $1.inFeatures * $1.dtype.byteWidth }
@@ -53,7 +60,12 @@ public struct MemoryEstimate: Sendable, Equatable, Codable {
         let activations = calibrated ? (sequences + checked) * length * model.hiddenSize * f : 0
         // Per sequence: every linear output, the block input/output copies, and the attention's
         // scratch (a tile of the stacked query heads of one key/value head: scores, queries, contexts).
-        let outputs = layers.reduce(0) { $0 + $1.outFeatures }
+        // A routed expert's outputs cover only its tokens: k of every E tokens on average.
+        let routing = model.expertRouting
+        let outputs = layers.reduce(0) { total, layer in
+            guard layer.expert != nil, let routing else { return total + layer.outFeatures }
+            return total + (layer.outFeatures * routing.perToken + routing.experts - 1) / routing.experts
+        }
         let tile = model.attentionHeads / max(1, model.keyValueHeads) * min(length, CausalAttention.tileRows)
         let attention = tile * (length + 2 * model.headDim)
         // One sequence in flight per core (`Parallel.forEach`), each with its own intermediates.
@@ -86,12 +98,16 @@ public struct MemoryEstimate: Sendable, Equatable, Codable {
     }
 
     /// Layers whose inputs are the same activations: q/k/v (and OPT's) read the normed hidden states,
-    /// gate/up read the post-attention normed states. Anything else is its own group.
+    /// the gate and up projections of one MLP (dense, a routed expert — Mixtral's `w1`/`w3` — or a shared
+    /// expert) read the same states. Anything else is its own group.
     static func inputGroup(of name: String) -> String {
         switch name {
-        case "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj": "attention-input"
-        case "mlp.gate_proj", "mlp.up_proj": "mlp-input"
-        default: name
+        case "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj": return "attention-input"
+        default:
+            for suffix in ["gate_proj", "up_proj", "w1", "w3"] where name.hasSuffix("." + suffix) {
+                return String(name.dropLast(suffix.count)) + "(mlp-input)"
+            }
+            return name
         }
     }
 }

@@ -87,6 +87,24 @@ public struct PruneReport: Codable, Sendable, Equatable {
         /// OWL's outlier ratio of the dense block (share of Wanda scores above `M ×` their mean).
         public var outlierRatio: Double?
         public var outputCheck: OutputCheckSummary?
+        /// A sparse MoE block's routed experts, in index order (absent for every other block).
+        public var experts: [ExpertReport]?
+    }
+
+    /// One routed expert of a MoE block: how many calibration tokens the dense router sent it and how its
+    /// layers (gate, up, down) were pruned.
+    public struct ExpertReport: Codable, Sendable, Equatable {
+        public var expert: Int
+        /// Calibration tokens routed to the expert (over all sequences); `nil` when the run used no
+        /// calibration data (magnitude without DSnoT).
+        public var tokens: Int?
+        /// Pruned share of the expert's weights.
+        public var sparsity: Double
+        /// DSnoT swaps kept in its layers.
+        public var dsnotSwaps: Int
+        /// `true` when it had fewer than `expert_min_tokens` tokens and its layers were pruned by
+        /// magnitude (per row, without DSnoT) instead of with its tokens' statistics.
+        public var fallback: Bool
     }
 
     /// What DSnoT's block-output check (`DSnoT.OutputCheck`) measured and kept in one block.

@@ -115,7 +115,9 @@ extension SequentialPruner {
                 for tapped in seen {
                     let (name, x, sums) = (tapped.name, tapped.input, tapped.sums)
                     if n == 0 {
-                        if let p = previous, p.input == x {
+                        // Empty inputs (a MoE expert that got no token of this sequence) are never taken
+                        // for shared ones: two experts' empty inputs of the same width compare equal.
+                        if let p = previous, x.rows > 0, p.input == x {
                             result.owner[name] = result.owner[p.name]
                         } else {
                             result.owner[name] = name
@@ -174,12 +176,15 @@ extension SequentialPruner {
     /// Prunes one linear layer of `block` and puts the (dtype-rounded) sparse weight back into the
     /// block; `write(layer:block:sink:)` writes it once the block's output check has decided.
     /// Returns, when DSnoT changed the layer and an output check will run, the base alternative.
+    /// - Parameter fallback: prune with `ExpertRouting.fallbackRecipe` (a MoE expert with too few tokens).
     func prune(
         layer: LinearLayerInfo,
         block: inout any DecoderBlock,
         statistics: BlockStatistics,
-        pattern: SparsityPattern
+        pattern: SparsityPattern,
+        fallback: Bool = false
     ) throws -> (report: PruneReport.LayerReport, pruned: Int, basePruned: Int, alternative: LayerAlternative?) {
+        let recipe = fallback ? ExpertRouting.fallbackRecipe(self.recipe) : self.recipe
         let dense = block.weight(of: layer.name)
         let result = try LayerPruner.prune(
             weights: dense,

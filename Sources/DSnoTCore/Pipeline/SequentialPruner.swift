@@ -184,8 +184,16 @@ public struct SequentialPruner: Sendable {
             progress(PruneProgress(block: b, blockCount: model.blockCount, phase: .pruning))
             var entries: [(report: PruneReport.LayerReport, pruned: Int, basePruned: Int)] = []
             var alternatives: [LayerAlternative] = []
+            var routed = ExpertRouting()
             for layer in layers {
-                let entry = try prune(layer: layer, block: &block, statistics: statistics, pattern: pattern)
+                let fallback = routed.record(layer, statistics: statistics, recipe: recipe, calibrated: !hidden.isEmpty)
+                let entry = try prune(
+                    layer: layer,
+                    block: &block,
+                    statistics: statistics,
+                    pattern: pattern,
+                    fallback: fallback
+                )
                 entries.append((entry.report, entry.pruned, entry.basePruned))
                 if let alternative = entry.alternative, !alternative.indices.isEmpty {
                     alternatives.append(alternative)
@@ -220,6 +228,7 @@ public struct SequentialPruner: Sendable {
                 }
             }
             statistics.denseOutputs = [:]
+            blockReport.experts = routed.reports(layers: layers, entries: entries.map { ($0.report, $0.pruned) })
             report.blocks.append(blockReport)
             for (layer, entry) in zip(layers, entries) {
                 report.timings.writing += try write(layer: layer, block: block, sink: sink, clock: clock)

@@ -105,7 +105,9 @@ extension Recipe {
             calibration: try c.decodeIfPresent(Calibration.self, forKey: .calibration) ?? Calibration(),
             layerSparsity: try c.decodeIfPresent(LayerSparsity.self, forKey: .layerSparsity) ?? .uniform,
             owlThreshold: try c.decodeIfPresent(Double.self, forKey: .owlThreshold) ?? OWL.defaultThreshold,
-            owlLambda: try c.decodeIfPresent(Double.self, forKey: .owlLambda) ?? OWL.defaultLambda
+            owlLambda: try c.decodeIfPresent(Double.self, forKey: .owlLambda) ?? OWL.defaultLambda,
+            expertMinTokens: try c.decodeIfPresent(Int.self, forKey: .expertMinTokens)
+                ?? Recipe.defaultExpertMinTokens
         )
     }
 
@@ -121,6 +123,7 @@ extension Recipe {
         try c.encode(layerSparsity, forKey: .layerSparsity)
         try c.encode(owlThreshold, forKey: .owlThreshold)
         try c.encode(owlLambda, forKey: .owlLambda)
+        try c.encode(expertMinTokens, forKey: .expertMinTokens)
     }
 }
 

@@ -55,6 +55,8 @@ extension Recipe {
             value["owl_threshold"] = .double(owlThreshold)
             value["owl_lambda"] = .double(owlLambda)
         }
+        // Only when it differs from the default, so recipes that existed before MoE support keep their hash.
+        if expertMinTokens != Recipe.defaultExpertMinTokens { value["expert_min_tokens"] = .int(expertMinTokens) }
         return .object(value)
     }
 }

@@ -24,6 +24,13 @@ extension Recipe {
             }
             try OWL.validate(target: target, threshold: owlThreshold, lambda: owlLambda)
         }
+        guard expertMinTokens >= 1 else {
+            throw PruningError.invalidSetting(
+                name: "expert_min_tokens",
+                expected: "an integer ≥ 1 (an expert with no calibration token has no statistics)",
+                got: "\(expertMinTokens)"
+            )
+        }
         guard sparseGPT.blockSize > 0 else {
             throw PruningError.invalidSetting(
                 name: "sparsegpt.block_size",

@@ -68,6 +68,13 @@ public struct Recipe: Sendable, Equatable, Hashable, Codable {
     public var owlThreshold: Double
     /// OWL's spread `λ`: block sparsities stay within `target ± λ`.
     public var owlLambda: Double
+    /// A routed MoE expert whose layers saw fewer calibration tokens than this is pruned by magnitude
+    /// (per row, without DSnoT) instead of with its tokens' statistics (`expert_min_tokens`, ≥ 1).
+    public var expertMinTokens: Int
+
+    /// The default of `expertMinTokens` (a judgement, docs/algorithms.md: far below what a used expert
+    /// gets from the default calibration set, enough for stable per-feature means).
+    public static let defaultExpertMinTokens = 128
 
     /// Per-block sparsity allocation.
     public enum LayerSparsity: String, Sendable, Equatable, Hashable, Codable, CaseIterable {
@@ -86,7 +93,8 @@ public struct Recipe: Sendable, Equatable, Hashable, Codable {
         calibration: Calibration = Calibration(),
         layerSparsity: LayerSparsity = .uniform,
         owlThreshold: Double = OWL.defaultThreshold,
-        owlLambda: Double = OWL.defaultLambda
+        owlLambda: Double = OWL.defaultLambda,
+        expertMinTokens: Int = Recipe.defaultExpertMinTokens
     ) {
         self.method = method
         self.pattern = pattern
@@ -97,6 +105,7 @@ public struct Recipe: Sendable, Equatable, Hashable, Codable {
         self.layerSparsity = layerSparsity
         self.owlThreshold = owlThreshold
         self.owlLambda = owlLambda
+        self.expertMinTokens = expertMinTokens
     }
 
     enum CodingKeys: String, CodingKey {
@@ -106,6 +115,7 @@ public struct Recipe: Sendable, Equatable, Hashable, Codable {
         case layerSparsity = "layer_sparsity"
         case owlThreshold = "owl_threshold"
         case owlLambda = "owl_lambda"
+        case expertMinTokens = "expert_min_tokens"
     }
 
     /// Whether the layers' statistics must include the Hessian (SparseGPT, or DSnoT acceptance).
