@@ -73,32 +73,53 @@ import Testing
         return scratch
     }
 
-    @Test func killMinusNineMidJobThenRestartCompletesTheJobOnce() throws {
-        let scratch = try Self.scratchWithModel("dsnot-crash")
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
+    /// Starts a daemon pruning `scratch`'s model as `big` with `method` at 50 % (and the default DSnoT
+    /// when `dsnot`), waits until block `atBlock` is in progress, sends `signal` and waits for the exit.
+    /// - Returns: the daemon's root, for a second daemon on the same state (`DaemonUnderTest(reusing:)`).
+    static func interruptedRun(
+        _ scratch: String,
+        method: String,
+        dsnot: Bool = false,
+        atBlock block: Int,
+        timeout: Double,
+        signal: Int32
+    ) throws -> String {
         let watches = """
             [[watch]]
             name = "main"
             inbox = "in"
             outbox = "out"
             [watch.recipe]
-            method = "sparsegpt"
+            method = "\(method)"
             pattern = 0.5
+            \(dsnot ? "dsnot = {}" : "")
             calibration = { source = "tokens", path = "\(scratch)/calib.safetensors" }
 
             """
         let first = try DaemonUnderTest(watches: watches)
-        let root = first.root
         try first.drop(scratch + "/model", into: "in", as: "big")
         #expect(
-            waitUntil(timeout: 60) {
+            waitUntil(timeout: timeout) {
                 guard let job = try? first.jobs().first else { return false }
-                return job.state == .running && (job.block ?? 0) >= 1
+                return job.state == .running && (job.block ?? 0) >= block
             },
             "\(first.log)"
         )
-        kill(first.process.processIdentifier, SIGKILL)
+        kill(first.process.processIdentifier, signal)
         first.process.waitUntilExit()
+        return first.root
+    }
+
+    @Test func killMinusNineMidJobThenRestartCompletesTheJobOnce() throws {
+        let scratch = try Self.scratchWithModel("dsnot-crash")
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let root = try Self.interruptedRun(
+            scratch,
+            method: "sparsegpt",
+            atBlock: 1,
+            timeout: 60,
+            signal: SIGKILL
+        )
         // Only the hidden staging directory may exist; nothing under the output's final name.
         let visible = try FileManager.default.contentsOfDirectory(atPath: root + "/out").filter { !$0.hasPrefix(".") }
         #expect(visible.isEmpty)
@@ -122,30 +143,14 @@ import Testing
     @Test func killMinusNineThenRestartResumesFromTheLastFinishedBlock() throws {
         let scratch = try Self.scratchWithModel("dsnot-resume")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let watches = """
-            [[watch]]
-            name = "main"
-            inbox = "in"
-            outbox = "out"
-            [watch.recipe]
-            method = "wanda"
-            pattern = 0.5
-            dsnot = {}
-            calibration = { source = "tokens", path = "\(scratch)/calib.safetensors" }
-
-            """
-        let first = try DaemonUnderTest(watches: watches)
-        let root = first.root
-        try first.drop(scratch + "/model", into: "in", as: "big")
-        #expect(
-            waitUntil(timeout: 120) {
-                guard let job = try? first.jobs().first else { return false }
-                return job.state == .running && (job.block ?? 0) >= 3
-            },
-            "\(first.log)"
+        let root = try Self.interruptedRun(
+            scratch,
+            method: "wanda",
+            dsnot: true,
+            atBlock: 3,
+            timeout: 120,
+            signal: SIGKILL
         )
-        kill(first.process.processIdentifier, SIGKILL)
-        first.process.waitUntilExit()
         let staging = try #require(
             try FileManager.default.contentsOfDirectory(atPath: root + "/out").first { $0.hasPrefix(".dsnot-tmp-") }
         )
@@ -185,29 +190,13 @@ import Testing
     @Test func gracefulRestartResumesTooAndTheOutputVerifies() throws {
         let scratch = try Self.scratchWithModel("dsnot-resume-term")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let watches = """
-            [[watch]]
-            name = "main"
-            inbox = "in"
-            outbox = "out"
-            [watch.recipe]
-            method = "wanda"
-            pattern = 0.5
-            calibration = { source = "tokens", path = "\(scratch)/calib.safetensors" }
-
-            """
-        let first = try DaemonUnderTest(watches: watches)
-        let root = first.root
-        try first.drop(scratch + "/model", into: "in", as: "big")
-        #expect(
-            waitUntil(timeout: 120) {
-                guard let job = try? first.jobs().first else { return false }
-                return job.state == .running && (job.block ?? 0) >= 2
-            },
-            "\(first.log)"
+        let root = try Self.interruptedRun(
+            scratch,
+            method: "wanda",
+            atBlock: 2,
+            timeout: 120,
+            signal: SIGTERM
         )
-        kill(first.process.processIdentifier, SIGTERM)
-        first.process.waitUntilExit()
         let second = try DaemonUnderTest(reusing: root)
         defer { second.stop() }
         #expect(waitUntil(timeout: 180) { (try? second.jobs().first?.state) == .done }, "\(second.log)")
