@@ -85,16 +85,9 @@ public final class SparseOutputReader: @unchecked Sendable {
         self.directory = directory
         manifest = try SparseVerifier.readManifest(directory)
         try SparseVerifier.checkListedFiles(directory, manifest: manifest)
-        let frames = manifest.files.map(\.name).filter { SparseUnpacker.shardName(ofFrame: $0) != nil }
-        let listed = Set(frames)
-        for name in try FileIO.listDirectory(directory) where SparseUnpacker.shardName(ofFrame: name) != nil {
-            guard listed.contains(name) else {
-                throw SparseFormatError.invalidOutput(
-                    path: directory + "/" + name,
-                    reason: "not listed in the manifest"
-                )
-            }
-        }
+        let isFrame = { (name: String) in SparseUnpacker.shardName(ofFrame: name) != nil }
+        let frames = manifest.files.map(\.name).filter(isFrame)
+        try SparseVerifier.checkNoUnlistedFiles(directory, manifest: manifest, checked: isFrame)
         guard !frames.isEmpty else {
             throw SparseFormatError.invalidOutput(
                 path: directory,

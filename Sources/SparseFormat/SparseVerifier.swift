@@ -82,10 +82,15 @@ public enum SparseVerifier {
         return report
     }
 
-    /// Fails on a file of `directory` that the manifest does not list (the report itself aside).
-    static func checkNoUnlistedFiles(_ directory: String, manifest: OutputManifest) throws {
+    /// Fails on a file of `directory` that the manifest does not list (the report itself aside), among
+    /// the names `checked` selects (every name by default).
+    static func checkNoUnlistedFiles(
+        _ directory: String,
+        manifest: OutputManifest,
+        checked: (String) -> Bool = { _ in true }
+    ) throws {
         let listed = Set(manifest.files.map(\.name))
-        for name in try FileIO.listDirectory(directory) where name != OutputManifest.reportFileName {
+        for name in try FileIO.listDirectory(directory) where name != OutputManifest.reportFileName && checked(name) {
             guard listed.contains(name) else {
                 throw SparseFormatError.invalidOutput(
                     path: directory + "/" + name,
