@@ -54,8 +54,7 @@ extension PruneJob {
             )
             if let lastPoint { try? FileManager.default.removeItem(atPath: path(of: lastPoint)) }
             lastPoint = state.nextBlock
-            let elapsed = start.duration(to: clock.now).components
-            let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
+            let seconds = start.duration(to: clock.now).inSeconds
             logger.debug(
                 "Resume point written",
                 metadata: [

@@ -2,6 +2,8 @@
 // SequentialPruner+OutputCheck: DSnoT's block-output check (DSnoT.OutputCheck): the block runs on
 // held-out sequences with its base and its refined masks; what reproduces the dense output better stays.
 
+import DSnoTSupport
+
 /// The entries where a layer's refined and base sparse weights differ, holding the values of the
 /// variant that is not in the block: `toggle` swaps them with the block's, so the block switches
 /// between the two variants in place (DSnoT moves at most `2T` entries per row, so this is small).
@@ -91,7 +93,7 @@ extension SequentialPruner {
             layersKept: alternatives.filter(\.refinedInBlock).count,
             layersRefined: alternatives.count,
             forwards: forwards,
-            seconds: Self.seconds(start.duration(to: clock.now))
+            seconds: start.duration(to: clock.now).inSeconds
         )
     }
 

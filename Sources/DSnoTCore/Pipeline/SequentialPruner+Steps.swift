@@ -265,7 +265,7 @@ extension SequentialPruner {
                 pruned: true
             )
         }
-        return Self.seconds(start.duration(to: clock.now))
+        return start.duration(to: clock.now).inSeconds
     }
 
     /// Streams every tensor that is not a prunable linear weight from the input to the sink, unchanged.
@@ -305,10 +305,6 @@ extension SequentialPruner {
     static func time(_ clock: ContinuousClock, _ body: () throws -> Void) rethrows -> Double {
         let start = clock.now
         try body()
-        return seconds(start.duration(to: clock.now))
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+        return start.duration(to: clock.now).inSeconds
     }
 }

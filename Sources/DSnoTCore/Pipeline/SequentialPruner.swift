@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // SequentialPruner: the block-by-block pruning flow of ALGORITHM.md D3 (reference B§2.3).
 
+import DSnoTSupport
 public import Logging
 import SafeTensors
 
@@ -278,7 +279,7 @@ public struct SequentialPruner: Sendable {
                 )
             }
         }
-        report.timings.total = Self.seconds(start.duration(to: clock.now))
+        report.timings.total = start.duration(to: clock.now).inSeconds
         return report
     }
 }

@@ -2,6 +2,8 @@
 // LayerPruner: one linear layer through a Recipe (base pruner, optional DSnoT, metrics). Pure and synchronous.
 // Shapes: W (out, in); statistics over the layer's inputs (in); results in W's layout.
 
+import DSnoTSupport
+
 /// What one layer's pruning produced, for the report.
 public struct LayerMetrics: Sendable, Equatable {
     /// Fraction of pruned weights in the final mask.
@@ -105,7 +107,7 @@ public enum LayerPruner {
         let runsDSnoT = dsnotSettings.map { !$0.skips(layer: layer) } ?? false
         let baseStart = clock.now
         let base = try baseResult(weights: weights, statistics: statistics, recipe: recipe, layer: layer)
-        let baseSeconds = Self.seconds(baseStart.duration(to: clock.now))
+        let baseSeconds = baseStart.duration(to: clock.now).inSeconds
         let dsnotStart = clock.now
         var finalMask = base.mask
         var finalWeights = base.weights
@@ -128,7 +130,7 @@ public enum LayerPruner {
             if base.weights != nil { finalWeights = out.weights }
             record = out.record
         }
-        let dsnotSeconds = runsDSnoT ? Self.seconds(dsnotStart.duration(to: clock.now)) : 0
+        let dsnotSeconds = runsDSnoT ? dsnotStart.duration(to: clock.now).inSeconds : 0
         var metrics = Self.metrics(
             dense: weights,
             base: (base.mask, base.weights),
@@ -148,10 +150,6 @@ public enum LayerPruner {
             baseSeconds: baseSeconds,
             dsnotSeconds: dsnotSeconds
         )
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
     }
 
     /// Checkpoints are untrusted: a NaN would silently reorder every ranking it touches.
