@@ -118,19 +118,23 @@ import Testing
 
     @Test(arguments: families)
     func sparseOutputUnpacksToExactlyTheDenseOutput(_ family: String) throws {
+        try Self.checkSparseUnpacksToDense(family) { calibration, format in
+            Self.options(.wanda, .nOfM(2, 4), dsnot: true, calibration: calibration, format: format)
+        }
+    }
+
+    /// Prunes `family` with `options(calibration path, format)` into a dense and a sparse output, and checks
+    /// that the sparse one unpacks to exactly the dense one's tensors.
+    static func checkSparseUnpacksToDense(
+        _ family: String,
+        options: (String, OutputFormat) -> PruneJobOptions
+    ) throws {
         let root = try TemporaryDirectory("dsnot-pipeline").path
         defer { try? FileManager.default.removeItem(atPath: root) }
-        try Self.writeCalibration(to: root + "/calib.safetensors")
+        try writeCalibration(to: root + "/calib.safetensors")
         for (name, format) in [("dense", OutputFormat.dense), ("sparse", .sparse(level: .fast, bytePlanes: false))] {
             try FileManager.default.createDirectory(atPath: root + "/" + name, withIntermediateDirectories: true)
-            let options = Self.options(
-                .wanda,
-                .nOfM(2, 4),
-                dsnot: true,
-                calibration: root + "/calib.safetensors",
-                format: format
-            )
-            _ = try PruneJob(input: Self.models + "/" + family, options: options)
+            _ = try PruneJob(input: models + "/" + family, options: options(root + "/calib.safetensors", format))
                 .run(into: root + "/" + name, logger: Logger(label: "test"))
         }
         _ = try SparseUnpacker.unpack(outputDirectory: root + "/sparse", destination: root + "/unpacked", mode: .dense)
