@@ -2,6 +2,7 @@
 // ForwardPassBenchmark: a SmolLM2-135M-shaped decoder block's forward pass versus cblas_sgemm on the same GEMMs.
 
 import DSnoTCore
+import DSnoTSupport
 import Foundation
 import SafeTensors
 

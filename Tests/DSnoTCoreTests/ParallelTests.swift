@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Parallel tests: every index, chunk and part once; nested regions inline; BLAS restored; results independent of the split.
 
+import DSnoTSupport
 import Synchronization
 import Testing
 

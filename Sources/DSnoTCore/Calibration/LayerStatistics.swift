@@ -2,6 +2,8 @@
 // LayerStatistics: the per-input-feature calibration statistics of one linear layer (ALGORITHM.md D1, B§3).
 // Shapes: one call receives X (tokens, in) for one calibration sequence; every statistic is (in).
 
+import DSnoTSupport
+
 /// Calibration statistics of one linear layer, accumulated one sequence at a time.
 ///
 /// With `N` sequences of `L` tokens (`x_{n,t} ∈ R^{C_in}`), exactly as the reference wrappers:

@@ -2,6 +2,7 @@
 // Linalg: BLAS-backed kernels (OpenBLAS through the CBLAS shim).
 
 import CBLAS
+import DSnoTSupport
 import Synchronization
 
 /// BLAS-backed matrix kernels. Each has a naive twin in `Reference` that tests compare against.

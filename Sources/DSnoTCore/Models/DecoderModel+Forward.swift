@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // DecoderModel+Forward: the whole-model forward pass for a batch of sequences, streamed block by block.
 
+import DSnoTSupport
+
 extension DecoderBlock {
     /// Runs this block over every sequence of `hidden` in place, one sequence per core
     /// (`Parallel.forEach`); each result is, bit for bit, `forward(_:)` of that sequence alone.

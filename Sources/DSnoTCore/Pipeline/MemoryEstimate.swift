@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // MemoryEstimate: the pipeline's peak memory, computed up front so a caller can refuse a job that cannot fit.
 
+import DSnoTSupport
 import SafeTensors
 
 /// An upper estimate of `SequentialPruner`'s peak resident memory, from the model's shapes, the

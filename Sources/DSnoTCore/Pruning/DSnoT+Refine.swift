@@ -2,6 +2,8 @@
 // DSnoT+Refine: the row-parallel driver of the mask refinement (B§5.2, B§5.3 with the guarded rules of B§5.7).
 // Shapes: dense W and current Wc (out, in); mask (out, in); μ̃ = sumRow, v = variance, scalerRow (in); H (in, in).
 
+import DSnoTSupport
+
 #if canImport(Glibc)
     import Glibc
 #endif

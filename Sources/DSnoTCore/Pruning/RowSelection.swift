@@ -2,6 +2,8 @@
 // RowSelection: the shared "prune the smallest scores" kernels (per row, per N:M group), parallel over rows.
 // Shapes: scores (out, in) row-major, like the weight they rank.
 
+import DSnoTSupport
+
 /// Mask kernels shared by the score-based pruners (magnitude, Wanda, DSnoT's base mask).
 enum RowSelection {
     /// Per row, prune the `count` columns with the smallest score (as a stable ascending sort would: ties by index).

@@ -2,6 +2,8 @@
 // SparseGPT+Blocks: the column-block loop of `fasterprune` (mask selection, OBS update, lazy sgemm update).
 // Shapes: W (out, in) row-major; U (in, in) upper; a block is W[:, i1:i2] copied to W1 (out, width).
 
+import DSnoTSupport
+
 extension SparseGPT {
     /// The block loop of `fasterprune`, given `U (in, in)`. Rows are independent inside a block, so
     /// they run in parallel (the result does not depend on the chunking); the lazy update of the

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // CausalAttention: multi-head / grouped-query scaled dot-product attention with a causal mask, fp32.
 
+import DSnoTSupport
 import Foundation
 
 /// The attention core shared by every architecture: `softmax(scale · Q Kᵀ + causal mask) V` per head,

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Normalization: RMSNorm (LLaMA) and LayerNorm (OPT), row-wise over the hidden dimension, fp32.
 
+import DSnoTSupport
 import Foundation
 
 /// Root-mean-square normalisation as in Hugging Face `LlamaRMSNorm`:

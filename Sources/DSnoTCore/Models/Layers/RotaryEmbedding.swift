@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // RotaryEmbedding: RoPE in the Hugging Face convention (rotate_half over the two halves of a head).
 
+import DSnoTSupport
 import Foundation
 
 /// How the rotary inverse frequencies are derived (`rope_scaling` / `rope_parameters`).

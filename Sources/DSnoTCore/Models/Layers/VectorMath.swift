@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // VectorMath: SIMD exp, softmax, SiLU, GeLU-tanh and soft-cap kernels for the element-wise parts of the forward pass.
 
+import DSnoTSupport
+
 /// 8-wide kernels. `exp` is the Cephes `expf` polynomial (range reduction by ln 2 split in two
 /// constants, degree-6 polynomial, exponent by bit construction): relative error about 2 ulp on
 /// `[-87, 88]`, which the forward tests bound against `Foundation.exp`.
