@@ -71,11 +71,12 @@ extension SparseCheckpointWriter {
         if plan.writesIndex {
             try FileIO.writeFile(directory + "/model.safetensors.index.json", try Self.encode(indexObject()))
         }
+        // Shard frames were hashed while they were written; the small files are read once here.
+        let frames = frameDigests
         for name in try FileIO.listDirectory(directory) where name != OutputManifest.reportFileName {
             let path = directory + "/" + name
-            manifest.files.append(
-                .init(name: name, bytes: try FileIO.fileSize(path), sha256: try SHA256.hash(fileAt: path).hex)
-            )
+            let digest = try frames[name] ?? SHA256.hash(fileAt: path)
+            manifest.files.append(.init(name: name, bytes: try FileIO.fileSize(path), sha256: digest.hex))
         }
         var reportObject = try report.map { try Self.jsonObject($0, what: "report") } ?? [:]
         let encoder = JSONEncoder()

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // SparseCheckpointWriter: streams pruned tensors into sparse, LZ4-framed shards that follow the input's sharding.
 
+import DSnoTSupport
 public import SafeTensors
 import SystemPackage
 
@@ -36,11 +37,14 @@ public struct OutputPlan: Sendable, Equatable {
 /// produces them (block by block).
 ///
 /// Each pruned weight `X.weight` becomes `X.shape`, `X.compressed`, `X.bitmask` and (unstructured)
-/// `X.row_offsets`; every other tensor is stored unchanged. Because the size of `.compressed` is
-/// only known after pruning, each shard's encoded tensors are spooled to a file in the staging
-/// directory; when a shard's last tensor arrives, its safetensors header and the spooled data go
-/// through an `LZ4FrameWriter` into `<shard>.lz4` and the spool is deleted. Memory: one tensor's
-/// encoding plus the LZ4 buffers.
+/// `X.row_offsets`; every other tensor is stored unchanged. A shard's safetensors header comes first
+/// in its file but depends on every tensor of the shard (the size of `.compressed` is only known
+/// after pruning), so each shard's encoded tensors are held until its last tensor arrives: in memory,
+/// up to `bufferLimit` bytes over all shards; beyond that, a shard's held bytes spill to a spool file
+/// (`.spool-<i>`) in the staging directory. When a shard is complete, its header and held bytes go in
+/// one pass through an `LZ4FrameWriter`, which compresses its 4 MiB blocks on all cores and hashes
+/// the frame file (SHA-256, for the manifest) as it writes it. Memory: `bufferLimit`, one tensor's
+/// encoding and the frame writer's buffers (3 × `Parallel.workers` × 4 MiB).
 ///
 /// ```swift
 /// let writer = try SparseCheckpointWriter(directory: staging, plan: plan, structure: .unstructured)
@@ -56,10 +60,22 @@ public final class SparseCheckpointWriter {
     /// Whether 2-byte tensors are stored as byte planes (`BytePlanes`; not `lz4 -d`-compatible).
     public let bytePlanes: Bool
 
+    /// Default of `bufferLimit`: 256 MiB, enough to hold the shards of models up to about 500M
+    /// parameters (bf16) in memory.
+    public static let defaultBufferLimit = 256 << 20
+
+    /// Bytes of encoded tensors held in memory over all unfinished shards before they spill to spool files.
+    public let bufferLimit: Int
+
     struct ShardState {
         var remaining: Set<String>
         var entries: [SafeTensorsLayout.Entry] = []
+        /// Encoded tensors held in memory, in order (empty once the shard spilled).
+        var held: [[UInt8]] = []
+        var heldBytes = 0
         var spool: FileSink?
+        /// SHA-256 of the finished frame file.
+        var digest: SHA256.Digest?
         var safetensorsBytes: UInt64 = 0
         var lz4Bytes: UInt64 = 0
         var dataBytes: UInt64 = 0
@@ -74,6 +90,8 @@ public final class SparseCheckpointWriter {
     private var denseBytes: UInt64 = 0
     private var prunedElements: UInt64 = 0
     private var prunedNonZeros: UInt64 = 0
+    /// Bytes held in memory over all shards.
+    private var heldBytes = 0
 
     /// - Parameters:
     ///   - directory: an existing, empty directory (the publisher's staging directory).
@@ -81,15 +99,18 @@ public final class SparseCheckpointWriter {
     ///   - structure: unstructured (`sparse-bitmask`) or 2:4 (`sparse-24-bitmask`).
     ///   - level: LZ4 level.
     ///   - bytePlanes: opt-in byte-plane variant (smaller, but only `unpack` restores it).
+    ///   - bufferLimit: bytes of encoded tensors held in memory before spilling to spool files.
     /// - Throws: `SparseFormatError.unexpectedTensor` when the plan names a tensor twice.
     public init(
         directory: String,
         plan: OutputPlan,
         structure: SparsityStructure,
         level: LZ4Level = .fast,
-        bytePlanes: Bool = false
+        bytePlanes: Bool = false,
+        bufferLimit: Int = SparseCheckpointWriter.defaultBufferLimit
     ) throws {
         self.directory = directory
+        self.bufferLimit = max(0, bufferLimit)
         self.plan = plan
         self.structure = structure
         self.level = level
@@ -214,21 +235,39 @@ public final class SparseCheckpointWriter {
     }
 
     private func append(_ entry: SafeTensorsLayout.Entry, _ bytes: UnsafeRawBufferPointer, shard: Int) throws {
-        if shards[shard].spool == nil {
-            shards[shard].spool = try FileSink(creating: spoolPath(shard))
-        }
         if bytePlanes && entry.dtype.byteWidth == 2 {
-            try BytePlanes.split(bytes).withUnsafeBytes { try shards[shard].spool!.write($0) }
+            try hold(BytePlanes.split(bytes), shard: shard)
         } else {
-            try shards[shard].spool!.write(bytes)
+            try hold(Array(bytes), shard: shard)
         }
         shards[shard].entries.append(entry)
         weightMap[entry.name] = plan.shards[shard].fileName
     }
 
+    /// Keeps a tensor's encoded bytes for the shard's frame: in memory while the writer holds at
+    /// most `bufferLimit` bytes, else in the shard's spool file (its held bytes first).
+    private func hold(_ bytes: [UInt8], shard: Int) throws {
+        if shards[shard].spool == nil && heldBytes + bytes.count <= bufferLimit {
+            shards[shard].held.append(bytes)
+            shards[shard].heldBytes += bytes.count
+            heldBytes += bytes.count
+            return
+        }
+        if shards[shard].spool == nil {
+            let spool = try FileSink(creating: spoolPath(shard))
+            shards[shard].spool = spool
+            for held in shards[shard].held { try held.withUnsafeBytes { try spool.write($0) } }
+            heldBytes -= shards[shard].heldBytes
+            shards[shard].held = []
+            shards[shard].heldBytes = 0
+        }
+        try bytes.withUnsafeBytes { try shards[shard].spool!.write($0) }
+    }
+
     private func spoolPath(_ shard: Int) -> String { directory + "/.spool-\(shard)" }
 
-    /// Writes the shard's frame: header, then the spooled data, through one LZ4 frame.
+    /// Writes the shard's frame in one pass: header, then the held data, through one LZ4 frame
+    /// that is compressed in parallel and hashed as it is written.
     private func finishShard(_ index: Int) throws {
         let metadata = bytePlanes ? ["format": "pt", BytePlanes.metadataKey: "2"] : ["format": "pt"]
         let layout = try SafeTensorsLayout(entries: shards[index].entries, metadata: metadata)
@@ -241,6 +280,7 @@ public final class SparseCheckpointWriter {
             file: outputPath
         )
         try layout.headerBytes.withUnsafeBytes { try writer.write($0) }
+        for held in shards[index].held { try held.withUnsafeBytes { try writer.write($0) } }
         if let spool = shards[index].spool {
             try spool.close()
             try FileIO.forEachChunk(of: spool.path) { try writer.write($0) }
@@ -248,12 +288,27 @@ public final class SparseCheckpointWriter {
         }
         let sink = try writer.finish()
         try sink.close()
+        heldBytes -= shards[index].heldBytes
+        shards[index].held = []
+        shards[index].heldBytes = 0
         shards[index].spool = nil
         shards[index].entries = []
         shards[index].done = true
+        shards[index].digest = writer.digest
         shards[index].safetensorsBytes = UInt64(layout.fileSize)
         shards[index].lz4Bytes = writer.bytesOut
         shards[index].dataBytes = UInt64(layout.dataSize)
+    }
+
+    /// SHA-256 of each finished shard frame, by output file name (computed while writing it).
+    var frameDigests: [String: SHA256.Digest] {
+        var digests: [String: SHA256.Digest] = [:]
+        for (index, shard) in shards.enumerated() {
+            if let digest = shard.digest {
+                digests[Self.outputName(ofShard: plan.shards[index].fileName, bytePlanes: bytePlanes)] = digest
+            }
+        }
+        return digests
     }
 
     /// Zero fraction over the pruned tensors so far.

@@ -38,7 +38,7 @@ import Testing
         case .lyingContentSize:
             let size = UInt64(content.count) + 8
             for i in 0..<8 { frame[6 + i] = UInt8(truncatingIfNeeded: size >> UInt64(8 * i)) }
-            frame[14] = UInt8(truncatingIfNeeded: XXH32.hashShort(Array(frame[4..<14])) >> 8)
+            frame[14] = UInt8(truncatingIfNeeded: XXH32.hash(Array(frame[4..<14])) >> 8)
         case .popcountDisagrees:
             let at = try offset(".bitmask")
             let byte = try #require((0..<8).first { content[at + $0] != 0xFF })

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // LZ4 frames: interop with the lz4 CLI both ways, bounded streaming, and a table of corrupt frames.
 
+import DSnoTSupport
 import DSnoTTestSupport
 import Foundation
 import SafeTensors
@@ -51,6 +52,60 @@ import Testing
         #expect(try FileIO.fileSize(dir.file("data.lz4")) < UInt64(data.count))
     }
 
+    /// The parallel writer's frame is byte for byte the frame of liblz4's streaming API as the
+    /// `lz4` CLI drives it (same block size, independent blocks, content size and checksum), for the
+    /// fast, accelerated and HC compressors, and its SHA-256 is that of the file (`sha256sum`).
+    @Test(arguments: [(LZ4Level.fast, "-1"), (.accelerated(3), "--fast=3"), (.hc(9), "-9")])
+    func frameEqualsTheCLIsFrameByteForByte(level: LZ4Level, flag: String) throws {
+        let dir = try TemporaryDirectory("sparseformat-test")
+        defer { dir.remove() }
+        let data = Self.sample() + [UInt8](repeating: 7, count: 3 << 20)
+        try Tool.write(dir.file("data"), data)
+        let status = try ExternalProcess.run(command: [
+            "lz4", "-q", flag, "-B7", "-BI", "--content-size", dir.file("data"), dir.file("cli.lz4"),
+        ]).status
+        #expect(status == 0)
+        let writer = try LZ4FrameWriter(
+            sink: FileSink(creating: dir.file("ours.lz4")),
+            contentSize: UInt64(data.count),
+            level: level
+        )
+        try data.withUnsafeBytes { try writer.write($0) }
+        try writer.finish().close()
+        #expect(try Tool.read(dir.file("ours.lz4")) == Tool.read(dir.file("cli.lz4")))
+        let (_, sums) = try ExternalProcess.run(command: ["sha256sum", dir.file("ours.lz4")])
+        #expect(sums.hasPrefix(try #require(writer.digest).hex))
+    }
+
+    /// XXH32 of every length 0…40 and of a long input fed in uneven slices equals the checksum
+    /// the lz4 CLI stores at the end of a frame of the same bytes.
+    @Test func xxh32EqualsTheCLIsContentChecksum() throws {
+        let dir = try TemporaryDirectory("sparseformat-test")
+        defer { dir.remove() }
+        let sample = Self.sample()
+        for count in Array(0...40) + [sample.count] {
+            let data = Array(sample.prefix(count))
+            try Tool.write(dir.file("d\(count)"), data)
+            let status = try ExternalProcess.run(command: [
+                "lz4", "-q", "-f", "-BI", "--content-size", dir.file("d\(count)"), dir.file("d.lz4"),
+            ]).status
+            #expect(status == 0)
+            let frame = try Tool.read(dir.file("d.lz4"))
+            let stored = frame.suffix(4).reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            var hasher = XXH32()
+            data.withUnsafeBytes { raw in
+                var offset = 0
+                while offset < raw.count {
+                    let end = min(raw.count, offset + 1 + offset % 37 * 1013)
+                    hasher.update(UnsafeRawBufferPointer(rebasing: raw[offset..<end]))
+                    offset = end
+                }
+            }
+            #expect(hasher.finalize() == stored, "length \(count)")
+            #expect(XXH32.hash(data) == stored)
+        }
+    }
+
     @Test func readerRestoresWhatTheCLICompressed() throws {
         let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
@@ -97,7 +152,7 @@ import Testing
         // Header: magic(4) FLG(1) BD(1) content size(8) HC(1) = 15 bytes.
         func setContentSize(_ size: UInt64) {
             for i in 0..<8 { frame[6 + i] = UInt8(truncatingIfNeeded: size >> UInt64(8 * i)) }
-            frame[14] = UInt8(truncatingIfNeeded: XXH32.hashShort(Array(frame[4..<14])) >> 8)
+            frame[14] = UInt8(truncatingIfNeeded: XXH32.hash(Array(frame[4..<14])) >> 8)
         }
         switch kind {
         case .empty: frame = []

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Test helpers: file bytes, seeded tensors, XXH32 for hand-made frame headers.
+// Test helpers: file bytes, seeded tensors.
 
 import Foundation
 import SafeTensors
@@ -68,41 +68,5 @@ struct TensorFactory {
             out[i * width + width - 1] = 0x80
         }
         return out
-    }
-}
-
-/// XXH32 (seed 0), to rebuild an LZ4 frame header checksum after editing the header in a test.
-enum XXH32 {
-    static let p1: UInt32 = 2_654_435_761
-    static let p2: UInt32 = 2_246_822_519
-    static let p3: UInt32 = 3_266_489_917
-    static let p4: UInt32 = 668_265_263
-    static let p5: UInt32 = 374_761_393
-
-    static func rotl(_ x: UInt32, _ r: UInt32) -> UInt32 { (x << r) | (x >> (32 - r)) }
-
-    static func word(_ b: [UInt8], _ i: Int) -> UInt32 {
-        UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24
-    }
-
-    /// XXH32 of a short input (< 16 bytes, enough for frame descriptors).
-    static func hashShort(_ input: [UInt8]) -> UInt32 {
-        precondition(input.count < 16, "hashShort handles inputs under 16 bytes")
-        var h = p5 &+ UInt32(input.count)
-        var i = 0
-        while i + 4 <= input.count {
-            h = rotl(h &+ word(input, i) &* p3, 17) &* p4
-            i += 4
-        }
-        while i < input.count {
-            h = rotl(h &+ UInt32(input[i]) &* p5, 11) &* p1
-            i += 1
-        }
-        h ^= h >> 15
-        h = h &* p2
-        h ^= h >> 13
-        h = h &* p3
-        h ^= h >> 16
-        return h
     }
 }

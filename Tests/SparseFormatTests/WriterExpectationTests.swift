@@ -100,16 +100,20 @@ import Testing
         ),
     ]
 
-    @Test(arguments: cases)
-    func outputBytesEqualTheSpoolingWriters(_ item: Case) throws {
+    /// In memory (the default limit), spilling part-way through the first shard (3 MiB), and
+    /// spooling everything (0).
+    @Test(arguments: cases, [SparseCheckpointWriter.defaultBufferLimit, 3 << 20, 0])
+    func outputBytesEqualTheSpoolingWriters(_ item: Case, bufferLimit: Int) throws {
         let dir = try TemporaryDirectory("writer-expectation")
         defer { dir.remove() }
-        let hashes = try Self.write(item, into: dir.file("out"))
+        let hashes = try Self.write(item, into: dir.file("out"), bufferLimit: bufferLimit)
         #expect(hashes == item.expected, "\(hashes)")
+        // No spool file is left behind.
+        #expect(try FileIO.listDirectory(dir.file("out")).allSatisfy { !$0.hasPrefix(".") })
     }
 
     /// Writes the case's output into the new directory `output`; returns every file's SHA-256.
-    static func write(_ item: Case, into output: String) throws -> [String: String] {
+    static func write(_ item: Case, into output: String, bufferLimit: Int) throws -> [String: String] {
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: false)
         let plan = OutputPlan(
             shards: shardNames.indices.map { shard in
@@ -121,7 +125,8 @@ import Testing
             plan: plan,
             structure: item.structure,
             level: item.level,
-            bytePlanes: item.bytePlanes
+            bytePlanes: item.bytePlanes,
+            bufferLimit: bufferLimit
         )
         var random = TensorFactory(seed: 14)
         for (name, dtype, shape, pruned, _, compressible) in tensors {
