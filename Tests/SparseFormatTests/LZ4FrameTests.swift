@@ -123,6 +123,35 @@ import Testing
         #expect(reader.isFinished)
     }
 
+    /// Every block layout the CLI writes decodes: independent blocks of each size (the parallel
+    /// decoder), with block checksums, and linked blocks (liblz4's sequential decoder); a block whose
+    /// data changed is refused by its block checksum.
+    @Test(arguments: [["-B4", "-BI"], ["-B5", "-BI"], ["-B6", "-BI"], ["-B7", "-BI", "-BX"], ["-B5", "-BD"]])
+    func readerRestoresEveryBlockLayoutOfTheCLI(flags: [String]) throws {
+        let dir = try TemporaryDirectory("sparseformat-test")
+        defer { dir.remove() }
+        let data = Self.sample()
+        try Tool.write(dir.file("data"), data)
+        let status = try ExternalProcess.run(
+            command: ["lz4", "-q"] + flags + ["--content-size", dir.file("data"), dir.file("data.lz4")]
+        ).status
+        #expect(status == 0)
+        let reader = try LZ4FrameReader(path: dir.file("data.lz4"))
+        var sink = MemorySink()
+        try reader.decompress(into: &sink)
+        #expect(sink.bytes == data)
+        #expect(reader.isFinished && reader.bytesOut == UInt64(data.count))
+        guard flags.contains("-BX") else { return }
+        var frame = try Tool.read(dir.file("data.lz4"))
+        frame[frame.count / 2] ^= 0x10
+        try FileIO.removeTree(dir.file("data.lz4"))
+        try Tool.write(dir.file("data.lz4"), frame)
+        #expect(throws: SparseFormatError.frameChecksumMismatch(file: dir.file("data.lz4"))) {
+            var sink = MemorySink()
+            try LZ4FrameReader(path: dir.file("data.lz4")).decompress(into: &sink)
+        }
+    }
+
     @Test func writerRejectsMoreOrFewerBytesThanDeclared() throws {
         let writer = try LZ4FrameWriter(sink: MemorySink(), contentSize: 4)
         let five: [UInt8] = [1, 2, 3, 4, 5]
