@@ -3,6 +3,8 @@
 // Layout reference: neuralmagic/compressed-tensors 0.14 compressors/sparse_compressors/sparse_bitmask.py.
 // Shapes: dense (rows, cols); compressed (nnz); bitmask (rows, ceil(cols/8)); row_offsets (rows).
 
+import DSnoTSupport
+
 /// The sparsity layout of an output.
 public enum SparsityStructure: String, Sendable, Codable, CaseIterable {
     /// `sparse-bitmask`: any pattern.
@@ -44,7 +46,10 @@ public enum SparseBitmask {
     /// Bytes per bitmask row for `cols` columns.
     public static func bitmaskRowBytes(cols: Int) -> Int { (cols + 7) / 8 }
 
-    /// Packs a dense row-major tensor.
+    /// Packs a dense row-major tensor. Rows are split over the workers (`Parallel.forEachChunk`) in
+    /// two passes: each row's bitmask and count, then, after the row offsets are summed, each row's
+    /// values copied to its offset; every chunk writes only its own rows, so the result does not
+    /// depend on the split.
     /// - Parameters:
     ///   - dense: `rows × cols × width` bytes.
     ///   - width: element size in bytes (1, 2, 4 or 8).
@@ -52,25 +57,57 @@ public enum SparseBitmask {
         precondition(dense.count == rows * cols * width, "SparseBitmask.pack: byte count must be rows × cols × width")
         let rowBytes = bitmaskRowBytes(cols: cols)
         var bitmask = [UInt8](repeating: 0, count: rows * rowBytes)
-        var compressed = [UInt8](repeating: 0, count: dense.count)
+        var counts = [Int](repeating: 0, count: rows)
+        bitmask.withUnsafeMutableBufferPointer { bits in
+            counts.withUnsafeMutableBufferPointer { counts in
+                Parallel.forEachChunk(0..<rows, units: rows * cols) { chunk in
+                    for row in chunk {
+                        let source = dense.baseAddress! + row * cols * width
+                        let mask = bits.baseAddress! + row * rowBytes
+                        counts[row] =
+                            switch width {
+                            case 2: maskRow(source, cols: cols, into: mask, as: UInt16.self)
+                            case 4: maskRow(source, cols: cols, into: mask, as: UInt32.self)
+                            case 8: maskRow(source, cols: cols, into: mask, as: UInt64.self)
+                            default: maskRow(source, cols: cols, into: mask, as: UInt8.self)
+                            }
+                    }
+                }
+            }
+        }
         var rowOffsets = [Int64](repeating: 0, count: rows)
         var stored = 0
+        for row in 0..<rows {
+            rowOffsets[row] = Int64(stored)
+            stored += counts[row]
+        }
+        var compressed = [UInt8](repeating: 0, count: stored * width)
         compressed.withUnsafeMutableBytes { out in
-            bitmask.withUnsafeMutableBufferPointer { bits in
-                for row in 0..<rows {
-                    rowOffsets[row] = Int64(stored)
-                    for col in 0..<cols {
-                        let index = row * cols + col
-                        if ElementBytes.isNonZero(dense, index: index, width: width) {
-                            bits[row * rowBytes + col >> 3] |= UInt8(1) << UInt8(col & 7)
-                            ElementBytes.copy(from: dense, index: index, to: out, index: stored, width: width)
-                            stored += 1
+            bitmask.withUnsafeBufferPointer { bits in
+                rowOffsets.withUnsafeBufferPointer { offsets in
+                    Parallel.forEachChunk(0..<rows, units: rows * cols) { chunk in
+                        for row in chunk {
+                            var target = Int(offsets[row])
+                            for byte in 0..<rowBytes {
+                                var mask = bits[row * rowBytes + byte]
+                                while mask != 0 {
+                                    let col = byte * 8 + mask.trailingZeroBitCount
+                                    ElementBytes.copy(
+                                        from: dense,
+                                        index: row * cols + col,
+                                        to: out,
+                                        index: target,
+                                        width: width
+                                    )
+                                    target += 1
+                                    mask &= mask &- 1
+                                }
+                            }
                         }
                     }
                 }
             }
         }
-        compressed.removeLast(compressed.count - stored * width)
         return PackedSparseTensor(
             compressed: compressed,
             bitmask: bitmask,
@@ -78,6 +115,30 @@ public enum SparseBitmask {
             storedCount: stored,
             nonZeroCount: stored
         )
+    }
+
+    /// Sets the bitmask bits of one row of `cols` elements of type `T` (bit j of byte k: element
+    /// 8k+j is not all zero bytes) and returns how many are set. Eight elements per bitmask byte,
+    /// without branches, so the compiler can vectorise it.
+    @inline(__always)
+    static func maskRow<T: FixedWidthInteger>(
+        _ source: UnsafeRawPointer,
+        cols: Int,
+        into mask: UnsafeMutablePointer<UInt8>,
+        as _: T.Type
+    ) -> Int {
+        let width = MemoryLayout<T>.size
+        var count = 0
+        for k in 0..<(cols + 7) / 8 {
+            var byte: UInt8 = 0
+            for j in 0..<min(8, cols - 8 * k) {
+                let value = source.loadUnaligned(fromByteOffset: (8 * k + j) * width, as: T.self)
+                byte |= (value != 0 ? 1 : 0) << UInt8(j)
+            }
+            mask[k] = byte
+            count += byte.nonzeroBitCount
+        }
+        return count
     }
 
     /// Validates a packed tensor and expands it to dense row-major bytes (zeros where the bitmask is clear).

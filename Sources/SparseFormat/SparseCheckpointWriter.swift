@@ -208,21 +208,21 @@ public final class SparseCheckpointWriter {
                 shard: shard
             )
         }
-        try packed.compressed.withUnsafeBytes {
-            let shape = is24 ? [rows, cols / 2] : [packed.storedCount]
-            try append(
-                .init(name: module + ".compressed", dtype: dtype, shape: shape, byteCount: $0.count),
-                $0,
-                shard: shard
-            )
-        }
-        try packed.bitmask.withUnsafeBytes {
-            try append(
-                .init(name: module + ".bitmask", dtype: .u8, shape: [rows, rowBytes], byteCount: $0.count),
-                $0,
-                shard: shard
-            )
-        }
+        try append(
+            .init(
+                name: module + ".compressed",
+                dtype: dtype,
+                shape: is24 ? [rows, cols / 2] : [packed.storedCount],
+                byteCount: packed.compressed.count
+            ),
+            owned: packed.compressed,
+            shard: shard
+        )
+        try append(
+            .init(name: module + ".bitmask", dtype: .u8, shape: [rows, rowBytes], byteCount: packed.bitmask.count),
+            owned: packed.bitmask,
+            shard: shard
+        )
         if !is24 {
             try packed.rowOffsets.withUnsafeBytes {
                 try append(
@@ -235,10 +235,22 @@ public final class SparseCheckpointWriter {
     }
 
     private func append(_ entry: SafeTensorsLayout.Entry, _ bytes: UnsafeRawBufferPointer, shard: Int) throws {
+        // One memcpy (`Array(bytes)` would go through the generic sequence path).
+        let copy = [UInt8](unsafeUninitializedCapacity: bytes.count) { copy, count in
+            if let source = bytes.baseAddress {
+                copy.baseAddress!.initialize(from: source.assumingMemoryBound(to: UInt8.self), count: bytes.count)
+            }
+            count = bytes.count
+        }
+        try append(entry, owned: copy, shard: shard)
+    }
+
+    /// Adds a tensor whose encoding the writer may keep as it is (no copy).
+    private func append(_ entry: SafeTensorsLayout.Entry, owned bytes: [UInt8], shard: Int) throws {
         if bytePlanes && entry.dtype.byteWidth == 2 {
-            try hold(BytePlanes.split(bytes), shard: shard)
+            try hold(bytes.withUnsafeBytes { BytePlanes.split($0) }, shard: shard)
         } else {
-            try hold(Array(bytes), shard: shard)
+            try hold(bytes, shard: shard)
         }
         shards[shard].entries.append(entry)
         weightMap[entry.name] = plan.shards[shard].fileName
@@ -274,7 +286,7 @@ public final class SparseCheckpointWriter {
         let outputPath =
             directory + "/" + Self.outputName(ofShard: plan.shards[index].fileName, bytePlanes: bytePlanes)
         let writer = try LZ4FrameWriter(
-            sink: FileSink(creating: outputPath),
+            sink: FileSink(creating: outputPath, startingWriteback: true),
             contentSize: UInt64(layout.fileSize),
             level: level,
             file: outputPath

@@ -64,7 +64,7 @@ public enum SparseUnpacker {
             guard let base = shardName(ofFrame: name) else { continue }
             switch mode {
             case .compressedTensors:
-                try decompressShard(at: source + "/" + name, to: staging + "/" + base)
+                try decompressShard(at: source + "/" + name, to: staging + "/" + base, published: true)
                 let file = try FileIO.safeTensors { try SafeTensorsFile(path: staging + "/" + base) }
                 let groups = try SparseTensorGroups(file: file)
                 for case .sparse(let group) in groups.items {
@@ -116,8 +116,11 @@ public enum SparseUnpacker {
     /// Decompresses a shard frame into the new file `destination`: the compressed-tensors
     /// safetensors file, with byte planes (`*.planes.lz4`) joined back.
     /// - Throws: `SparseFormatError` about the frame or, for byte planes, the file inside.
-    public static func decompressShard(at path: String, to destination: String) throws {
-        guard path.hasSuffix(BytePlanes.frameSuffix) else { return try decompressFrame(at: path, to: destination) }
+    /// - Parameter published: whether `destination` will be published (fsynced), not a scratch file.
+    public static func decompressShard(at path: String, to destination: String, published: Bool = false) throws {
+        guard path.hasSuffix(BytePlanes.frameSuffix) else {
+            return try decompressFrame(at: path, to: destination, published: published)
+        }
         let planes = destination + ".planes"
         try decompressFrame(at: path, to: planes)
         defer { try? FileIO.removeTree(planes) }
@@ -133,9 +136,11 @@ public enum SparseUnpacker {
 
     /// Decompresses one LZ4 frame file into the new file `destination`, validating the frame.
     /// - Throws: `SparseFormatError` about the frame, or I/O.
-    public static func decompressFrame(at path: String, to destination: String) throws {
+    /// - Parameter published: whether `destination` will be published (fsynced): its writeback starts
+    ///   while it is written (`FileSink(creating:startingWriteback:)`); not for scratch files.
+    public static func decompressFrame(at path: String, to destination: String, published: Bool = false) throws {
         let reader = try LZ4FrameReader(path: path)
-        var sink = try FileSink(creating: destination)
+        var sink = try FileSink(creating: destination, startingWriteback: published)
         try reader.decompress(into: &sink)
         try sink.close()
     }
@@ -157,7 +162,7 @@ public enum SparseUnpacker {
         }
         let metadata = file.header.metadata.isEmpty ? ["format": "pt"] : file.header.metadata
         let layout = try SafeTensorsLayout(entries: entries, metadata: metadata)
-        let sink = try FileSink(creating: destination)
+        let sink = try FileSink(creating: destination, startingWriteback: true)
         try layout.headerBytes.withUnsafeBytes { try sink.write($0) }
         for item in groups.items {
             switch item {
