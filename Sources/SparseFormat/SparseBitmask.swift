@@ -197,18 +197,35 @@ public enum SparseBitmask {
                 running += rowCounts[row]
             }
         }
+        var starts = [Int](repeating: 0, count: rows)
+        var running = 0
+        for row in 0..<rows {
+            starts[row] = running
+            running += rowCounts[row]
+        }
         var dense = [UInt8](repeating: 0, count: rows * cols * width)
         dense.withUnsafeMutableBytes { out in
-            var next = 0
-            // Visit set bits only (padding bits were rejected by countBits, so col < cols).
-            for row in 0..<rows {
-                for k in 0..<rowBytes {
-                    var byte = bitmask[row * rowBytes + k]
-                    while byte != 0 {
-                        let col = 8 * k + byte.trailingZeroBitCount
-                        ElementBytes.copy(from: compressed, index: next, to: out, index: row * cols + col, width: width)
-                        next += 1
-                        byte &= byte &- 1
+            starts.withUnsafeBufferPointer { starts in
+                // Rows split over the workers, each writing only its own rows. Visit set bits only
+                // (padding bits were rejected by countBits, so col < cols).
+                Parallel.forEachChunk(0..<rows, units: rows * cols) { chunk in
+                    for row in chunk {
+                        var next = starts[row]
+                        for k in 0..<rowBytes {
+                            var byte = bitmask[row * rowBytes + k]
+                            while byte != 0 {
+                                let col = 8 * k + byte.trailingZeroBitCount
+                                ElementBytes.copy(
+                                    from: compressed,
+                                    index: next,
+                                    to: out,
+                                    index: row * cols + col,
+                                    width: width
+                                )
+                                next += 1
+                                byte &= byte &- 1
+                            }
+                        }
                     }
                 }
             }

@@ -72,10 +72,7 @@ public enum SparseUnpacker {
                 }
                 summary.tensorCount += file.header.tensors.count
             case .dense:
-                let sparsePath = staging + "/.sparse-" + base
-                try decompressShard(at: source + "/" + name, to: sparsePath)
-                let layout = try densify(sparseFile: sparsePath, to: staging + "/" + base)
-                try FileIO.removeTree(sparsePath)
+                let layout = try densify(frame: source + "/" + name, to: staging + "/" + base, scratch: staging)
                 for entry in layout.entries { weightMap[entry.name] = base }
                 totalData += UInt64(layout.dataSize)
                 summary.tensorCount += layout.entries.count
@@ -145,13 +142,77 @@ public enum SparseUnpacker {
         try sink.close()
     }
 
+    /// Shard frames whose content is at most this size are decoded into memory for `unpack --dense`;
+    /// larger ones (and byte-plane frames) go through a scratch file in the staging directory.
+    public static let inMemoryShardLimit = 256 << 20
+
+    /// Writes the dense form of the shard frame `frame` to the new file `destination`: the frame is
+    /// decoded once, into memory when its content is at most `inMemoryShardLimit` bytes (a plain
+    /// frame), else into a scratch file in `scratch` that is mapped and removed afterwards.
+    /// - Returns: the dense file's layout.
+    /// - Throws: `SparseFormatError` about the frame or the file's structure, or I/O.
+    @discardableResult
+    static func densify(frame: String, to destination: String, scratch: String) throws -> SafeTensorsLayout {
+        let reader = try LZ4FrameReader(path: frame)
+        guard !frame.hasSuffix(BytePlanes.frameSuffix), reader.contentSize <= UInt64(inMemoryShardLimit) else {
+            let sparsePath = scratch + "/.sparse-" + (destination as NSString).lastPathComponent
+            try decompressShard(at: frame, to: sparsePath)
+            defer { try? FileIO.removeTree(sparsePath) }
+            return try densify(sparseFile: sparsePath, to: destination)
+        }
+        let size = Int(reader.contentSize)
+        let content = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 64)
+        defer { content.deallocate() }
+        var filled = 0
+        while filled < size {
+            let got = try reader.read(into: UnsafeMutableRawBufferPointer(rebasing: content[filled..<size]))
+            guard got > 0 else {
+                throw SparseFormatError.truncatedFrame(file: frame, decompressedBytes: UInt64(filled))
+            }
+            filled += got
+        }
+        // The end of the frame: content checksum, size, trailing bytes.
+        var end: UInt8 = 0
+        guard try withUnsafeMutableBytes(of: &end, { try reader.read(into: $0) }) == 0 else {
+            throw SparseFormatError.contentSizeMismatch(
+                file: frame,
+                declared: reader.contentSize,
+                actual: reader.bytesOut
+            )
+        }
+        let bytes = UnsafeRawBufferPointer(rebasing: content[0..<size])
+        let header = try FileIO.safeTensors {
+            let length = try Header.headerLength(prefix: bytes, fileSize: size, file: frame)
+            return try Header.parse(
+                json: UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + length)]),
+                dataSize: size - 8 - length,
+                file: frame
+            )
+        }
+        return try densify(header: header, path: frame, to: destination) { info in
+            UnsafeRawBufferPointer(
+                rebasing: bytes[(header.dataStart + info.dataOffsets.lowerBound)...].prefix(info.byteCount)
+            )
+        }
+    }
+
     /// Writes the dense form of the sparse safetensors file `sparseFile` to the new file `destination`.
     /// - Returns: the dense file's layout.
     /// - Throws: `SparseFormatError` about the file's structure, or I/O.
     @discardableResult
     public static func densify(sparseFile: String, to destination: String) throws -> SafeTensorsLayout {
         let file = try FileIO.safeTensors { try SafeTensorsFile(path: sparseFile) }
-        let groups = try SparseTensorGroups(file: file)
+        return try densify(header: file.header, path: file.path, to: destination) { file.rawBytes(of: $0) }
+    }
+
+    /// Writes the dense form of a sparse safetensors file given by its header and its tensors' bytes.
+    private static func densify(
+        header: Header,
+        path: String,
+        to destination: String,
+        bytes: (TensorInfo) -> UnsafeRawBufferPointer
+    ) throws -> SafeTensorsLayout {
+        let groups = try SparseTensorGroups(tensors: header.tensors, path: path) { Array(bytes($0)) }
         let entries = groups.items.map { item -> SafeTensorsLayout.Entry in
             switch item {
             case .plain(let info):
@@ -160,15 +221,15 @@ public enum SparseUnpacker {
                 .init(name: g.denseName, dtype: g.dtype, shape: [g.rows, g.cols], byteCount: g.denseBytes)
             }
         }
-        let metadata = file.header.metadata.isEmpty ? ["format": "pt"] : file.header.metadata
+        let metadata = header.metadata.isEmpty ? ["format": "pt"] : header.metadata
         let layout = try SafeTensorsLayout(entries: entries, metadata: metadata)
         let sink = try FileSink(creating: destination, startingWriteback: true)
         try layout.headerBytes.withUnsafeBytes { try sink.write($0) }
         for item in groups.items {
             switch item {
-            case .plain(let info): try sink.write(file.rawBytes(of: info))
+            case .plain(let info): try sink.write(bytes(info))
             case .sparse(let group):
-                let dense = try SparseTensorGroups.denseBytes(of: group, in: file)
+                let dense = try SparseTensorGroups.denseBytes(of: group, path: path, bytes: bytes)
                 try dense.withUnsafeBytes { try sink.write($0) }
             }
         }
