@@ -4,6 +4,8 @@
 // Shapes: dense (rows, cols), cols % 4 == 0; shape int64 (2, 1); compressed (rows, cols/2);
 // bitmask uint8 (rows, ceil(cols/8)), exactly two bits set per group of four columns.
 
+import DSnoTSupport
+
 /// Packing and unpacking of the 2:4 layout on raw element bytes.
 ///
 /// Every group of four columns stores exactly two values. A group with fewer than two non-zeros
@@ -27,39 +29,70 @@ public enum Sparse24Bitmask {
         let rowBytes = SparseBitmask.bitmaskRowBytes(cols: cols)
         var bitmask = [UInt8](repeating: 0, count: rows * rowBytes)
         var compressed = [UInt8](repeating: 0, count: dense.count / 2)
-        var stored = 0
-        var nonZero = 0
-        try compressed.withUnsafeMutableBytes { out in
-            for row in 0..<rows {
-                for group in stride(from: 0, to: cols, by: 4) {
-                    let base = row * cols + group
-                    var keep: UInt8 = 0
-                    var count = 0
-                    for j in 0..<4 where ElementBytes.isNonZero(dense, index: base + j, width: width) {
-                        keep |= 1 << UInt8(j)
-                        count += 1
-                    }
-                    guard count <= 2 else {
-                        throw SparseFormatError.notTwoFour(tensor: tensor, row: row, column: group, nonZeros: count)
-                    }
-                    nonZero += count
-                    // Pad with the first zero positions up to exactly two stored values.
-                    var j = 0
-                    while count < 2 {
-                        if keep & (1 << UInt8(j)) == 0 {
-                            keep |= 1 << UInt8(j)
-                            count += 1
+        // Per row: its non-zero count, or the first group with more than two (column, count).
+        var nonZeros = [Int](repeating: 0, count: rows)
+        var failures = [(column: Int, count: Int)?](repeating: nil, count: rows)
+        compressed.withUnsafeMutableBytes { out in
+            bitmask.withUnsafeMutableBufferPointer { bits in
+                nonZeros.withUnsafeMutableBufferPointer { nonZeros in
+                    failures.withUnsafeMutableBufferPointer { failures in
+                        // Rows split over the workers: row r's values go to r × cols/2, so every chunk
+                        // writes only its own rows.
+                        Parallel.forEachChunk(0..<rows, units: rows * cols) { chunk in
+                            for row in chunk {
+                                var stored = row * cols / 2
+                                var nonZero = 0
+                                for group in stride(from: 0, to: cols, by: 4) {
+                                    let base = row * cols + group
+                                    var keep: UInt8 = 0
+                                    var count = 0
+                                    for j in 0..<4 where ElementBytes.isNonZero(dense, index: base + j, width: width) {
+                                        keep |= 1 << UInt8(j)
+                                        count += 1
+                                    }
+                                    guard count <= 2 else {
+                                        failures[row] = (group, count)
+                                        break
+                                    }
+                                    nonZero += count
+                                    // Pad with the first zero positions up to exactly two stored values.
+                                    var j = 0
+                                    while count < 2 {
+                                        if keep & (1 << UInt8(j)) == 0 {
+                                            keep |= 1 << UInt8(j)
+                                            count += 1
+                                        }
+                                        j += 1
+                                    }
+                                    for j in 0..<4 where keep & (1 << UInt8(j)) != 0 {
+                                        ElementBytes.copy(
+                                            from: dense,
+                                            index: base + j,
+                                            to: out,
+                                            index: stored,
+                                            width: width
+                                        )
+                                        stored += 1
+                                    }
+                                    bits[row * rowBytes + group >> 3] |= keep << UInt8(group & 7)
+                                }
+                                nonZeros[row] = nonZero
+                            }
                         }
-                        j += 1
                     }
-                    for j in 0..<4 where keep & (1 << UInt8(j)) != 0 {
-                        ElementBytes.copy(from: dense, index: base + j, to: out, index: stored, width: width)
-                        stored += 1
-                    }
-                    bitmask[row * rowBytes + group >> 3] |= keep << UInt8(group & 7)
                 }
             }
         }
+        if let row = failures.firstIndex(where: { $0 != nil }), let failure = failures[row] {
+            throw SparseFormatError.notTwoFour(
+                tensor: tensor,
+                row: row,
+                column: failure.column,
+                nonZeros: failure.count
+            )
+        }
+        let stored = rows * cols / 2
+        let nonZero = nonZeros.reduce(0, +)
         return PackedSparseTensor(
             compressed: compressed,
             bitmask: bitmask,

@@ -286,7 +286,7 @@ public final class SparseCheckpointWriter {
         let outputPath =
             directory + "/" + Self.outputName(ofShard: plan.shards[index].fileName, bytePlanes: bytePlanes)
         let writer = try LZ4FrameWriter(
-            sink: FileSink(creating: outputPath, startingWriteback: true),
+            sink: FileSink(creating: outputPath, startingWriteback: false),
             contentSize: UInt64(layout.fileSize),
             level: level,
             file: outputPath
