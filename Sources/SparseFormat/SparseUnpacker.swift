@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // SparseUnpacker: `dsnotctl unpack` — LZ4 frames back to compressed-tensors safetensors, or to a dense checkpoint.
 
+import DSnoTSupport
 import Foundation
 import SafeTensors
 
@@ -225,14 +226,34 @@ public enum SparseUnpacker {
         let layout = try SafeTensorsLayout(entries: entries, metadata: metadata)
         let sink = try FileSink(creating: destination, startingWriteback: true)
         try layout.headerBytes.withUnsafeBytes { try sink.write($0) }
+        // A sparse group's dense bytes are written while the next group is expanded (two items of
+        // one parallel region); the first group after a plain tensor is expanded on all workers.
+        var pending: [UInt8]?
         for item in groups.items {
             switch item {
-            case .plain(let info): try sink.write(bytes(info))
+            case .plain(let info):
+                if let dense = pending { try dense.withUnsafeBytes { try sink.write($0) } }
+                pending = nil
+                try sink.write(bytes(info))
             case .sparse(let group):
-                let dense = try SparseTensorGroups.denseBytes(of: group, path: path, bytes: bytes)
-                try dense.withUnsafeBytes { try sink.write($0) }
+                guard let previous = pending else {
+                    pending = try SparseTensorGroups.denseBytes(of: group, path: path, bytes: bytes)
+                    continue
+                }
+                var expanded: Result<[UInt8], any Error> = .success([])
+                var written: Result<Void, any Error> = .success(())
+                Parallel.forEachItem(0..<2) { part in
+                    if part == 0 {
+                        expanded = Result { try SparseTensorGroups.denseBytes(of: group, path: path, bytes: bytes) }
+                    } else {
+                        written = Result { try previous.withUnsafeBytes { try sink.write($0) } }
+                    }
+                }
+                try written.get()
+                pending = try expanded.get()
             }
         }
+        if let dense = pending { try dense.withUnsafeBytes { try sink.write($0) } }
         try sink.close()
         return layout
     }
