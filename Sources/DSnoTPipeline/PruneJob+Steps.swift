@@ -67,12 +67,17 @@ extension PruneJob {
                 writesIndex: checkpoint.isSharded
             )
             let structure: SparsityStructure = options.recipe.pattern == .nOfM(2, 4) ? .twoFour : .unstructured
+            // Shards spool to the staging directory (`bufferLimit: 0`) rather than stay in memory: a
+            // prune hands the writer its tensors over minutes, so holding them would only add up to
+            // the writer's 256 MiB default to the job's RSS, which `MemoryEstimate` does not count.
+            // Compression, checksum and hashing stay one parallel pass when a shard completes.
             let writer = try SparseCheckpointWriter(
                 directory: directory,
                 plan: plan,
                 structure: structure,
                 level: level,
-                bytePlanes: bytePlanes
+                bytePlanes: bytePlanes,
+                bufferLimit: 0
             )
             let input = self.input
             return OutputTarget(
