@@ -254,6 +254,46 @@ import Testing
         #expect(try store.history(jobID: job.id).map(\.to) == [.queued, .running, .cancelled])
     }
 
+    /// The server restarts while a job runs: the calls made while it is down fail (logged, the run
+    /// goes on), the store reconnects at the next call, and the job finishes once, published once.
+    @Test func aServerRestartMidJobIsRidden() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let cluster = try PostgreSQLCluster.start()
+        var current = cluster
+        defer { try? current.stop() }
+        let postgresql = PostgreSQLConfiguration(
+            url: try PostgreSQLURL(parsing: cluster.url(database: try cluster.createDatabase())),
+            passwordFile: try cluster.passwordFile(in: directory.path)
+        )
+        let store = try PostgreSQLJobStore(configuration: postgresql, logger: testLogger)
+        let node = try scheduler(
+            try PostgreSQLJobStore(configuration: postgresql, logger: testLogger),
+            node: "a",
+            lease: 30,
+            settle: 30,
+            runner: ScriptedJobRunner(blocks: 40, blockDelay: 0.05),
+            directory: directory
+        )
+        let task = Task { try await node.run() }
+        defer { task.cancel() }
+        let job = try await submit(node, directory: directory)
+        #expect(try await eventually { try store.job(id: job.id)?.block ?? 0 >= 2 })
+        cluster.stopServer()
+        do {
+            _ = try store.job(id: job.id)
+            Issue.record("the store answered with its server down")
+        } catch {
+            #expect("\(error)".hasPrefix("job database job(id:) failed: "), "\(error)")
+        }
+        try await Task.sleep(for: .milliseconds(500))
+        current = try cluster.restarted()
+        #expect(try await eventually(timeout: 20) { try store.job(id: job.id)?.state == .done })
+        let done = try #require(try store.job(id: job.id))
+        #expect(done.attempts == 1 && done.node == "a")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.sub("out").path) == ["m-wanda-u50-dsnot"])
+    }
+
     /// A server nobody listens on, a wrong password, a schema from a newer dsnotd: each a clear error
     /// naming the database and the reason.
     @Test func unreachableWrongPasswordAndNewerSchemaAreClearErrors() throws {

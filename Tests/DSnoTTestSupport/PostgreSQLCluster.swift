@@ -76,12 +76,18 @@ public final class PostgreSQLCluster: Sendable {
     /// Stops the server (SIGQUIT: immediate shutdown, waited for at most 10 s) and removes its directory.
     public func stop() throws {
         kill(serverPID, SIGQUIT)
-        for _ in 0..<100 where kill(serverPID, 0) == 0 {
+        _ = waitForServerExit()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Waits up to 10 s for the server process to end.
+    private func waitForServerExit() -> Bool {
+        for _ in 0..<100 {
             var status: Int32 = 0
-            if waitpid(serverPID, &status, WNOHANG) == serverPID { break }
+            if kill(serverPID, 0) != 0 || waitpid(serverPID, &status, WNOHANG) == serverPID { return true }
             Thread.sleep(forTimeInterval: 0.1)
         }
-        try? FileManager.default.removeItem(atPath: directory)
+        return false
     }
 
     /// Why the cluster could not be set up.
@@ -91,11 +97,31 @@ public final class PostgreSQLCluster: Sendable {
         public var description: String { "PostgreSQL test cluster: \(step) failed: \(output)" }
     }
 
-    private init() throws {
-        binaries = try Self.findBinaries()
-        let temporary = try TemporaryDirectory("dsnot-pg")
-        directory = temporary.path
-        password = "pw-\(UInt64.random(in: 0...UInt64.max))"
+    /// A cluster of the caller's own (to stop or restart): `stop()` it when done.
+    public static func start() throws -> PostgreSQLCluster { try PostgreSQLCluster() }
+
+    /// Stops the server the way a crash or an operator's restart would (SIGINT, fast shutdown: the
+    /// connections are cut), keeping its data; `restarted()` starts it again.
+    public func stopServer() {
+        kill(serverPID, SIGINT)
+        _ = waitForServerExit()
+    }
+
+    /// The same cluster (directory, data, password) served by a new server process.
+    public func restarted() throws -> PostgreSQLCluster {
+        try PostgreSQLCluster(binaries: binaries, directory: directory, password: password)
+    }
+
+    private convenience init() throws {
+        let binaries = try Self.findBinaries()
+        let directory = try TemporaryDirectory("dsnot-pg").path
+        let password = "pw-\(UInt64.random(in: 0...UInt64.max))"
+        try Self.initialize(binaries: binaries, directory: directory, password: password)
+        try self.init(binaries: binaries, directory: directory, password: password)
+    }
+
+    /// `initdb` into `<directory>/data` (owned by the server's user).
+    private static func initialize(binaries: String, directory: String, password: String) throws {
         let data = directory + "/data"
         try Data((password + "\n").utf8).write(to: URL(fileURLWithPath: directory + "/initdb-password"))
         if getuid() == 0 {
@@ -110,6 +136,14 @@ public final class PostgreSQLCluster: Sendable {
                 "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync",
             ])
         )
+    }
+
+    /// Starts a server on the initialized `directory` and waits until it accepts a login.
+    private init(binaries: String, directory: String, password: String) throws {
+        self.binaries = binaries
+        self.directory = directory
+        self.password = password
+        let data = directory + "/data"
         // The server runs in the foreground as this process's child (`pg_ctl start` daemonizes, and
         // Foundation's Process then never sees the exit of the `pg_ctl` it started). Socket only, in
         // the private directory; no fsync (a throwaway cluster).
@@ -122,8 +156,9 @@ public final class PostgreSQLCluster: Sendable {
         server.arguments = Array(command.dropFirst())
         server.environment = ["PATH": "/usr/bin:/bin", "LC_ALL": "C"]
         let log = directory + "/server.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
         let logHandle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        _ = try logHandle.seekToEnd()
         server.standardOutput = logHandle
         server.standardError = logHandle
         server.standardInput = FileHandle.nullDevice
