@@ -167,7 +167,7 @@ let package = Package(
             name: "DSnoTDaemonTests",
             dependencies: [
                 "DSnoTDaemon", "DSnoTClient", "DSnoTControlProtocol", "DSnoTPipeline", "DSnoTCore", "SafeTensors",
-                "SparseFormat", "DSnoTTestSupport",
+                "SparseFormat", "DSnoTTestSupport", "DSnoTSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
