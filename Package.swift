@@ -41,6 +41,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         // The metrics endpoint (metrics_listen, dsnotd(8)).
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // The fleet's shared job store (job_store = "postgresql", issue 15).
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         // System-library shims: module map + header only (see each folder's README).
@@ -102,6 +104,7 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: strictSettings
         ),
@@ -164,7 +167,7 @@ let package = Package(
             name: "DSnoTDaemonTests",
             dependencies: [
                 "DSnoTDaemon", "DSnoTClient", "DSnoTControlProtocol", "DSnoTPipeline", "DSnoTCore", "SafeTensors",
-                "SparseFormat", "DSnoTTestSupport",
+                "SparseFormat", "DSnoTTestSupport", "DSnoTSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -35,12 +35,13 @@ config_typo_rejected() {
     sed 's/^workers = 1$/wrokers = 1/' etc/dsnot/dsnotd.toml >"$TMP/typo.toml"
     ! out=$("$BIN/dsnotd" --check-config --config "$TMP/typo.toml" 2>&1) && grep -q "unknown key 'wrokers'" <<<"$out"
 }
-# The keys the loader reads (Sources/DSnoTDaemon/Configuration) and the recipe schema's keys (the leaves of
+# The keys the loader reads (Sources/DSnoTDaemon/Configuration; the tables [[watch]], [watch.recipe] and
+# [postgresql] are not keys) and the recipe schema's keys (the leaves of
 # the canonical recipe dsnotctl prints, `pattern` being one key), one per line, sorted.
 loader_keys() {
     {
         grep -rhoE '\b(string|int|double|bool|size|strings|value|contains)\("[a-z_]+"' Sources/DSnoTDaemon/Configuration \
-            | sed -E 's/.*"([a-z_]+)"/\1/' | grep -vxE 'watch|recipe'
+            | sed -E 's/.*"([a-z_]+)"/\1/' | grep -vxE 'watch|recipe|postgresql'
         "$BIN/dsnotctl" prune /nonexistent "$TMP/nonexistent" --print-recipe --calib-text c --eval-text e \
             --eval-windows 1 --max-ppl-increase 1 | python3 -c '
 import json, sys

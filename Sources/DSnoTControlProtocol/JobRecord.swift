@@ -86,9 +86,12 @@ public struct JobRecord: Codable, Sendable, Equatable {
     public var updatedAt: Date
     public var startedAt: Date?
     public var finishedAt: Date?
+    /// The node (`node_name`) that runs or ran the job; absent before it first started, and in
+    /// records written before fleets (older clients ignore the key).
+    public var node: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, key, watch, outbox, recipe, state, phase, block, priority, attempts, reason, retryable
+        case id, key, watch, outbox, recipe, state, phase, block, priority, attempts, reason, retryable, node
         case inputPath = "input_path"
         case outputPath = "output_path"
         case blockCount = "block_count"

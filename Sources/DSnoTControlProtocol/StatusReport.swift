@@ -63,9 +63,13 @@ public struct StatusReport: Codable, Sendable, Equatable {
     /// Why the queue is not moving, if it is not (paused, waiting for memory or disk).
     public var waitingReason: String?
     public var watches: [WatchSummary]
+    /// This node's name and every node sharing its job store, with their last heartbeat (absent from
+    /// daemons before fleets).
+    public var node: String?
+    public var nodes: [NodeStatus]?
 
     enum CodingKeys: String, CodingKey {
-        case state, pid, counts, running, watches
+        case state, pid, counts, running, watches, node, nodes
         case startedAt = "started_at"
         case uptimeSeconds = "uptime_seconds"
         case configPath = "config_path"
@@ -111,5 +115,26 @@ public struct JobEvent: Codable, Sendable, Equatable {
         self.kind = kind
         self.job = job
         self.etaSeconds = etaSeconds
+    }
+}
+
+/// A node of the fleet (every dsnotd sharing one job store) and its last heartbeat.
+public struct NodeStatus: Codable, Sendable, Equatable {
+    public var name: String
+    /// When the node's current process started.
+    public var startedAt: Date
+    /// The node's last heartbeat (every few seconds while it runs).
+    public var heartbeatAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case name
+        case startedAt = "started_at"
+        case heartbeatAt = "heartbeat_at"
+    }
+
+    public init(name: String, startedAt: Date, heartbeatAt: Date) {
+        self.name = name
+        self.startedAt = startedAt
+        self.heartbeatAt = heartbeatAt
     }
 }

@@ -21,7 +21,7 @@ import UnixSignals
 /// try await group.run()
 /// ```
 public final class DaemonRuntime: Sendable {
-    public let store: SQLiteJobStore
+    public let store: any JobStore
     public let scheduler: PruneScheduler
     public let watcher: ModelWatcher
     public let status: DaemonStatus
@@ -49,17 +49,7 @@ public final class DaemonRuntime: Sendable {
         logger: Logger,
         notifier: SystemdNotifier = SystemdNotifier()
     ) throws {
-        do {
-            try FileManager.default.createDirectory(
-                atPath: configuration.stateDirectory,
-                withIntermediateDirectories: true
-            )
-        } catch {
-            throw JobStoreError.cannotOpen(path: configuration.stateDirectory, reason: "\(error)")
-        }
-        store = try SQLiteJobStore(
-            path: URL(fileURLWithPath: configuration.stateDirectory).appendingPathComponent("jobs.sqlite").path
-        )
+        store = try Self.openStore(configuration, logger: logger)
         events = EventHub()
         metrics = DaemonMetrics()
         scheduler = PruneScheduler(
@@ -92,6 +82,27 @@ public final class DaemonRuntime: Sendable {
                 "connections": "\(controlLimits.maximumConnections)",
                 "connections.per_uid": "\(controlLimits.maximumConnectionsPerUser)",
             ]
+        )
+    }
+
+    /// Opens the configured job store: `<state_dir>/jobs.sqlite`, or the fleet's PostgreSQL database
+    /// (connected, logged in and migrated: `dsnotd --check-config` calls this too).
+    /// - Throws: `JobStoreError` (`cannotOpen` naming the database and the server's reason, or
+    ///   `schemaTooNew`).
+    public static func openStore(_ configuration: DaemonConfiguration, logger: Logger) throws -> any JobStore {
+        if configuration.jobStore == .postgresql, let postgresql = configuration.postgresql {
+            return try PostgreSQLJobStore(configuration: postgresql, logger: logger)
+        }
+        do {
+            try FileManager.default.createDirectory(
+                atPath: configuration.stateDirectory,
+                withIntermediateDirectories: true
+            )
+        } catch {
+            throw JobStoreError.cannotOpen(path: configuration.stateDirectory, reason: "\(error)")
+        }
+        return try SQLiteJobStore(
+            path: URL(fileURLWithPath: configuration.stateDirectory).appendingPathComponent("jobs.sqlite").path
         )
     }
 

@@ -37,6 +37,15 @@ enum Formatting {
         }
         if report.running.isEmpty { lines.append("running: none") }
         if let reason = report.waitingReason { lines.append("waiting: \(reason)") }
+        if let node = report.node { lines.append("node: \(node)") }
+        // Every node sharing the job store (one with SQLite), with its last heartbeat.
+        for node in report.nodes ?? [] {
+            let age = max(0, Date().timeIntervalSince(node.heartbeatAt))
+            lines.append(
+                "node \(node.name): last heartbeat \(duration(age)) ago, started "
+                    + ISO8601DateFormatter().string(from: node.startedAt)
+            )
+        }
         for watch in report.watches {
             lines.append(
                 "watch \(watch.name): \(watch.inbox) → \(watch.outbox) [\(watch.recipe)]\(watch.paused ? " paused" : "")"
@@ -75,6 +84,7 @@ enum Formatting {
             "  attempts: \(job.attempts)",
             "  created:  \(iso.string(from: job.createdAt))",
         ]
+        if let node = job.node { lines.append("  node:     \(node)") }
         if let block = job.block, let count = job.blockCount { lines.append("  blocks:   \(block)/\(count)") }
         if let output = job.outputPath { lines.append("  output:   \(output)") }
         if let reason = job.reason {

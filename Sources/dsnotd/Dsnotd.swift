@@ -38,7 +38,18 @@ struct Dsnotd: AsyncParsableCommand {
             throw ExitCode.failure
         }
         if checkConfig {
-            print("\(path ?? "default configuration"): ok, \(configuration.watches.count) watch(es)")
+            // A fleet node's configuration is only valid if its database answers: reachable, the
+            // password accepted, the schema not newer than this binary (the store migrates an older one).
+            if configuration.jobStore == .postgresql {
+                do {
+                    _ = try DaemonRuntime.openStore(configuration, logger: Logger(label: "dsnot.check-config"))
+                } catch {
+                    FileHandle.standardError.write(Data("dsnotd: \(path ?? "default configuration"): \(error)\n".utf8))
+                    throw ExitCode.failure
+                }
+            }
+            let store = configuration.jobStore == .postgresql ? ", job store reachable" : ""
+            print("\(path ?? "default configuration"): ok, \(configuration.watches.count) watch(es)\(store)")
             return
         }
         let level = configuration.logLevel

@@ -164,6 +164,16 @@ import Testing
         ),
         ("workers = 1\nmetrics_listen = \"0.0.0.0:9464\"", "metrics_listen", 2),
         ("metrics_listen = 9464", "metrics_listen", 1),
+        ("job_store = \"mysql\"", "job_store", 1),
+        ("node_name = \"node a\"", "node_name", 1),
+        ("[postgresql]\nurl = \"postgresql://u@h/d\"", "postgresql", 1),
+        ("job_store = \"postgresql\"\n[postgresql]\nurl = \"mysql://u@h/d\"", "postgresql.url", 3),
+        ("job_store = \"postgresql\"\n[postgresql]\nurl = \"postgresql://u@h/d\"\nlease = 0", "postgresql.lease", 4),
+        ("job_store = \"postgresql\"\n[postgresql]\nurl = \"postgresql://u@h/d\"\nleese = 30", "postgresql.leese", 4),
+        (
+            "job_store = \"postgresql\"\n[postgresql]\nurl = \"postgresql://u:pw@h/d\"\npassword_file = \"/p\"",
+            "postgresql.password_file", 4
+        ),
     ])
     func mistakesNameTheirKeyAndLine(_ source: String, _ key: String, _ line: Int) {
         do {
@@ -265,6 +275,69 @@ import Testing
                 Issue.record("accepted: \(recipe)")
             } catch {
                 #expect(error.description.hasPrefix("dsnotd.toml:"), "\(error)")
+                #expect(error.description.contains(message), "\(error)")
+            }
+        }
+    }
+
+    /// `job_store` defaults to SQLite with the hostname as node name; `postgresql` reads `[postgresql]`:
+    /// TCP and libpq's Unix-socket URL, a password file relative to the configuration, lease settings.
+    @Test func jobStoreDefaultsToSQLiteAndPostgreSQLReadsItsTable() throws {
+        let plain = try parse("workers = 1")
+        #expect(plain.jobStore == .sqlite && plain.postgresql == nil)
+        #expect(plain.nodeName == ProcessInfo.processInfo.hostName)
+        let tcp = try parse(
+            """
+            job_store = "postgresql"
+            node_name = "gpu-01"
+            [postgresql]
+            url = "postgresql://dsnot@db.example:6543/jobs"
+            password_file = "secrets/pg"
+            lease = 20
+            lease_settle = 5
+            """
+        )
+        let postgresql = try #require(tcp.postgresql)
+        #expect(tcp.jobStore == .postgresql && tcp.nodeName == "gpu-01")
+        #expect(postgresql.url.endpoint == .tcp(host: "db.example", port: 6543))
+        #expect(postgresql.url.user == "dsnot" && postgresql.url.database == "jobs" && postgresql.url.password == nil)
+        #expect(postgresql.passwordFile == "/etc/dsnot/secrets/pg")
+        #expect(postgresql.leaseSeconds == 20 && postgresql.settleSeconds == 5)
+        let socket = try #require(
+            try parse(
+                "job_store = \"postgresql\"\n[postgresql]\nurl = \"postgresql://dsnot@/jobs?host=/run/postgresql\""
+            ).postgresql
+        )
+        #expect(socket.url.endpoint == .unixSocket(directory: "/run/postgresql", port: 5432))
+        #expect(socket.url.socketPath == "/run/postgresql/.s.PGSQL.5432")
+        #expect(socket.leaseSeconds == 30 && socket.settleSeconds == 30)
+        // The password never shows in the URL's description (logs, errors).
+        let secret = try PostgreSQLURL(parsing: "postgresql://dsnot:hunter2@db/jobs")
+        #expect(secret.password == "hunter2" && !secret.description.contains("hunter2"))
+    }
+
+    /// A PostgreSQL job store without its table, and URLs that are not what libpq accepts.
+    @Test func postgresqlMistakesSayExpectedAndGot() {
+        let cases: [(String, String)] = [
+            ("job_store = \"postgresql\"", "dsnotd.toml: missing required key 'postgresql.url'"),
+            (
+                "job_store = \"postgresql\"\n[postgresql]\nurl = \"postgresql://dsnot@/jobs?host=run\"",
+                "host= must be an absolute socket directory, got \"run\""
+            ),
+            ("job_store = \"postgresql\"\n[postgresql]\nurl = \"postgresql://@db/jobs\"", "(no user"),
+            ("job_store = \"postgresql\"\n[postgresql]\nurl = \"postgresql://u@db\"", "(no database name"),
+            (
+                "job_store = \"postgresql\"\n[postgresql]\nurl = \"postgresql://u@db/j?sslmode=require\"",
+                "sslmode \"require\" is not supported"
+            ),
+            ("job_store = \"sqlite\"\n[postgresql]\nurl = \"postgresql://u@db/j\"", "only read with job_store"),
+        ]
+        for (source, message) in cases {
+            do {
+                _ = try parse(source)
+                Issue.record("accepted: \(source)")
+            } catch {
+                #expect(error.description.hasPrefix("dsnotd.toml"), "\(error)")
                 #expect(error.description.contains(message), "\(error)")
             }
         }

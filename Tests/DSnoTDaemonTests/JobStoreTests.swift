@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The SQLite job store on a real file: dedupe by key, committed history, WAL, restart recovery.
+// The job store, on both backends (SQLite on a real file, PostgreSQL on a real server): dedupe by key,
+// committed history, restart recovery; SQLite's WAL settings.
 
 import DSnoTControlProtocol
 import DSnoTCore
@@ -23,22 +24,25 @@ import Testing
         )
     }
 
-    @Test func insertDeduplicatesByKeyAndSurvivesReopen() throws {
+    @Test(arguments: JobStoreBackend.allCases)
+    func insertDeduplicatesByKeyAndSurvivesReopen(_ backend: JobStoreBackend) throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let path = directory.sub("jobs.sqlite").path
+        let fixture = try backend.fixture(in: directory)
         do {
-            let store = try SQLiteJobStore(path: path)
-            #expect(try store.journalMode() == "wal")
-            // FULL (2): the WAL is fsynced at every commit, so an acknowledged `done` survives a power loss
-            // (under WAL, NORMAL only syncs at checkpoints). dsnotctlTests' publish trace sees the fsync.
-            #expect(try store.synchronousSetting() == 2)
+            let store = try fixture.open()
+            if let sqlite = store as? SQLiteJobStore {
+                #expect(try sqlite.journalMode() == "wal")
+                // FULL (2): the WAL is fsynced at every commit, so an acknowledged `done` survives a power
+                // loss (under WAL, NORMAL only syncs at checkpoints). dsnotctlTests' publish trace sees it.
+                #expect(try sqlite.synchronousSetting() == 2)
+            }
             #expect(try store.insert(record("j-1", key: "k1"), recipe: PruneJobOptions.defaults).inserted)
             let second = try store.insert(record("j-2", key: "k1"), recipe: PruneJobOptions.defaults)
             #expect(!second.inserted && second.job.id == "j-1")
             #expect(try store.insert(record("j-3", key: "k2", at: 10), recipe: PruneJobOptions.defaults).inserted)
         }
-        let reopened = try SQLiteJobStore(path: path)
+        let reopened = try fixture.open()
         #expect(try reopened.jobs(state: nil, watch: nil, limit: nil).map(\.id) == ["j-3", "j-1"])
         #expect(try reopened.jobs(state: nil, watch: nil, limit: 1).map(\.id) == ["j-3"])
         #expect(try reopened.counts() == [.queued: 2])
@@ -47,28 +51,28 @@ import Testing
 
     /// The store keeps the canonical JSON; one that no longer decodes (an older version's, an edit) is a
     /// clear error naming the job and the key, never a crash.
-    @Test func storedRecipeIsCanonicalAndAnUndecodableOneIsAClearError() throws {
+    @Test(arguments: JobStoreBackend.allCases)
+    func storedRecipeIsCanonicalAndAnUndecodableOneIsAClearError(_ backend: JobStoreBackend) throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let path = directory.sub("jobs.sqlite").path
+        let fixture = try backend.fixture(in: directory)
         var options = PruneJobOptions.defaults
         options.recipe.calibration.path = "/c/calib.txt"
         options.recipe.calibration.seed = UInt64.max
-        let store = try SQLiteJobStore(path: path)
+        let store = try fixture.open()
         try store.insert(record("j-1", key: "k1"), recipe: options)
         try store.insert(record("j-2", key: "k2"), recipe: options)
-        let queue = try DatabaseQueue(path: path)
-        let stored = try queue.read { try String.fetchOne($0, sql: "SELECT recipe FROM job WHERE id = 'j-1'") }
-        #expect(stored == options.canonicalJSON)
+        // The stored text is the canonical JSON: a row whose recipe is anything else no longer matches.
+        try fixture.raw(
+            "UPDATE \(backend.jobTable) SET key = 'canonical' WHERE id = 'j-1' AND recipe = '\(options.canonicalJSON)'"
+        )
+        #expect(try store.job(key: "canonical")?.id == "j-1")
         #expect(try store.recipe(jobID: "j-1") == options)
         // A RecipeConfiguration row of an earlier version, and a recipe with a value out of range.
-        try queue.write {
-            try $0.execute(
-                sql:
-                    #"UPDATE job SET recipe = '{"compression":"fast","method":"wanda","nsamples":128,"sparsity":0.5}' WHERE id = 'j-1'"#
-            )
-            try $0.execute(sql: #"UPDATE job SET recipe = '{"calibration":{"sequences":0}}' WHERE id = 'j-2'"#)
-        }
+        try fixture.raw(
+            #"UPDATE \#(backend.jobTable) SET recipe = '{"compression":"fast","method":"wanda","nsamples":128,"sparsity":0.5}' WHERE id = 'j-1'"#
+        )
+        try fixture.raw(#"UPDATE \#(backend.jobTable) SET recipe = '{"calibration":{"sequences":0}}' WHERE id = 'j-2'"#)
         for (job, key) in [("j-1", "unknown key 'compression'"), ("j-2", "calibration.sequences: expected > 0, got 0")]
         {
             do {
@@ -82,10 +86,11 @@ import Testing
         #expect(try store.recipe(jobID: "j-none") == nil)
     }
 
-    @Test func transitionsAreRecordedInHistory() throws {
+    @Test(arguments: JobStoreBackend.allCases)
+    func transitionsAreRecordedInHistory(_ backend: JobStoreBackend) throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let store = try SQLiteJobStore(path: directory.sub("jobs.sqlite").path)
+        let store = try backend.fixture(in: directory).open()
         let queued = try store.insert(record("j-1", key: "k"), recipe: PruneJobOptions.defaults).job
         let now = Date(timeIntervalSince1970: 1_700_000_100)
         let running = try JobStateMachine.apply(.start, to: queued, now: now)
@@ -103,12 +108,18 @@ import Testing
         #expect(try store.jobs(state: .failed, watch: "other", limit: nil).isEmpty)
     }
 
-    @Test func restartRequeuesInterruptedJobsAndRemovesOrphanedTempOutputs() async throws {
+    @Test(arguments: JobStoreBackend.allCases)
+    func restartRequeuesInterruptedJobsAndRemovesOrphanedTempOutputs(_ backend: JobStoreBackend) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let configuration = testConfiguration(in: directory)
+        let fixture = try backend.fixture(in: directory)
+        var configuration = testConfiguration(in: directory)
+        if let postgresql = fixture.postgresql {
+            configuration.jobStore = .postgresql
+            configuration.postgresql = postgresql
+        }
         let outbox = configuration.watches[0].outbox
-        let store = try SQLiteJobStore(path: directory.sub("jobs.sqlite").path)
+        let store = try fixture.open()
         var job = record("j-1", key: "k")
         job.outbox = outbox
         let queued = try store.insert(job, recipe: PruneJobOptions.defaults).job
@@ -120,7 +131,7 @@ import Testing
         try FileManager.default.createDirectory(at: keep, withIntermediateDirectories: true)
 
         // A new process: a fresh store on the same file, and a scheduler recovering.
-        let restarted = try SQLiteJobStore(path: directory.sub("jobs.sqlite").path)
+        let restarted = try fixture.open()
         let scheduler = PruneScheduler(
             store: restarted,
             runner: ScriptedJobRunner(),

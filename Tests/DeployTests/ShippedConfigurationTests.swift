@@ -60,6 +60,26 @@ import Testing
         }
     }
 
+    /// The commented-out fleet example parses once uncommented, with its stated defaults.
+    @Test func commentedFleetExampleParses() throws {
+        var lines = try Self.source().split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        for prefix in [
+            "# job_store = ", "# node_name = ", "# [postgresql]", "# url = ", "# password_file = ", "# lease = ",
+            "# lease_settle = ",
+        ] {
+            let index = try #require(lines.firstIndex { $0.hasPrefix(prefix) }, "no commented \(prefix)")
+            lines[index].removeFirst(2)
+        }
+        let configuration = try Self.parse(lines.joined(separator: "\n"))
+        #expect(configuration.jobStore == .postgresql && configuration.nodeName == "gpu-01")
+        let postgresql = try #require(configuration.postgresql)
+        #expect(postgresql.url.socketPath == "/run/postgresql/.s.PGSQL.5432")
+        #expect(postgresql.passwordFile == "/etc/dsnot/postgresql-password")
+        let defaults = PostgreSQLConfiguration(url: postgresql.url)
+        #expect(postgresql.leaseSeconds == defaults.leaseSeconds && postgresql.settleSeconds == defaults.settleSeconds)
+        #expect(try Self.parse(Self.source()).jobStore == .sqlite)
+    }
+
     /// The commented-out examples parse once uncommented.
     @Test func commentedExamplesParse() throws {
         var lines = try Self.source().split(separator: "\n", omittingEmptySubsequences: false).map(String.init)

@@ -95,9 +95,75 @@ public enum ConfigurationLoader {
             }
             config.logLevel = parsed
         }
+        try parseJobStore(&top, into: &config, file: file, locator: locator, baseDirectory: baseDirectory)
         config.watches = try parseWatches(&top, file: file, locator: locator, baseDirectory: baseDirectory)
         try top.rejectUnknownKeys()
         return config
+    }
+
+    /// `job_store`, `node_name` and the `[postgresql]` table (required with `job_store = "postgresql"`).
+    private static func parseJobStore(
+        _ top: inout TOMLFields,
+        into config: inout DaemonConfiguration,
+        file: String,
+        locator: TOMLKeyLocator,
+        baseDirectory: URL
+    ) throws(ConfigurationError) {
+        if let kind = try top.string("job_store") {
+            guard let parsed = JobStoreKind(rawValue: kind) else {
+                throw top.invalid("job_store", expected: "\"sqlite\" or \"postgresql\"", got: "\"\(kind)\"")
+            }
+            config.jobStore = parsed
+        }
+        if let name = try top.string("node_name") {
+            guard !name.isEmpty, name.utf8.count <= 255,
+                name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) })
+            else {
+                throw top.invalid(
+                    "node_name",
+                    expected: "1 to 255 ASCII letters, digits, '-', '_' or '.'",
+                    got: "\"\(name)\""
+                )
+            }
+            config.nodeName = name
+        }
+        guard let value = top.value("postgresql") else {
+            if config.jobStore == .postgresql { throw .missingKey(file: file, key: "postgresql.url") }
+            return
+        }
+        guard let table = value.table else {
+            throw top.invalid("postgresql", expected: "a table ([postgresql])", got: TOMLFields.show(value))
+        }
+        guard config.jobStore == .postgresql else {
+            throw top.conflict("postgresql", "[postgresql] is only read with job_store = \"postgresql\"")
+        }
+        var fields = TOMLFields(table, path: "postgresql", file: file, locator: locator)
+        guard let text = try fields.string("url") else { throw .missingKey(file: file, key: "postgresql.url") }
+        let url: PostgreSQLURL
+        do { url = try PostgreSQLURL(parsing: text) } catch {
+            throw fields.invalid("url", expected: PostgreSQLURL.expectation, got: "\"\(text)\" (\(error.reason))")
+        }
+        var postgresql = PostgreSQLConfiguration(url: url)
+        if let passwordFile = try fields.string("password_file") {
+            guard url.password == nil else {
+                throw fields.conflict("password_file", "the url has a password too: keep it in one place")
+            }
+            postgresql.passwordFile = TOMLFields.resolve(passwordFile, baseDirectory)
+        }
+        if let lease = try fields.double("lease") {
+            guard lease >= 1, lease <= 3600, lease.isFinite else {
+                throw fields.invalid("lease", expected: "seconds in 1...3600", got: "\(lease)")
+            }
+            postgresql.leaseSeconds = lease
+        }
+        if let settle = try fields.double("lease_settle") {
+            guard settle >= 0, settle <= 3600, settle.isFinite else {
+                throw fields.invalid("lease_settle", expected: "seconds in 0...3600", got: "\(settle)")
+            }
+            postgresql.settleSeconds = settle
+        }
+        try fields.rejectUnknownKeys()
+        config.postgresql = postgresql
     }
 
     private static func parseWatches(

@@ -84,6 +84,19 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Keep a resume point per finished block in the job's staging directory, and continue an
     /// interrupted job (crash, kill, restart) from its last finished block instead of block 0.
     public var resume = true
+    /// Where jobs are kept: the embedded SQLite file (one node) or a PostgreSQL database several
+    /// nodes share (`job_store`, docs/design.md "Fleet").
+    public var jobStore: JobStoreKind = .sqlite
+    /// `[postgresql]`: required with `job_store = "postgresql"`, refused otherwise.
+    public var postgresql: PostgreSQLConfiguration? = nil
+    /// This node's name in job records and `dsnotctl status` (`node_name`; default: the hostname).
+    public var nodeName: String = DaemonConfiguration.defaultNodeName
+
+    /// The host's name (`gethostname`), or `"localhost"` when it has none.
+    public static var defaultNodeName: String {
+        let name = ProcessInfo.processInfo.hostName
+        return name.isEmpty ? "localhost" : name
+    }
 
     /// The documented default for running without a config file: everything under the current
     /// directory, so an unprivileged `dsnotd` (and `make run`) works: `.dsnot/state`, `.dsnot/dsnotd.sock`,

@@ -151,7 +151,7 @@ public struct ControlHandler: Sendable {
         let startedAt = daemon.startedAt
         var state = await daemon.state
         if state == .running && snapshot.paused { state = .paused }
-        return StatusReport(
+        var report = StatusReport(
             state: state,
             pid: getpid(),
             startedAt: startedAt,
@@ -170,6 +170,9 @@ public struct ControlHandler: Sendable {
                 )
             }
         )
+        report.node = configuration.nodeName
+        report.nodes = await scheduler.nodes()
+        return report
     }
 
     private func submit(path: String, overrides: [String: String], priority: Int?) async throws -> JobRecord {

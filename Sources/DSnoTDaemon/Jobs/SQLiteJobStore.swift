@@ -3,7 +3,7 @@
 
 public import DSnoTControlProtocol
 public import DSnoTPipeline
-import Foundation
+public import Foundation
 import GRDB
 
 /// The embedded job store: `<state_dir>/jobs.sqlite`, WAL mode with `synchronous = FULL` (a commit is
@@ -61,6 +61,20 @@ public final class SQLiteJobStore: JobStore {
                     """
             )
         }
+        // Fleet (issue 15): the node running a job, and the nodes' heartbeats. SQLite is one node, so
+        // no lease column: a job's node holds it until the job leaves running/publishing.
+        migrator.registerMigration("v2") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE job ADD COLUMN node TEXT;
+                    CREATE TABLE node (
+                        name TEXT PRIMARY KEY NOT NULL,
+                        started_at DOUBLE NOT NULL,
+                        heartbeat_at DOUBLE NOT NULL
+                    );
+                    """
+            )
+        }
         return migrator
     }
 
@@ -89,14 +103,91 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    /// - Throws: `JobStoreError.conflict` when the stored job is no longer in `previous.state` on
+    ///   `previous.node`.
     public func update(_ job: JobRecord, from previous: JobRecord, detail: String?) throws {
-        try write("update") { db in
-            try db.execute(
-                sql: "UPDATE job SET state = ?, priority = ?, record = ? WHERE id = ?",
-                arguments: [job.state.rawValue, job.priority, try Self.encode(job), job.id]
+        try write("update") { db in try Self.update(db, job, from: previous, detail: detail) }
+    }
+
+    /// The one UPDATE of a job row: only from the state and node the caller saw (compare-and-set).
+    private static func update(_ db: Database, _ job: JobRecord, from previous: JobRecord, detail: String?) throws {
+        try db.execute(
+            sql:
+                "UPDATE job SET state = ?, priority = ?, record = ?, node = ? WHERE id = ? AND state = ? AND node IS ?",
+            arguments: [
+                job.state.rawValue, job.priority, try encode(job), job.node, job.id, previous.state.rawValue,
+                previous.node,
+            ]
+        )
+        guard db.changesCount == 1 else {
+            let state = try String.fetchOne(db, sql: "SELECT state FROM job WHERE id = ?", arguments: [job.id])
+            throw JobStoreError.conflict(
+                jobID: job.id,
+                expected: previous.state,
+                got: state.flatMap(JobState.init(rawValue:))
             )
-            if previous.state != job.state {
-                try Self.recordHistory(db, job: job, from: previous.state, detail: detail)
+        }
+        if previous.state != job.state {
+            try recordHistory(db, job: job, from: previous.state, detail: detail)
+        }
+    }
+
+    /// One process holds the database, so a claim is a read and a compare-and-set in one transaction.
+    public func claim(jobID: String, node: String, lease: Double, transition: (JobRecord) throws -> JobRecord) throws
+        -> JobRecord?
+    {
+        try write("claim") { db in
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: "SELECT record, created_at FROM job WHERE id = ? AND state = ?",
+                    arguments: [jobID, JobState.queued.rawValue]
+                )
+            else { return nil }
+            let current = try Self.decode(row)
+            var next = try transition(current)
+            next.node = node
+            try Self.update(db, next, from: current, detail: nil)
+            return next
+        }
+    }
+
+    /// True while the job is running or publishing on `node`: one process, so no lease expires.
+    public func renewLease(jobID: String, node: String, lease: Double) throws -> Bool {
+        try read("renewLease") { db in
+            try Bool.fetchOne(
+                db,
+                sql: "SELECT 1 FROM job WHERE id = ? AND node = ? AND state IN (?, ?)",
+                arguments: [jobID, node, JobState.running.rawValue, JobState.publishing.rawValue]
+            ) ?? false
+        }
+    }
+
+    /// Nothing to reap: the one node's interrupted jobs are re-queued by `PruneScheduler.recover`.
+    public func reapExpiredLeases(settle: Double, transition: (JobRecord) throws -> (JobRecord, String?)?) throws
+        -> [JobRecord]
+    { [] }
+
+    public func heartbeat(node: String, startedAt: Date) throws {
+        try write("heartbeat") { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO node (name, started_at, heartbeat_at) VALUES (?, ?, ?)
+                    ON CONFLICT (name) DO UPDATE SET started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at
+                    """,
+                arguments: [node, startedAt.timeIntervalSince1970, Date().timeIntervalSince1970]
+            )
+        }
+    }
+
+    public func nodes() throws -> [NodeStatus] {
+        try read("nodes") { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM node ORDER BY name").map { row in
+                NodeStatus(
+                    name: row["name"],
+                    startedAt: Date(timeIntervalSince1970: row["started_at"]),
+                    heartbeatAt: Date(timeIntervalSince1970: row["heartbeat_at"])
+                )
             }
         }
     }

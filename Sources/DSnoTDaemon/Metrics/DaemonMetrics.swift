@@ -31,6 +31,8 @@ public final class DaemonMetrics: Sendable {
     private let bytesWritten: Counter
     private let guardWaits: [GuardResource: Counter]
     private let jobsStarted: Counter
+    private let leaseRenewals: Counter
+    private let leaseLosses: Counter
 
     /// What a job waiting for resources waits for (`SchedulingPolicy.resourceShortage`).
     enum GuardResource: String, CaseIterable, Sendable {
@@ -106,6 +108,19 @@ public final class DaemonMetrics: Sendable {
             ),
             labels: []
         )
+        leaseRenewals = registry.makeCounter(
+            descriptor: descriptor("lease_renewals", unit: "total", "Leases on running jobs this node renewed."),
+            labels: []
+        )
+        leaseLosses = registry.makeCounter(
+            descriptor: descriptor(
+                "lease_losses",
+                unit: "total",
+                "Running jobs this node stopped because it no longer held their lease (expired and taken over, "
+                    + "or cancelled from another node)."
+            ),
+            labels: []
+        )
         let waits = descriptor(
             "guard_waits",
             unit: "total",
@@ -148,6 +163,11 @@ public final class DaemonMetrics: Sendable {
         {
             guardWaits[resource]?.increment()
         }
+    }
+
+    /// Records one lease renewal (`lost == false`) or one lease found lost.
+    public func recordLease(lost: Bool) {
+        (lost ? leaseLosses : leaseRenewals).increment()
     }
 
     /// Records the size of a published output.

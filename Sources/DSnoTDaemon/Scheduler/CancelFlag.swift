@@ -3,11 +3,13 @@
 
 import Synchronization
 
-/// Set by the scheduler (user cancel or shutdown), read by the runner's `isCancelled` at block boundaries.
+/// Set by the scheduler (user cancel, shutdown, lost lease), read by the runner's `isCancelled` at block boundaries.
 final class CancelFlag: Sendable {
     enum Reason: Sendable, Equatable {
         case user
         case shutdown
+        /// The node no longer holds the job's lease (a shared job store): stop, never publish.
+        case leaseLost
     }
 
     private let reason = Mutex<Reason?>(nil)

@@ -122,7 +122,10 @@ extension PruneScheduler {
     func hold(_ job: JobRecord, reason: String) {
         if waitingReason == nil { waitingReason = reason }
         guard job.waitingReason != reason else { return }
-        do { try commit(.wait(reason: reason), job) } catch {
+        do { try commit(.wait(reason: reason), job) } catch JobStoreError.conflict {
+            // Another node claimed or changed the job since the queue was read: nothing to record.
+            logger.debug("Job changed before its wait was recorded", metadata: ["job.id": "\(job.id)"])
+        } catch {
             logger.error("Cannot record job state", metadata: ["job.id": "\(job.id)", "error": "\(error)"])
         }
     }

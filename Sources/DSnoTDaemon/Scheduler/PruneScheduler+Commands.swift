@@ -19,8 +19,18 @@ extension PruneScheduler {
     @discardableResult
     public func recover() throws -> [JobRecord] {
         var requeued: [JobRecord] = []
+        // Another node's running jobs (a shared store) keep running there; their staging directories
+        // in a shared outbox are theirs. Only this node's own are recovered here; a node that died is
+        // taken over when its lease expires (`maintainLeases`).
+        var othersStaging: [String: Set<String>] = [:]
         for state in [JobState.running, .publishing] {
             for job in try store.jobs(state: state, watch: nil, limit: nil) {
+                if settings.lease != nil, let node = job.node, node != settings.node {
+                    othersStaging[job.outbox, default: []].insert(
+                        AtomicPublisher.stagingPrefix + stagingID(job, node: node)
+                    )
+                    continue
+                }
                 if try recoverPublished(job) != nil { continue }
                 requeued.append(try commit(.requeue(reason: "daemon restarted"), job))
             }
@@ -32,12 +42,12 @@ extension PruneScheduler {
             if settings.resume && job.state == .queued
                 && PruneJob.hasResumePoint(in: publisher(for: job).stagingPath)
             {
-                resumable[job.outbox, default: []].insert(AtomicPublisher.stagingPrefix + job.id)
+                resumable[job.outbox, default: []].insert(AtomicPublisher.stagingPrefix + stagingID(job))
             }
         }
         for outbox in outboxes.sorted() where FileManager.default.fileExists(atPath: outbox) {
             do {
-                let keep = resumable[outbox] ?? []
+                let keep = (resumable[outbox] ?? []).union(othersStaging[outbox] ?? [])
                 for name in try AtomicPublisher.removeOrphans(in: outbox, keeping: keep) {
                     let path = URL(fileURLWithPath: outbox).appendingPathComponent(name).path
                     logger.info("Removed orphaned temp output", metadata: ["output.path": "\(path)"])
@@ -95,6 +105,9 @@ extension PruneScheduler {
             return record
         }
         let cancelled = try commit(.cancel(reason: "cancelled by user"), job)
+        // A job running on another node (a shared store) stops there when its lease renewal sees the
+        // cancel; its staging directory is that node's to remove.
+        guard job.state == .queued else { return cancelled }
         // A queued job may hold the resume point of an interrupted run: cancelling removes it.
         do { try publisher(for: job).discard() } catch {
             logger.error("Cannot remove a staging directory", metadata: ["job.id": "\(id)", "error": "\(error)"])

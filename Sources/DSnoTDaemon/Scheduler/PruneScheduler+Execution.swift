@@ -21,10 +21,15 @@ extension PruneScheduler {
             throw ControlError(code: .invalidState, message: error.description)
         }
         try store.update(next, from: job, detail: detail)
+        committed(job, next, at: at)
+        return next
+    }
+
+    /// Counts and announces a transition the store committed.
+    func committed(_ job: JobRecord, _ next: JobRecord, at: Date) {
         metrics?.record(job, next, at: at)
         let kind = next.state == job.state ? "progress" : "state"
         events.publish(JobEvent(kind: kind, job: next, etaSeconds: eta(for: next)))
-        return next
     }
 
     /// Starts queued jobs while workers are free, in `SchedulingPolicy.candidates` order: a job that
@@ -47,7 +52,9 @@ extension PruneScheduler {
         waitingReason = nil
         // Every candidate is judged, even when the workers are busy: a job that can never fit fails at
         // once rather than when a worker frees up (estimates are cached, so this costs no re-reading).
-        for job in candidates {
+        // A job this node still runs can be queued again only if another node took it back (its run
+        // here has lost the lease and is stopping): it is not started twice on one node.
+        for job in candidates where running[job.id] == nil {
             guard let (spec, estimate) = admissionInputs(job) else { continue }
             let inUse = running.values.reduce(0) { SchedulingPolicy.sum($0, $1.estimate.memoryBytes) }
             switch SchedulingPolicy.admission(
@@ -71,10 +78,27 @@ extension PruneScheduler {
         publishStatusLine()
     }
 
+    /// Claims the job (another node may have it: then it is skipped) and starts its runner.
     private func start(_ job: JobRecord, spec: JobSpec, estimate: ResourceEstimate) {
         let started: JobRecord
         do {
-            started = try commit(.start, job)
+            let at = now()
+            let policy = settings.retryPolicy
+            guard
+                let claimed = try store.claim(
+                    jobID: job.id,
+                    node: settings.node,
+                    lease: settings.lease?.seconds ?? 0,
+                    transition: {
+                        try JobStateMachine.apply(.start, to: $0, now: at, policy: policy)
+                    }
+                )
+            else {
+                logger.debug("Job claimed by another node", metadata: ["job.id": "\(job.id)"])
+                return
+            }
+            started = claimed
+            committed(job, started, at: at)
             try FileManager.default.createDirectory(
                 atPath: spec.temporaryOutputPath,
                 withIntermediateDirectories: true
@@ -88,7 +112,13 @@ extension PruneScheduler {
             return
         }
         let flag = CancelFlag()
-        running[job.id] = RunningJob(record: started, flag: flag, estimate: estimate, pruningStarted: nil)
+        running[job.id] = RunningJob(
+            record: started,
+            flag: flag,
+            estimate: estimate,
+            pruningStarted: nil,
+            leaseRenewedAt: now()
+        )
         logger.notice(
             "Job started",
             metadata: ["event": "job.started", "job.id": "\(job.id)", "model.path": "\(job.inputPath)"]
@@ -112,7 +142,7 @@ extension PruneScheduler {
     }
 
     func handleProgress(_ id: String, _ progress: JobProgress) {
-        guard var entry = running[id] else { return }
+        guard var entry = running[id], !entry.leaseLost else { return }
         if progress.phase == .pruning && entry.pruningStarted == nil { entry.pruningStarted = now() }
         do {
             entry.record = try commit(

@@ -14,10 +14,16 @@ extension PruneScheduler {
         guard let entry = running.removeValue(forKey: id) else { return }
         let job = entry.record
         let publisher = publisher(for: job)
+        if entry.leaseLost {
+            // Another node has the job now (or it was cancelled from one): nothing of this run is kept.
+            try? publisher.discard()
+            logger.notice("Job given up: lease lost", metadata: ["event": "job.lease_lost", "job.id": "\(id)"])
+            return
+        }
         do {
             switch result {
             case .success(let outcome):
-                try publish(job, through: publisher, outcome: outcome)
+                try publish(job, entry, through: publisher, outcome: outcome)
             case .failure(JobFailure.cancelled) where entry.flag.current == .shutdown:
                 // With `resume`, a staging directory holding a resume point is kept for the next start.
                 if !settings.resume || !PruneJob.hasResumePoint(in: publisher.stagingPath) {
@@ -33,6 +39,15 @@ extension PruneScheduler {
                 try? publisher.discard()
                 try recordFailure(job, JobFailure(classifying: error))
             }
+        } catch JobStoreError.conflict(_, _, let got) {
+            // The job changed under this node (taken over after its lease expired, or cancelled from
+            // another node): this run's output, if any, is not the job's any more.
+            try? publisher.discard()
+            metrics?.recordLease(lost: true)
+            logger.error(
+                "Job changed under this node: its run here is discarded",
+                metadata: ["event": "job.lease_lost", "job.id": "\(id)", "state": "\(got?.rawValue ?? "gone")"]
+            )
         } catch {
             logger.error("Cannot record job end", metadata: ["job.id": "\(id)", "error": "\(error)"])
         }
@@ -45,8 +60,25 @@ extension PruneScheduler {
     /// outbox is fsynced; only then is the job committed `done`, so an acknowledged `done` names an
     /// output that survives a power loss. A crash between the rename and the commit is finished by
     /// `recoverPublished` at the next start.
-    private func publish(_ job: JobRecord, through publisher: AtomicPublisher, outcome: JobOutcome) throws {
+    ///
+    /// With a shared job store the node renews the job's lease right before the sync and rename: a
+    /// node that lost it discards its output instead (the settle period covers the sync and rename
+    /// that follow the check, docs/design.md "Fleet").
+    private func publish(
+        _ job: JobRecord,
+        _ entry: RunningJob,
+        through publisher: AtomicPublisher,
+        outcome: JobOutcome
+    ) throws {
         let publishing = try commit(.publish, job)
+        guard mayPublish(job.id, entry) else {
+            try? publisher.discard()
+            logger.error(
+                "Lease lost before publishing: the output is discarded, another node runs the job",
+                metadata: ["event": "job.lease_lost", "job.id": "\(job.id)"]
+            )
+            return
+        }
         let final: String
         do {
             final = try publisher.publish()
@@ -156,10 +188,19 @@ extension PruneScheduler {
 
     /// The job's publisher: staging in `<outbox>/.dsnot-tmp-<job>`, target `<outbox>/<input>-<recipe>`,
     /// a taken target suffixed with the job id.
-    func publisher(for job: JobRecord) -> AtomicPublisher {
+    ///
+    /// With a shared job store the staging directory is `.dsnot-tmp-<job>.<node>`: a node that lost a
+    /// job's lease may still be writing when another node starts it in the same shared outbox.
+    /// - Parameter node: whose staging directory (default: this node's).
+    func publisher(for job: JobRecord, node: String? = nil) -> AtomicPublisher {
         let input = URL(fileURLWithPath: job.inputPath).lastPathComponent
         let target = URL(fileURLWithPath: job.outbox).appendingPathComponent("\(input)-\(job.recipe)").path
-        return AtomicPublisher(adopting: job.id, target: target, ifTaken: .suffix(job.id))
+        return AtomicPublisher(adopting: stagingID(job, node: node), target: target, ifTaken: .suffix(job.id))
+    }
+
+    /// The staging directory's id: the job's, and with a shared store the node's too.
+    func stagingID(_ job: JobRecord, node: String? = nil) -> String {
+        settings.lease == nil ? job.id : "\(job.id).\(node ?? settings.node)"
     }
 
     /// The directory a job's runner writes into (created when the job starts).

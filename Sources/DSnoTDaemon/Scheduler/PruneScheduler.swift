@@ -30,6 +30,21 @@ public actor PruneScheduler: Service {
         public var shutdownTimeout: Double
         /// Jobs keep resume points and continue from them after a restart (`resume` in dsnotd.toml).
         public var resume: Bool
+        /// This node's name (`node_name`): recorded in the jobs it claims.
+        public var node: String
+        /// Leases of a shared job store (nil: SQLite, this node alone owns the store).
+        public var lease: Lease?
+
+        /// How long a claimed job's lease lasts, and how long after it expired others take the job.
+        public struct Lease: Sendable, Equatable {
+            public var seconds: Double
+            public var settle: Double
+
+            public init(seconds: Double, settle: Double) {
+                self.seconds = seconds
+                self.settle = settle
+            }
+        }
 
         public init(_ configuration: DaemonConfiguration, retryPolicy: RetryPolicy? = nil) {
             workers = configuration.workers
@@ -41,6 +56,9 @@ public actor PruneScheduler: Service {
                 ?? RetryPolicy(maximumAttempts: configuration.maxAttempts, baseDelay: configuration.retryDelay)
             shutdownTimeout = 60
             resume = configuration.resume
+            node = configuration.nodeName
+            lease = configuration.postgresql.map { Lease(seconds: $0.leaseSeconds, settle: $0.settleSeconds) }
+            if configuration.jobStore == .sqlite { lease = nil }
         }
     }
 
@@ -56,6 +74,10 @@ public actor PruneScheduler: Service {
         let flag: CancelFlag
         let estimate: ResourceEstimate
         var pruningStarted: Date?
+        /// When this node last renewed the job's lease (claiming counts).
+        var leaseRenewedAt: Date
+        /// The store no longer gives this node the job: it stops and never publishes.
+        var leaseLost = false
     }
 
     let store: any JobStore
@@ -74,6 +96,9 @@ public actor PruneScheduler: Service {
     /// Estimates of queued jobs (`runner.estimate` opens the checkpoint), kept while they wait.
     var estimates: [String: ResourceEstimate] = [:]
     var stopping = false
+    /// When this process started, and last wrote its heartbeat (`dsnotctl status` lists the nodes).
+    let processStartedAt: Date
+    var lastHeartbeat: Date?
     var stopRequestedAt: Date?
     /// Called with a one-line status after every change (for `STATUS=`).
     var onStatusLine: (@Sendable (String) -> Void)?
@@ -100,6 +125,7 @@ public actor PruneScheduler: Service {
         self.now = now
         self.diskSpace = diskSpace
         self.pausedWatches = Set(settings.watches.filter(\.paused).map(\.name))
+        self.processStartedAt = now()
     }
 
     /// Sets the status-line callback.
@@ -133,7 +159,7 @@ public actor PruneScheduler: Service {
         scheduleNext()
         for await event in eventStream {
             switch event {
-            case .wake: break
+            case .wake: maintainLeases()
             case .progress(let id, let progress): handleProgress(id, progress)
             case .finished(let id, let result): handleFinished(id, result)
             case .shutdown:
