@@ -93,6 +93,7 @@ extension PruneJob {
         directory: String,
         model: any DecoderModel,
         calibration: CalibrationSet?,
+        lossWindows: CalibrationSet?,
         pruner: SequentialPruner,
         checkpointFingerprint: String,
         logger: Logger
@@ -106,7 +107,12 @@ extension PruneJob {
                     options: options.stableHash,
                     checkpoint: checkpointFingerprint
                 )
-                try pruner.validateResume(candidate.state, model: model, calibration: calibration)
+                try pruner.validateResume(
+                    candidate.state,
+                    model: model,
+                    calibration: calibration,
+                    lossWindows: lossWindows
+                )
                 let expected = (0..<candidate.state.nextBlock).flatMap {
                     model.prunableLinearLayers(block: $0).map(\.tensorName)
                 }

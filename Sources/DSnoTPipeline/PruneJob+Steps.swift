@@ -14,20 +14,34 @@ struct OutputTarget {
 }
 
 extension PruneJob {
-    /// The calibration windows of the recipe (D2), or `nil` when the recipe needs none and names none.
-    func loadCalibration(model: any DecoderModel) throws -> CalibrationSet? {
+    /// The calibration windows of the recipe (D2), or `nil` when the recipe needs none and names none;
+    /// and, when the recipe has DSnoT's loss check and a calibration text, the check's windows: drawn
+    /// after the calibration windows by the same generator, so the calibration windows do not change and
+    /// no pruning decision sees the loss windows. A token file has no more windows to draw: the check
+    /// then scores its last sequences (`SequentialPruner.run`).
+    func loadCalibration(model: any DecoderModel) throws -> (calibration: CalibrationSet?, lossWindows: CalibrationSet?)
+    {
         let c = options.recipe.calibration
         guard let path = c.path, !path.isEmpty else {
             if options.recipe.needsCalibration { try options.recipe.validateCalibration() }
-            return nil
+            return (nil, nil)
         }
         switch c.source {
         case .tokens:
-            return try CalibrationSet.load(tokenFile: path, vocabularySize: model.vocabularySize)
+            return (try CalibrationSet.load(tokenFile: path, vocabularySize: model.vocabularySize), nil)
         case .text:
             let tokens = try tokenize(path)
             let length = min(c.sequenceLength, model.maxPositions)
-            return try CalibrationSet(tokens: tokens, count: c.sequences, length: length, seed: c.seed)
+            let calibration = try CalibrationSet(tokens: tokens, count: c.sequences, length: length, seed: c.seed)
+            guard options.recipe.dsnot?.lossCheck == true else { return (calibration, nil) }
+            let lossWindows = try CalibrationSet(
+                tokens: tokens,
+                count: SequentialPruner.lossCheckWindowCount(calibrationSequences: c.sequences),
+                length: length,
+                seed: c.seed,
+                skipping: c.sequences
+            )
+            return (calibration, lossWindows)
         }
     }
 

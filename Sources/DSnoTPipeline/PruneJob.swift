@@ -65,12 +65,15 @@ public struct PruneJob: Sendable {
         let inputBytes = checkpoint.files.reduce(0) { $0 + $1.header.fileSize }
         var resumeBytes = 0
         if resume {
-            // Per point: every sequence's hidden state, and the held-out ones' dense-path states when DSnoT's
-            // output check follows the dense model.
+            // Per point: every sequence's hidden state, the held-out ones' dense-path states when DSnoT's
+            // output check follows the dense model, and the loss check's two streams.
             let n = options.recipe.calibration.sequences
             let heldOut = DSnoT.OutputCheck.heldOutSequences(of: n)
             let dense = options.recipe.dsnot?.outputCheck == .model ? (heldOut > 0 ? heldOut : n) : 0
-            let states = 2 * (n + dense) * length * model.hiddenSize * 4
+            let loss =
+                options.recipe.dsnot?.lossCheck == true
+                ? 2 * SequentialPruner.lossCheckWindowCount(calibrationSequences: n) : 0
+            let states = 2 * (n + dense + loss) * length * model.hiddenSize * 4
             resumeBytes = prunableDeclarations(model).reduce(states) {
                 $0 + (TensorInfo.checkedByteCount(shape: $1.shape, dtype: $1.dtype) ?? 0)
             }
@@ -105,8 +108,107 @@ public struct PruneJob: Sendable {
         let checkpoint = try Checkpoint(directory: input)
         let config = try configData()
         let model = try ModelRegistry.model(config: config, tensors: checkpoint)
-        let calibration = try loadCalibration(model: model)
-        let pruner = try SequentialPruner(recipe: options.recipe, errorSequences: options.errorSequences)
+        let (calibration, lossWindows) = try loadCalibration(model: model)
+        var attempt = try prune(
+            recipe: options.recipe,
+            model: model,
+            checkpoint: checkpoint,
+            calibration: calibration,
+            lossWindows: lossWindows,
+            into: directory,
+            resume: resume,
+            logger: logger,
+            progress: progress,
+            isCancelled: isCancelled
+        )
+        defer { attempt.overlay?.remove() }
+        if let check = attempt.report.lossCheck, check.prefersBase {
+            // Refining did not clearly lower the held-out loss: publish what the base pruner alone makes. Its
+            // run starts over in the emptied directory, without resume points (a crash now restarts the job).
+            logger.notice(
+                "DSnoT loss check prefers the base masks; pruning again without DSnoT",
+                metadata: [
+                    "model.path": "\(input)", "loss.refined": "\(check.refinedLoss)", "loss.base": "\(check.baseLoss)",
+                ]
+            )
+            attempt.abandon()
+            try Self.emptyDirectory(directory)
+            let refined = attempt.report
+            attempt = try prune(
+                recipe: options.recipe.withoutDSnoT,
+                model: model,
+                checkpoint: checkpoint,
+                calibration: calibration,
+                // The fallback's model is scored on the same windows (a token file's last sequences included).
+                lossWindows: try lossWindows
+                    ?? calibration.map { try CalibrationSet(sequences: Array($0.sequences.suffix(check.windows))) },
+                into: directory,
+                resume: false,
+                logger: logger,
+                progress: progress,
+                isCancelled: isCancelled
+            )
+            attempt.report = refined.publishingBase(attempt.report)
+        }
+        var report = attempt.report
+        if let evaluation = options.evaluation, let overlay = attempt.overlay {
+            try overlay.seal()
+            report.perplexity = try evaluate(
+                evaluation,
+                dense: model,
+                pruned: try ModelRegistry.model(config: config, tensors: overlay),
+                progress: progress,
+                isCancelled: isCancelled
+            )
+            overlay.remove()
+            if let limit = evaluation.maxIncreasePercent, let p = report.perplexity,
+                !(p.increasePercent <= limit)
+            {
+                attempt.output.abort()
+                throw PruneJobError.qualityGate(dense: p.dense, pruned: p.pruned, limitPercent: limit)
+            }
+        }
+        progress(.writing)
+        try attempt.resumeWriter?.removeFiles()
+        report.job = jobID
+        try attempt.output.finish(Self.encode(report))
+        logger.info(
+            "Pruned checkpoint",
+            metadata: ["model.path": "\(input)", "prune.sparsity": "\(report.totals.sparsity)"]
+        )
+        return Result(report: report, outputBytes: Self.directoryBytes(directory))
+    }
+
+    /// One pruning run into `directory`: its output not finished yet, the evaluation overlay (with an
+    /// evaluation) and the resume writer (with `resume`).
+    struct Attempt {
+        var report: PruneReport
+        var output: OutputTarget
+        var overlay: SpilledOverlay?
+        var resumeWriter: ResumeWriter?
+
+        /// Drops the unfinished output and the overlay (the caller empties the directory).
+        func abandon() {
+            output.abort()
+            overlay?.remove()
+        }
+    }
+
+    /// Runs `SequentialPruner` with `recipe` into a new output in `directory`, resuming from a valid point
+    /// there when `resume`.
+    func prune(
+        recipe: Recipe,
+        model: any DecoderModel,
+        checkpoint: Checkpoint,
+        calibration: CalibrationSet?,
+        lossWindows: CalibrationSet?,
+        into directory: String,
+        resume: Bool,
+        logger: Logger,
+        progress: (Progress) -> Void,
+        isCancelled: () -> Bool
+    ) throws -> Attempt {
+        let pruner = try SequentialPruner(recipe: recipe, errorSequences: options.errorSequences)
         var point: ResumePoint?
         var resumeWriter: ResumeWriter?
         if resume {
@@ -115,6 +217,7 @@ public struct PruneJob: Sendable {
                 directory: directory,
                 model: model,
                 calibration: calibration,
+                lossWindows: lossWindows,
                 pruner: pruner,
                 checkpointFingerprint: fingerprint,
                 logger: logger
@@ -140,12 +243,10 @@ public struct PruneJob: Sendable {
                 declarations: prunableDeclarations(model)
             )
         }
-        defer { overlay?.remove() }
         let outputs: [any PrunedTensorSink] = [output.sink] + (overlay.map { [$0] } ?? [])
         let sink = TeeSink(outputs + (resumeWriter.map { [$0.journal] } ?? []))
-        var report: PruneReport
         do {
-            report = try pruner.run(
+            let report = try pruner.run(
                 model: model,
                 source: checkpoint,
                 calibration: calibration,
@@ -161,38 +262,22 @@ public struct PruneJob: Sendable {
                         try restored.write(name: $0.name, dtype: $0.dtype, shape: $0.shape, bytes: $1, pruned: true)
                     }
                 },
-                onBlockFinished: resumeWriter.map { writer in { try writer.blockFinished($0) } }
+                onBlockFinished: resumeWriter.map { writer in { try writer.blockFinished($0) } },
+                lossWindows: lossWindows
             )
+            return Attempt(report: report, output: output, overlay: overlay, resumeWriter: resumeWriter)
         } catch {
             output.abort()
+            overlay?.remove()
             throw error
         }
-        if let evaluation = options.evaluation, let overlay {
-            try overlay.seal()
-            report.perplexity = try evaluate(
-                evaluation,
-                dense: model,
-                pruned: try ModelRegistry.model(config: config, tensors: overlay),
-                progress: progress,
-                isCancelled: isCancelled
-            )
-            overlay.remove()
-            if let limit = evaluation.maxIncreasePercent, let p = report.perplexity,
-                !(p.increasePercent <= limit)
-            {
-                output.abort()
-                throw PruneJobError.qualityGate(dense: p.dense, pruned: p.pruned, limitPercent: limit)
-            }
+    }
+
+    /// Removes everything in `directory` (the job's own staging directory).
+    static func emptyDirectory(_ directory: String) throws {
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory) {
+            try FileManager.default.removeItem(atPath: directory + "/" + name)
         }
-        progress(.writing)
-        try resumeWriter?.removeFiles()
-        report.job = jobID
-        try output.finish(Self.encode(report))
-        logger.info(
-            "Pruned checkpoint",
-            metadata: ["model.path": "\(input)", "prune.sparsity": "\(report.totals.sparsity)"]
-        )
-        return Result(report: report, outputBytes: Self.directoryBytes(directory))
     }
 
     func configData() throws -> Data {

@@ -77,6 +77,7 @@ extension PruneJobOptions: Codable {
         guard case .object(var object) = recipe.canonicalValue else { return recipe.canonicalValue }
         if let dsnot = recipe.dsnot, case .object(var settings)? = object["dsnot"] {
             settings["output_check"] = .string(dsnot.outputCheck.rawValue)
+            settings["loss_check"] = .bool(dsnot.lossCheck)
             object["dsnot"] = .object(settings)
         }
         object["layer_sparsity"] = .string(recipe.layerSparsity.rawValue)

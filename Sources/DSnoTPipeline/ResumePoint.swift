@@ -16,7 +16,8 @@ struct ResumeError: Error, CustomStringConvertible {
 /// to and the journal entries it covers.
 ///
 /// Tensors: `hidden.<n>` (F32 `[L, hidden]`, the calibration states entering `nextBlock`), `dense.<n>`
-/// (`output_check = model`: the held-out states through the dense blocks), `allocation.sparsity` and
+/// (`output_check = model`: the held-out states through the dense blocks), `loss_refined.<n>` and
+/// `loss_base.<n>` (DSnoT's loss check: its windows' states as published and base-masked), `allocation.sparsity` and
 /// `allocation.outlier_ratio` (F64 `[blocks]`, NaN for no ratio). The `__metadata__` key `dsnot.resume`
 /// holds the `Manifest` as JSON: format version, the job's identity (`PruneJobOptions.stableHash`, the
 /// checkpoint fingerprint), the partial report, the journal entries, and the SHA-256 of the tensor data.
@@ -83,6 +84,16 @@ struct ResumePoint {
             tensors.append(
                 (TensorDeclaration(name: "dense.\(n)", dtype: .f32, shape: [h.rows, h.columns]), .floats(h.storage))
             )
+        }
+        for (prefix, states) in [("loss_refined.", state.lossStates), ("loss_base.", state.baseLossStates)] {
+            for (n, h) in states.enumerated() {
+                tensors.append(
+                    (
+                        TensorDeclaration(name: prefix + "\(n)", dtype: .f32, shape: [h.rows, h.columns]),
+                        .floats(h.storage)
+                    )
+                )
+            }
         }
         let sparsity = state.allocation.map(\.sparsity)
         let ratios = state.allocation.map { $0.outlierRatio ?? .nan }
@@ -172,6 +183,14 @@ struct ResumePoint {
         for n in 0..<manifest.sequences { expected["hidden.\(n)"] = (.f32, nil) }
         let denseNames = file.tensorNames.filter { $0.hasPrefix("dense.") }
         for name in denseNames { expected[name] = (.f32, nil) }
+        // Indexed states: the loss check's two streams must be numbered 0..<count without gaps.
+        let lossPrefixes = ["loss_refined.", "loss_base."]
+        var lossCounts: [String: Int] = [:]
+        for prefix in lossPrefixes {
+            let count = file.tensorNames.filter { $0.hasPrefix(prefix) }.count
+            for n in 0..<count { expected[prefix + "\(n)"] = (.f32, nil) }
+            lossCounts[prefix] = count
+        }
         try check(Set(file.tensorNames) == Set(expected.keys), "tensors", expected.keys.sorted(), file.tensorNames)
         var hasher = SHA256()
         for tensor in file.header.tensors.sorted(by: { $0.dataOffsets.lowerBound < $1.dataOffsets.lowerBound }) {
@@ -212,10 +231,15 @@ struct ResumePoint {
             let allocation = zip(try doubles("allocation.sparsity"), try doubles("allocation.outlier_ratio")).map {
                 PruneResumeState.BlockAllocation(sparsity: $0, outlierRatio: $1.isNaN ? nil : $1)
             }
+            let loss = try lossPrefixes.map { prefix in
+                try (0..<(lossCounts[prefix] ?? 0)).map { try matrix(prefix + "\($0)") }
+            }
             let state = PruneResumeState(
                 nextBlock: manifest.nextBlock,
                 hidden: hidden,
                 denseStates: dense,
+                lossStates: loss[0],
+                baseLossStates: loss[1],
                 allocation: allocation,
                 report: manifest.report
             )

@@ -42,6 +42,8 @@ enum QualityBenchmark {
         var checkSeconds: Double
         var owlSeconds: Double
         var blockSparsities: [Double]
+        /// DSnoT's loss check: what it published (`nil` when none ran).
+        var lossCheck: PruneReport.LossCheckSummary?
         var seconds: Double
     }
 
@@ -192,15 +194,38 @@ enum QualityBenchmark {
                 )
                 var recipe = configuration.recipe
                 recipe.calibration.seed = seed
-                let pruner = try SequentialPruner(recipe: recipe)
-                let overlay = TensorOverlay(base: checkpoint)
-                let report = try pruner.run(
+                // DSnoT's loss check as the daemon runs it (PruneJob): windows drawn after the calibration
+                // windows, and the base recipe's own run published when the check prefers the base masks.
+                let lossWindows =
+                    recipe.dsnot?.lossCheck == true
+                    ? try CalibrationSet(
+                        tokens: calibrationTokens,
+                        count: SequentialPruner.lossCheckWindowCount(calibrationSequences: calibrationSequences),
+                        length: sequenceLength,
+                        seed: seed,
+                        skipping: calibrationSequences
+                    ) : nil
+                var overlay = TensorOverlay(base: checkpoint)
+                var report = try SequentialPruner(recipe: recipe).run(
                     model: model,
                     source: checkpoint,
                     calibration: calibration,
                     sink: overlay,
-                    logger: logger
+                    logger: logger,
+                    lossWindows: lossWindows
                 )
+                if let check = report.lossCheck, check.prefersBase {
+                    overlay = TensorOverlay(base: checkpoint)
+                    let fallback = try SequentialPruner(recipe: recipe.withoutDSnoT).run(
+                        model: model,
+                        source: checkpoint,
+                        calibration: calibration,
+                        sink: overlay,
+                        logger: logger,
+                        lossWindows: lossWindows
+                    )
+                    report = report.publishingBase(fallback)
+                }
                 let pruned = try ModelRegistry.model(config: config, tensors: overlay)
                 let perplexities = try texts.map {
                     try Perplexity.evaluate(
@@ -218,9 +243,10 @@ enum QualityBenchmark {
                     swaps: report.totals.dsnotSwaps,
                     blocksChecked: checks.count,
                     blocksKeptRefined: checks.filter { $0.layersKept > 0 }.count,
-                    checkSeconds: report.timings.outputCheck,
+                    checkSeconds: report.timings.outputCheck + report.timings.lossCheck,
                     owlSeconds: report.timings.owl,
                     blockSparsities: report.blocks.map(\.sparsity),
+                    lossCheck: report.lossCheck,
                     seconds: BenchmarkSupport.now() - clock
                 )
                 results[results.count - 1].1.append(run)
@@ -231,6 +257,11 @@ enum QualityBenchmark {
                         + "blocks kept refined \(run.blocksKeptRefined)/\(run.blocksChecked), "
                         + "check \(BenchmarkSupport.format(run.checkSeconds, digits: 1)) s, "
                         + "OWL \(BenchmarkSupport.format(run.owlSeconds, digits: 1)) s, "
+                        + (run.lossCheck.map {
+                            "loss check \(BenchmarkSupport.format($0.refinedLoss, digits: 5)) refined vs "
+                                + "\(BenchmarkSupport.format($0.baseLoss, digits: 5)) base ± "
+                                + "\(BenchmarkSupport.format($0.standardError, digits: 5)) → \($0.published), "
+                        } ?? "")
                         + "\(BenchmarkSupport.format(run.seconds, digits: 0)) s)"
                 )
                 fflush(nil)
@@ -306,6 +337,8 @@ enum QualityBenchmark {
         let last = runs.last
         cells.append(last.map { "\($0.swaps)" } ?? "—")
         cells.append(last.map { $0.blocksChecked == 0 ? "—" : "\($0.blocksKeptRefined)/\($0.blocksChecked)" } ?? "—")
+        let checked = runs.compactMap(\.lossCheck)
+        cells.append(checked.isEmpty ? "—" : "\(checked.filter(\.prefersBase).count)/\(checked.count)")
         let extra = runs.map { $0.checkSeconds + $0.owlSeconds }.reduce(0, +) / Double(max(1, runs.count))
         cells.append(extra > 0 ? BenchmarkSupport.format(extra, digits: 1) : "—")
         if let s = last?.blockSparsities, let lo = s.min(), let hi = s.max(), hi > lo {
@@ -346,11 +379,14 @@ enum QualityBenchmark {
             is the mean over seeds of perplexity / the base pruner's perplexity with the same seed. DSnoT
             `reference` is the published flags (after SparseGPT with D9's true-error acceptance); `guarded`
             is dsnot's default profile (docs/algorithms.md). "Blocks kept" counts blocks whose output check
-            kept at least one refined layer; "extra s": seconds of the output check plus OWL's dense pass
-            (mean per pruning); "block sparsity": OWL's range. Time: prune + evaluation, seconds.
+            kept at least one refined layer (last seed); "base published": seeds whose loss check preferred
+            the base masks, so that the base recipe's own model was published (the row's perplexity is then
+            the base row's); "extra s": seconds of the output and loss checks plus OWL's dense pass (mean
+            per pruning; a fallback's second pruning is in the time column only); "block sparsity": OWL's
+            range. Time: prune (both runs after a fallback) + evaluation, seconds.
 
-            | configuration | seeds | sparsity | \(textHeads) | DSnoT swaps | blocks kept | extra s | block sparsity | time (s) |
-            |---|---|---|\(texts.map { _ in "---|" }.joined())---|---|---|---|---|
+            | configuration | seeds | sparsity | \(textHeads) | DSnoT swaps | blocks kept | base published | extra s | block sparsity | time (s) |
+            |---|---|---|\(texts.map { _ in "---|" }.joined())---|---|---|---|---|---|
 
             """
         let byLabel = Dictionary(results.map { ($0.0.label, $0.1) }, uniquingKeysWith: { a, _ in a })

@@ -13,6 +13,7 @@ extension DsnotCtl.Prune {
         "dsnot-threshold": ["dsnot.update_threshold"], "dsnot-variance-power": ["dsnot.variance_power"],
         "dsnot-same-sign": ["dsnot.same_sign"], "dsnot-accept": ["dsnot.accept"],
         "dsnot-profile": ["dsnot.profile"], "dsnot-output-check": ["dsnot.output_check"],
+        "dsnot-loss-check": ["dsnot.loss_check"],
         "layer-sparsity": ["layer_sparsity"], "owl-threshold": ["owl_threshold"], "owl-lambda": ["owl_lambda"],
         "expert-min-tokens": ["expert_min_tokens"],
         "sparsegpt-block-size": ["sparsegpt.block_size"], "sparsegpt-dampening": ["sparsegpt.dampening"],
@@ -44,6 +45,7 @@ extension DsnotCtl.Prune {
         set("dsnot-accept", dsnotAccept.map { .string($0) })
         set("dsnot-profile", dsnotProfile.map { .string($0) })
         set("dsnot-output-check", dsnotOutputCheck.map { .string($0) })
+        set("dsnot-loss-check", dsnotLossCheck.map { .bool($0) })
         // `--no-dsnot` wins over DSnoT settings; `--dsnot` alone keeps them or the defaults.
         if let dsnot, !dsnot || d.value(at: "dsnot") == nil { set("dsnot", .bool(dsnot)) }
         set("layer-sparsity", layerSparsity.map { .string($0) })

@@ -57,6 +57,12 @@ extension DsnotCtl {
         var dsnotAccept: String?
         @Option(help: "DSnoT block-output check: none, block, layer or model; profile default.")
         var dsnotOutputCheck: String?
+        @Flag(
+            inversion: .prefixedNo,
+            help:
+                "DSnoT loss check: publish the base pruner's model when held-out loss says refining did not help; profile default."
+        )
+        var dsnotLossCheck: Bool?
         @Option(help: "Per-block sparsity: uniform (default) or owl (outlier-weighed, unstructured only).")
         var layerSparsity: String?
         @Option(help: "OWL outlier threshold M (default 5).") var owlThreshold: Double?

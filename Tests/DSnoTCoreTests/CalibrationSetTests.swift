@@ -23,6 +23,20 @@ import Testing
         }
     }
 
+    /// DSnoT's loss check draws its windows after the calibration windows of the same seed: they are the
+    /// windows a larger draw would continue with, and the calibration windows are unchanged.
+    @Test func skippingContinuesTheSameDraws() throws {
+        let tokens = (0..<1000).map { Int32($0) }
+        let both = try CalibrationSet(tokens: tokens, count: 10, length: 32, seed: 7)
+        let calibration = try CalibrationSet(tokens: tokens, count: 8, length: 32, seed: 7)
+        let loss = try CalibrationSet(tokens: tokens, count: 2, length: 32, seed: 7, skipping: 8)
+        #expect(calibration.sequences == Array(both.sequences[0..<8]))
+        #expect(loss.sequences == Array(both.sequences[8..<10]))
+        #expect(throws: CalibrationError.self) {
+            try CalibrationSet(tokens: tokens, count: 2, length: 32, seed: 7, skipping: -1)
+        }
+    }
+
     @Test func textShorterThanOneWindowPlusOneIsAnError() {
         #expect(throws: CalibrationError.textTooShort(tokens: 32, needed: 33)) {
             try CalibrationSet(tokens: Array(repeating: 1, count: 32), count: 1, length: 32, seed: 0)

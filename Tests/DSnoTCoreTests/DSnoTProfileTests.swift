@@ -15,6 +15,7 @@ import Testing
         #expect(DSnoT.Profile.reference.settings(after: .wanda) == DSnoT.Settings.reference)
         let guarded = DSnoT.Profile.guarded.settings
         #expect(guarded.maxCycles == .scaled && guarded.skip.isEmpty && guarded.outputCheck == .model)
+        #expect(guarded.lossCheck && !DSnoT.Settings.reference.lossCheck && !DSnoT.Settings.afterSparseGPT.lossCheck)
         #expect(DSnoT.Profile.guarded.settings(after: .sparsegpt).accept == .trueError)
         #expect(DSnoT.Profile.default == .guarded)
     }
@@ -34,6 +35,11 @@ import Testing
         #expect(try decode(#"{"profile":"reference","accept":"none"}"#, method: "sparsegpt") == .reference)
         #expect(throws: DecodingError.self) { _ = try decode(#"{"profile":"best"}"#) }
         #expect(throws: DecodingError.self) { _ = try decode(#"{"output_check":"rows"}"#) }
+        #expect(throws: DecodingError.self) { _ = try decode(#"{"loss_check":"yes"}"#) }
+        var checkedReference = DSnoT.Settings.reference
+        checkedReference.lossCheck = true
+        #expect(try decode(#"{"profile":"reference","loss_check":true}"#) == checkedReference)
+        #expect(try decode(#"{"loss_check":false}"#)?.lossCheck == false)
         // Written settings read back the same, whatever the default profile.
         for settings in [DSnoT.Settings.reference, DSnoT.Profile.guarded.settings] {
             var recipe = Recipe(method: .wanda, pattern: .unstructured(0.5), dsnot: settings)
@@ -55,6 +61,104 @@ import Testing
         checked.dsnot?.outputCheck = .block
         #expect(checked.canonicalJSON.contains(#""output_check":"block""#))
         #expect(checked.stableHash != reference.stableHash)
+        // The loss check, likewise: absent from the reference's canonical form, present when on.
+        #expect(!reference.canonicalJSON.contains("loss_check"))
+        var lossChecked = reference
+        lossChecked.dsnot?.lossCheck = true
+        #expect(lossChecked.canonicalJSON.contains(#""loss_check":true"#))
+        #expect(lossChecked.stableHash != reference.stableHash)
+    }
+
+    /// The refined model is published only when it beats the base by more than one standard error of the
+    /// paired per-window difference, or when both are the same model.
+    @Test func theLossCheckPublishesTheRefinedModelOnlyWhenClearlyBetter() {
+        typealias Summary = PruneReport.LossCheckSummary
+        func decide(_ refined: [Double], _ base: [Double]) -> Summary {
+            let c = Summary.compare(refined: refined, base: base)
+            return Summary(
+                windows: refined.count,
+                sequenceLength: 8,
+                calibrationWindows: false,
+                refinedLoss: c.refined,
+                baseLoss: c.base,
+                standardError: c.standardError,
+                seconds: 0
+            )
+        }
+        let clear = decide([1.0, 1.1, 0.9, 1.0], [1.1, 1.2, 1.0, 1.1])
+        #expect(clear.published == "refined" && clear.standardError < 1e-12)
+        let noisy = decide([1.00, 1.10, 0.90, 1.02], [1.05, 1.00, 1.00, 1.00])  // mean −0.0075, se ≈ 0.0435
+        #expect(noisy.published == "base" && noisy.refinedLoss < noisy.baseLoss && noisy.prefersBase)
+        #expect(abs(noisy.standardError - 0.043469) < 1e-5)
+        #expect(decide([1.0, 1.1], [0.9, 1.0]).published == "base")
+        #expect(decide([1.0, 1.1], [1.0, 1.1]).published == "refined")  // the same model: no fallback
+        #expect(decide([1.0], [1.5]).published == "refined" && decide([1.0], [1.5]).standardError == 0)
+    }
+
+    /// Loss windows the model cannot score are refused before any work, naming what is wrong.
+    @Test func lossWindowsTheModelCannotScoreAreRefused() throws {
+        let directory = GoldenFixture.root.appendingPathComponent("block/model").path
+        let checkpoint = try Checkpoint(directory: directory)
+        let model = try ModelRegistry.load(directory: directory)
+        let calibration = try CalibrationSet.load(tokenFile: ModelFixtures.path("golden-block", "calib.safetensors"))
+        var window = calibration.sequences[0]
+        window[1] = Int32(model.vocabularySize)
+        let windows = try CalibrationSet(sequences: [calibration.sequences[1], window])
+        let recipe = Recipe(method: .wanda, pattern: .unstructured(0.6), dsnot: DSnoT.Profile.guarded.settings)
+        let sink = CapturingSink()
+        #expect(
+            throws: PipelineError.invalidLossWindows(
+                reason:
+                    "window 1 holds token id \(model.vocabularySize), outside the vocabulary 0..<\(model.vocabularySize)"
+            )
+        ) {
+            try SequentialPruner(recipe: recipe).run(
+                model: model,
+                source: checkpoint,
+                calibration: calibration,
+                sink: sink,
+                logger: Logger(label: "test"),
+                lossWindows: windows
+            )
+        }
+        let short = try CalibrationSet(sequences: [[1], [2]])
+        #expect(throws: PipelineError.invalidLossWindows(reason: "windows hold 1 token(s); at least 2 are needed")) {
+            try SequentialPruner(recipe: recipe).run(
+                model: model,
+                source: checkpoint,
+                calibration: calibration,
+                sink: sink,
+                logger: Logger(label: "test"),
+                lossWindows: short
+            )
+        }
+        #expect(sink.tensors.isEmpty)
+    }
+
+    /// Without windows of its own (a token file), the check scores the calibration sequences the block
+    /// check holds out, and the report says so.
+    @Test func withATokenFileTheCheckScoresTheHeldOutSequences() throws {
+        let directory = GoldenFixture.root.appendingPathComponent("block/model").path
+        let checkpoint = try Checkpoint(directory: directory)
+        let model = try ModelRegistry.load(directory: directory)
+        let calibration = try CalibrationSet.load(tokenFile: ModelFixtures.path("golden-block", "calib.safetensors"))
+        var settings = DSnoT.Profile.guarded.settings
+        settings.maxCycles = .fixed(10)
+        let report = try SequentialPruner(recipe: Recipe(method: .wanda, pattern: .unstructured(0.6), dsnot: settings))
+            .run(
+                model: model,
+                source: checkpoint,
+                calibration: calibration,
+                sink: CapturingSink(),
+                logger: Logger(label: "test")
+            )
+        let check = try #require(report.lossCheck)
+        #expect(
+            check.calibrationWindows
+                && check.windows == SequentialPruner.lossCheckWindowCount(calibrationSequences: calibration.count)
+        )
+        #expect(check.sequenceLength == calibration.length && check.refinedLoss.isFinite && check.baseLoss.isFinite)
+        #expect(report.timings.lossCheck > 0 && report.timings.lossCheck == check.seconds)
     }
 
     /// Guarded DSnoT on the two-block golden model: every block with refined layers ran the check on

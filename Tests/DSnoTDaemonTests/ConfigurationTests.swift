@@ -92,7 +92,8 @@ import Testing
                     sameSign: true,
                     skip: ["mlp", "lm_head"],
                     accept: .none,
-                    outputCheck: DSnoT.Profile.default.settings.outputCheck  // not named: the profile's
+                    outputCheck: DSnoT.Profile.default.settings.outputCheck,  // not named: the profile's
+                    lossCheck: DSnoT.Profile.default.settings.lossCheck
                 ),
                 sparseGPT: SparseGPT.Settings(blockSize: 64, dampening: 0.05, maxRetries: 2),
                 calibration: Recipe.Calibration(

@@ -381,10 +381,11 @@ final class WarningLog: LogHandler, @unchecked Sendable {
         let journal = Self.blocks * (2 * 32 * 32 + 2 * 16 * 32 + 3 * 64 * 32) * 2
         #expect(resumable.outputBytes - plain.outputBytes == journal + 2 * 8 * 32 * 32 * 4)
         // DSnoT's default profile checks against the dense model: each point also holds the 2 held-out
-        // sequences' dense-path states (a quarter of 8).
+        // sequences' dense-path states (a quarter of 8), and its loss check's 2 windows in two streams.
         let guarded = try PruneJob(input: input, options: Variant.wandaDSnoTDefault.options(root: root))
         let extra = try guarded.estimate(resume: true).outputBytes - guarded.estimate().outputBytes
         #expect(DSnoT.OutputCheck.heldOutSequences(of: 8) == 2)
-        #expect(extra == journal + 2 * (8 + 2) * 32 * 32 * 4)
+        #expect(SequentialPruner.lossCheckWindowCount(calibrationSequences: 8) == 2)
+        #expect(extra == journal + 2 * (8 + 2 + 2 * 2) * 32 * 32 * 4)
     }
 }

@@ -44,7 +44,18 @@ import Testing
         let dsnot = try #require((guarded.report?["recipe"] as? [String: Any])?["dsnot"] as? [String: Any])
         #expect(dsnot["output_check"] as? String == "model")
         #expect(dsnot["max_cycles"] as? String == "scaled")
-        let checks = (guarded.report?["blocks"] as? [[String: Any]] ?? []).compactMap {
+        #expect(dsnot["loss_check"] as? Bool == true)
+        // The loss check scored the token file's last 8 windows (it has no text to draw more from).
+        let loss = try #require(guarded.report?["loss_check"] as? [String: Any])
+        #expect(loss["windows"] as? Int == 8 && loss["calibration_windows"] as? Bool == true)
+        #expect(["refined", "base"].contains(loss["published"] as? String ?? ""))
+        #expect(loss["refined_loss"] is Double && loss["base_loss"] is Double && loss["standard_error"] is Double)
+
+        // The block checks, seen in a run without the loss check (a fallback's report is the base run's).
+        let blockChecked = try Self.prune(["--sparsity", "0.5", "--no-dsnot-loss-check"])
+        #expect(blockChecked.output.status == 0, "\(blockChecked.output.stderr)")
+        #expect(blockChecked.report?["loss_check"] == nil)
+        let checks = (blockChecked.report?["blocks"] as? [[String: Any]] ?? []).compactMap {
             $0["output_check"] as? [String: Any]
         }
         #expect(!checks.isEmpty)
@@ -59,7 +70,8 @@ import Testing
         let reference = try Self.prune(["--sparsity", "0.5", "--dsnot-profile", "reference"])
         #expect(reference.output.status == 0, "\(reference.output.stderr)")
         let settings = try #require((reference.report?["recipe"] as? [String: Any])?["dsnot"] as? [String: Any])
-        #expect(settings["output_check"] as? String == "none")
+        #expect(settings["output_check"] as? String == "none" && settings["loss_check"] as? Bool == false)
+        #expect(reference.report?["loss_check"] == nil)
         #expect(settings["max_cycles"] as? Int == 50)
         #expect(settings["skip"] as? [String] == ["mlp"])
         let blocks = reference.report?["blocks"] as? [[String: Any]] ?? []

@@ -25,16 +25,20 @@ public struct CalibrationSet: Sendable, Equatable {
     public var count: Int { sequences.count }
 
     /// Draws `count` windows of `length` tokens from a token stream.
+    /// - Parameter skipping: draws (and drops) this many windows first: `skipping: N` gives the windows
+    ///   that follow the N windows of the same seed (DSnoT's loss check takes its windows so).
     /// - Throws: `CalibrationError.textTooShort` when the stream has fewer than `length + 1` tokens;
-    ///   `.invalidParameter` for a non-positive count or length.
-    public init(tokens: [Int32], count: Int, length: Int, seed: UInt64) throws {
+    ///   `.invalidParameter` for a non-positive count or length, or a negative `skipping`.
+    public init(tokens: [Int32], count: Int, length: Int, seed: UInt64, skipping: Int = 0) throws {
         guard count > 0 else { throw CalibrationError.invalidParameter(name: "nsamples", value: count) }
+        guard skipping >= 0 else { throw CalibrationError.invalidParameter(name: "skipped windows", value: skipping) }
         guard length > 0 else { throw CalibrationError.invalidParameter(name: "seqlen", value: length) }
         guard tokens.count >= length + 1 else {
             throw CalibrationError.textTooShort(tokens: tokens.count, needed: length + 1)
         }
         var rng = SplitMix64(seed: seed)
         let lastStart = UInt64(tokens.count - length - 1)
+        for _ in 0..<skipping { _ = rng.uniform(through: lastStart) }
         sequences = (0..<count).map { _ in
             let start = Int(rng.uniform(through: lastStart))
             return Array(tokens[start..<(start + length)])

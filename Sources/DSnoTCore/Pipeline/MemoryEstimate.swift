@@ -13,7 +13,8 @@ import SafeTensors
 /// attention's scratch tile);
 /// the statistics of the block's distinct layer inputs (vectors in fp64, Gram/Hessian matrices
 /// `C_in²` fp32); the pruner's working set for the largest layer; a fixed runtime baseline (Swift
-/// runtime, OpenBLAS buffers).
+/// runtime, OpenBLAS buffers). DSnoT's loss check adds its windows' two streams of states and one
+/// window's logits (`L × vocabulary` fp32, at the end) to `activations`.
 public struct MemoryEstimate: Sendable, Equatable, Codable {
     public var blockWeights: Int
     public var checkpointPages: Int
@@ -41,7 +42,8 @@ public struct MemoryEstimate: Sendable, Equatable, Codable {
         recipe: Recipe,
         sequences: Int,
         length: Int,
-        errorSequences: Int
+        errorSequences: Int,
+        lossWindows: (count: Int, length: Int)? = nil
     ) -> MemoryEstimate {
         // The largest block (a MoE model's dense layers are smaller than its sparse ones): its weights
         // include every expert, since the whole block is loaded at once.
@@ -58,7 +60,12 @@ public struct MemoryEstimate: Sendable, Equatable, Codable {
         // DSnoT's output check keeps the dense block outputs of its held-out sequences.
         let checked =
             (recipe.dsnot?.outputCheck ?? .none) != .none ? StatisticsPlan.checkSequences(of: sequences).count : 0
-        let activations = calibrated ? (sequences + checked) * length * model.hiddenSize * f : 0
+        var activations = calibrated ? (sequences + checked) * length * model.hiddenSize * f : 0
+        if let loss = lossWindows, calibrated {
+            let streams = recipe.dsnot == nil ? 1 : 2
+            activations += streams * loss.count * loss.length * model.hiddenSize * f
+            activations += loss.length * model.vocabularySize * f
+        }
         // Per sequence: every linear output, the block input/output copies, and the attention's
         // scratch (a tile of the stacked query heads of one key/value head: scores, queries, contexts).
         // A routed expert's outputs cover only its tokens: k of every E tokens on average.

@@ -56,6 +56,8 @@ public enum PipelineError: Error, Equatable, Sendable, CustomStringConvertible {
     case missingTensor(name: String)
     /// A resume state does not continue this run (`SequentialPruner.validateResume`).
     case resumeMismatch(reason: String)
+    /// DSnoT's loss check got windows it cannot score (`SequentialPruner.run`'s `lossWindows`).
+    case invalidLossWindows(reason: String)
 
     public var description: String {
         switch self {
@@ -65,6 +67,7 @@ public enum PipelineError: Error, Equatable, Sendable, CustomStringConvertible {
             "calibration sequence length \(length) exceeds the model's \(maximum) positions"
         case .missingTensor(let name): "checkpoint has no tensor '\(name)'"
         case .resumeMismatch(let reason): "resume point does not match the job: \(reason)"
+        case .invalidLossWindows(let reason): "DSnoT loss check: \(reason)"
         }
     }
 }

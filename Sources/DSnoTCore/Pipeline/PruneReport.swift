@@ -11,7 +11,8 @@
 public struct PruneReport: Codable, Sendable, Equatable {
     /// Bumped when a field changes meaning.
     public var formatVersion = 1
-    /// The recipe that ran: as requested, with `calibration.sequences` and `calibration.sequence_length` the
+    /// The recipe that ran: as requested (also when the loss check published the base recipe's model,
+    /// `lossCheck.published`), with `calibration.sequences` and `calibration.sequence_length` the
     /// N and L of the windows actually used (a token file's shape; L capped at the model's context; 0 and 0
     /// when the run used no calibration data).
     public var recipe: Recipe
@@ -35,6 +36,9 @@ public struct PruneReport: Codable, Sendable, Equatable {
     /// The block a resumed run continued at (the blocks before it were pruned by an interrupted run
     /// and restored from its resume point); absent when the run started at block 0.
     public var resumedFromBlock: Int?
+    /// DSnoT's model-level loss check (`dsnot.loss_check`): what it measured and which model was
+    /// published; absent when no loss check ran.
+    public var lossCheck: LossCheckSummary?
 
     public struct CalibrationSummary: Codable, Sendable, Equatable {
         public var sequences: Int
@@ -127,6 +131,79 @@ public struct PruneReport: Codable, Sendable, Equatable {
         public var seconds: Double
     }
 
+    /// DSnoT's model-level loss check: the mean next-token loss (nats per token) on held-out windows of
+    /// the refined model as published by the block checks and of the same run's base-masked model
+    /// (every block with its base pruner's masks, on the same pruned inputs), and the decision.
+    ///
+    /// The refined model is published only when it is better by more than one standard error of the
+    /// paired per-window difference: with a few windows a smaller difference is noise, and the base
+    /// pruner's model is the one without the extra step. The same model on both sides (no block kept a
+    /// refined mask: every difference 0) publishes the run as it is.
+    public struct LossCheckSummary: Codable, Sendable, Equatable {
+        /// Windows scored and their length in tokens.
+        public var windows: Int
+        public var sequenceLength: Int
+        /// `true` when the windows are the last calibration sequences (the block check's held-out ones;
+        /// a token file has no further windows to draw), `false` for windows drawn from the calibration
+        /// text after the calibration windows (then no pruning decision has seen them).
+        public var calibrationWindows: Bool
+        /// Loss of the model this run pruned (with DSnoT's refined masks where kept).
+        public var refinedLoss: Double
+        /// Loss of the same run's model with every block's base masks.
+        public var baseLoss: Double
+        /// Standard error of `refinedLoss − baseLoss` from the windows' paired differences (0 for one window).
+        public var standardError: Double
+        /// `"refined"` when `refinedLoss + standardError < baseLoss` (or both are the same model), else
+        /// `"base"`: the caller then publishes the base recipe's own run (`PruneReport.publishingBase(_:)`).
+        public var published: String
+        /// Loss of the published base recipe's model on the same windows (a fallback only).
+        public var publishedLoss: Double?
+        /// Seconds of the check itself (the extra block forwards and the LM head), and of the refined
+        /// run that was discarded (a fallback only; `seconds…` like the layers' timings).
+        public var seconds: Double
+        public var secondsDiscardedRun: Double?
+
+        public static let refined = "refined"
+        public static let base = "base"
+
+        /// Whether the base-masked model did better: then the base recipe's model is published.
+        public var prefersBase: Bool { published == Self.base }
+
+        public init(
+            windows: Int,
+            sequenceLength: Int,
+            calibrationWindows: Bool,
+            refinedLoss: Double,
+            baseLoss: Double,
+            standardError: Double,
+            seconds: Double
+        ) {
+            self.windows = windows
+            self.sequenceLength = sequenceLength
+            self.calibrationWindows = calibrationWindows
+            self.refinedLoss = refinedLoss
+            self.baseLoss = baseLoss
+            self.standardError = standardError
+            let difference = refinedLoss - baseLoss
+            let same = difference == 0 && standardError == 0
+            self.published = same || difference + standardError < 0 ? Self.refined : Self.base
+            self.seconds = seconds
+        }
+
+        /// The mean loss, and the standard error of the mean of `refined − base`, of per-window losses.
+        public static func compare(refined: [Double], base: [Double]) -> (
+            refined: Double, base: Double, standardError: Double
+        ) {
+            let n = Double(max(1, refined.count))
+            let differences = zip(refined, base).map { $0 - $1 }
+            let mean = differences.reduce(0, +) / n
+            let variance =
+                differences.count > 1
+                ? differences.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(differences.count - 1) : 0
+            return (refined.reduce(0, +) / n, base.reduce(0, +) / n, (variance / n).squareRoot())
+        }
+    }
+
     public struct DSnoTSummary: Codable, Sendable, Equatable {
         public var swaps: Int
         public var cycles: Int
@@ -176,6 +253,8 @@ public struct PruneReport: Codable, Sendable, Equatable {
         public var owl = 0.0
         /// DSnoT's block-output check (extra block forwards).
         public var outputCheck = 0.0
+        /// DSnoT's loss check (the held-out windows' block forwards, both variants, and the LM head).
+        public var lossCheck = 0.0
         public var total = 0.0
     }
 

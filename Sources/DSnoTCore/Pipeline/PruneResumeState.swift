@@ -22,6 +22,10 @@ public struct PruneResumeState: Sendable {
     public var hidden: [Matrix]
     /// `output_check = model`: the held-out sequences' states through the dense blocks so far.
     public var denseStates: [Int: Matrix]
+    /// DSnoT's loss check: its windows' states through the blocks so far as published, and with every
+    /// block's base masks (empty without a check; the base stream also without DSnoT).
+    public var lossStates: [Matrix]
+    public var baseLossStates: [Matrix]
     /// Per block: the target sparsity and OWL's outlier ratio (`nil` without OWL).
     public var allocation: [BlockAllocation]
     /// The report of the finished blocks (layers, blocks, totals, timings so far).
@@ -41,12 +45,16 @@ public struct PruneResumeState: Sendable {
         nextBlock: Int,
         hidden: [Matrix],
         denseStates: [Int: Matrix],
+        lossStates: [Matrix] = [],
+        baseLossStates: [Matrix] = [],
         allocation: [BlockAllocation],
         report: PruneReport
     ) {
         self.nextBlock = nextBlock
         self.hidden = hidden
         self.denseStates = denseStates
+        self.lossStates = lossStates
+        self.baseLossStates = baseLossStates
         self.allocation = allocation
         self.report = report
     }
@@ -56,9 +64,15 @@ extension SequentialPruner {
     /// Checks that `state` continues a run of this recipe on this model and calibration: identity
     /// (recipe hash, model type, block count, calibration fingerprint), counts and every shape. A state
     /// read from disk is untrusted: call this before `run(resumingFrom:)`, which trusts it.
-    /// - Throws: `PipelineError.resumeMismatch` naming the first difference.
-    public func validateResume(_ state: PruneResumeState, model: any DecoderModel, calibration: CalibrationSet?) throws
-    {
+    /// - Parameter lossWindows: the loss check's windows, as `run` will be given them.
+    /// - Throws: `PipelineError.resumeMismatch` naming the first difference (`.invalidLossWindows` for
+    ///   windows `run` would refuse).
+    public func validateResume(
+        _ state: PruneResumeState,
+        model: any DecoderModel,
+        calibration: CalibrationSet?,
+        lossWindows: CalibrationSet? = nil
+    ) throws {
         func mismatch(_ what: String, expected: Any, got: Any) -> PipelineError {
             .resumeMismatch(reason: "\(what): expected \(expected), got \(got)")
         }
@@ -115,6 +129,24 @@ extension SequentialPruner {
         }
         for (n, h) in state.denseStates where h.rows != length || h.columns != model.hiddenSize {
             throw mismatch("dense state \(n)", expected: [length, model.hiddenSize], got: [h.rows, h.columns])
+        }
+        let windows = try lossCheckWindows(model: model, calibration: calibration, lossWindows: lossWindows)?.windows
+        let lossCount = windows?.count ?? 0
+        let lossLength = windows?.first?.count ?? 0
+        guard state.lossStates.count == lossCount else {
+            throw mismatch("loss-check states", expected: lossCount, got: state.lossStates.count)
+        }
+        let baseCount = recipe.dsnot == nil ? 0 : lossCount
+        guard state.baseLossStates.count == baseCount else {
+            throw mismatch("loss-check base states", expected: baseCount, got: state.baseLossStates.count)
+        }
+        for (n, h) in (state.lossStates + state.baseLossStates).enumerated()
+        where h.rows != lossLength || h.columns != model.hiddenSize {
+            throw mismatch(
+                "loss-check state \(n)",
+                expected: [lossLength, model.hiddenSize],
+                got: [h.rows, h.columns]
+            )
         }
     }
 }

@@ -175,14 +175,16 @@ extension SequentialPruner {
 
     /// Prunes one linear layer of `block` and puts the (dtype-rounded) sparse weight back into the
     /// block; `write(layer:block:sink:)` writes it once the block's output check has decided.
-    /// Returns, when DSnoT changed the layer and an output check will run, the base alternative.
+    /// Returns, when DSnoT changed the layer and `keepAlternative` (an output or loss check will switch
+    /// the block to its base masks), the base alternative.
     /// - Parameter fallback: prune with `ExpertRouting.fallbackRecipe` (a MoE expert with too few tokens).
     func prune(
         layer: LinearLayerInfo,
         block: inout any DecoderBlock,
         statistics: BlockStatistics,
         pattern: SparsityPattern,
-        fallback: Bool = false
+        fallback: Bool = false,
+        keepAlternative: Bool
     ) throws -> (report: PruneReport.LayerReport, pruned: Int, basePruned: Int, alternative: LayerAlternative?) {
         let recipe = fallback ? ExpertRouting.fallbackRecipe(self.recipe) : self.recipe
         let dense = block.weight(of: layer.name)
@@ -199,7 +201,7 @@ extension SequentialPruner {
         // exactly what the output holds. Masked dense weights are exact already.
         let sparse = Self.rounded(result.sparseWeights(dense: dense), dtype: layer.dtype, exact: result.weights == nil)
         var alternative: LayerAlternative? = nil
-        if (recipe.dsnot?.outputCheck ?? .none) != .none, result.metrics.dsnot != nil {
+        if keepAlternative, result.metrics.dsnot != nil {
             let base = Self.rounded(
                 result.baseSparseWeights(dense: dense),
                 dtype: layer.dtype,

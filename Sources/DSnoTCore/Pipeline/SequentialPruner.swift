@@ -40,13 +40,23 @@ public struct SequentialPruner: Sendable {
     }
 
     /// The peak-memory estimate of `run` for this model and calibration size.
-    public func memoryEstimate(model: any DecoderModel, sequences: Int, length: Int) -> MemoryEstimate {
-        MemoryEstimate.estimate(
+    /// - Parameter lossWindows: the loss check's windows and their length when the caller gives its own
+    ///   (`run`'s `lossWindows`); by default the recipe's check scores calibration sequences.
+    public func memoryEstimate(
+        model: any DecoderModel,
+        sequences: Int,
+        length: Int,
+        lossWindows: (count: Int, length: Int)? = nil
+    ) -> MemoryEstimate {
+        let checked = recipe.dsnot?.lossCheck == true && sequences > 0
+        return MemoryEstimate.estimate(
             model: model,
             recipe: recipe,
             sequences: sequences,
             length: length,
-            errorSequences: recipe.needsHessian ? 0 : min(errorSequences, sequences)
+            errorSequences: recipe.needsHessian ? 0 : min(errorSequences, sequences),
+            lossWindows: lossWindows
+                ?? (checked ? (Self.lossCheckWindowCount(calibrationSequences: sequences), length) : nil)
         )
     }
 
@@ -65,6 +75,10 @@ public struct SequentialPruner: Sendable {
     ///   - restoreOutput: see `resume`.
     ///   - onBlockFinished: called after every block but the last with the state the next block
     ///     needs (after its tensors reached `sink`); a throw ends the run.
+    ///   - lossWindows: the windows DSnoT's loss check scores (`DSnoT.Settings.lossCheck`; callers draw
+    ///     them from the calibration text after the calibration windows). Without them a recipe with the
+    ///     check scores the last calibration sequences. Given to a recipe without DSnoT (the fallback
+    ///     run a loss check asks for), the published model's loss is still scored and reported.
     /// - Returns: the run's report (without perplexity).
     /// - Throws: `PipelineError`, `PruningError`, `ModelLoadError`, or the sink's errors.
     public func run(
@@ -77,7 +91,8 @@ public struct SequentialPruner: Sendable {
         isCancelled: () -> Bool = { false },
         resumingFrom resume: PruneResumeState? = nil,
         restoreOutput: () throws -> Void = {},
-        onBlockFinished: ((PruneResumeState) throws -> Void)? = nil
+        onBlockFinished: ((PruneResumeState) throws -> Void)? = nil,
+        lossWindows: CalibrationSet? = nil
     ) throws -> PruneReport {
         let clock = ContinuousClock()
         let start = clock.now
@@ -88,6 +103,7 @@ public struct SequentialPruner: Sendable {
             throw PipelineError.sequenceTooLong(length: calibration.length, maximum: model.maxPositions)
         }
         let sequences = calibration?.count ?? 0
+        let lossCheck = try lossCheckWindows(model: model, calibration: calibration, lossWindows: lossWindows)
         var report = PruneReport(
             recipe: recipe,
             recipeHash: recipe.stableHash,
@@ -96,8 +112,13 @@ public struct SequentialPruner: Sendable {
             calibration: calibration.map {
                 Self.summary($0, errorSequences: recipe.needsHessian ? $0.count : min(errorSequences, $0.count))
             },
-            memoryEstimateBytes: memoryEstimate(model: model, sequences: sequences, length: calibration?.length ?? 0)
-                .total
+            memoryEstimateBytes: memoryEstimate(
+                model: model,
+                sequences: sequences,
+                length: calibration?.length ?? 0,
+                lossWindows: lossCheck.map { ($0.windows.count, $0.windows.first?.count ?? 0) }
+            )
+            .total
         )
         // The report's recipe states what ran: N and L of the windows used (a token file's own shape, or L
         // capped at the model's context; 0 and 0 when none were), not the requested ones; `recipeHash`
@@ -112,6 +133,7 @@ public struct SequentialPruner: Sendable {
         )
         var hidden: [Matrix] = []
         var denseStates: [Int: Matrix] = [:]
+        var losses: LossCheckStreams?
         var firstBlock = 0
         if let resume {
             let copy = try Self.time(clock) { try copyUnprunedTensors(model: model, source: source, sink: sink) }
@@ -122,6 +144,14 @@ public struct SequentialPruner: Sendable {
             allocation = resume.allocation
             hidden = resume.hidden
             denseStates = resume.denseStates
+            losses = lossCheck.map {
+                LossCheckStreams(
+                    windows: $0.windows,
+                    calibrationWindows: $0.calibrationWindows,
+                    refined: resume.lossStates,
+                    base: resume.baseLossStates
+                )
+            }
             firstBlock = resume.nextBlock
         } else {
             report.timings.copy = try Self.time(clock) {
@@ -147,7 +177,20 @@ public struct SequentialPruner: Sendable {
             if recipe.dsnot?.outputCheck == .model, !hidden.isEmpty {
                 for n in StatisticsPlan.checkSequences(of: hidden.count) { denseStates[n] = hidden[n] }
             }
+            if let lossCheck {
+                report.timings.lossCheck += try Self.time(clock) {
+                    let states = try lossCheck.windows.map { try model.embed(tokens: $0.map(Int.init)) }
+                    losses = LossCheckStreams(
+                        windows: lossCheck.windows,
+                        calibrationWindows: lossCheck.calibrationWindows,
+                        refined: states,
+                        base: recipe.dsnot == nil ? [] : states
+                    )
+                }
+            }
         }
+        // Alternatives let the output check and the loss check's base stream switch a block to its base masks.
+        let keepAlternatives = (recipe.dsnot?.outputCheck ?? .none) != .none || losses?.base.isEmpty == false
         let plan = StatisticsPlan.pruning(
             recipe: recipe,
             sequences: hidden.count,
@@ -193,7 +236,8 @@ public struct SequentialPruner: Sendable {
                     block: &block,
                     statistics: statistics,
                     pattern: pattern,
-                    fallback: fallback
+                    fallback: fallback,
+                    keepAlternative: keepAlternatives
                 )
                 entries.append((entry.report, entry.pruned, entry.basePruned))
                 if let alternative = entry.alternative, !alternative.indices.isEmpty {
@@ -228,6 +272,7 @@ public struct SequentialPruner: Sendable {
                     entries[i].report.dsnot?.kept = true
                 }
             }
+            report.timings.lossCheck += losses?.advance(block: &block, alternatives: &alternatives, clock: clock) ?? 0
             statistics.denseOutputs = [:]
             blockReport.experts = routed.reports(layers: layers, entries: entries.map { ($0.report, $0.pruned) })
             report.blocks.append(blockReport)
@@ -273,11 +318,26 @@ public struct SequentialPruner: Sendable {
                         nextBlock: b + 1,
                         hidden: hidden,
                         denseStates: denseStates,
+                        lossStates: losses?.refined ?? [],
+                        baseLossStates: losses?.base ?? [],
                         allocation: allocation,
                         report: report
                     )
                 )
             }
+        }
+        if let losses {
+            let summary = try losses.summary(model: model, seconds: report.timings.lossCheck, clock: clock)
+            report.timings.lossCheck = summary.seconds
+            report.lossCheck = summary
+            logger.info(
+                "DSnoT loss check",
+                metadata: [
+                    "loss.refined": "\(summary.refinedLoss)", "loss.base": "\(summary.baseLoss)",
+                    "loss.standard_error": "\(summary.standardError)",
+                    "loss.windows": "\(summary.windows)", "loss.published": "\(summary.published)",
+                ]
+            )
         }
         report.timings.total = start.duration(to: clock.now).inSeconds
         return report

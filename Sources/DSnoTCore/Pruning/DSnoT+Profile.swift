@@ -8,9 +8,11 @@ extension DSnoT {
     public enum Profile: String, Sendable, Equatable, Hashable, Codable, CaseIterable {
         /// The reference flags of DSnoT's `main.py` (B§5.4), bit for bit: `DSnoT.Settings.reference`.
         case reference
-        /// dsnot's default: width-scaled cycles, every linear layer refined, and each block's refined
+        /// dsnot's default: width-scaled cycles, every linear layer refined, each block's refined
         /// masks kept only when they bring the pruned model's hidden state after the block closer to
-        /// the dense model's on held-out calibration sequences (`OutputCheck.model`).
+        /// the dense model's on held-out calibration sequences (`OutputCheck.model`), and the refined
+        /// model published only when its loss on separate held-out windows is no higher than the
+        /// base-masked model's (`lossCheck`).
         case guarded
 
         /// The profile used when a recipe names none (`dsnotctl prune --dsnot`, the daemon's recipes).
@@ -20,7 +22,7 @@ extension DSnoT {
         public var settings: Settings {
             switch self {
             case .reference: return .reference
-            case .guarded: return Settings(maxCycles: .scaled, skip: [], outputCheck: .model)
+            case .guarded: return Settings(maxCycles: .scaled, skip: [], outputCheck: .model, lossCheck: true)
             }
         }
 

@@ -79,6 +79,11 @@ public enum DSnoT {
         public var accept: Acceptance = .none
         /// Block-output check of the pipeline (`none` = the reference: refined masks are always kept).
         public var outputCheck: OutputCheck = .none
+        /// Model-level loss check of the pipeline (`false` = the reference): the refined model is
+        /// published only when its loss on held-out calibration windows is no higher than that of the
+        /// same model with every block's base masks; otherwise the caller publishes the base recipe's
+        /// model (`SequentialPruner` measures, `PruneReport.LossCheckSummary.prefersBase` decides).
+        public var lossCheck: Bool = false
 
         public init(
             maxCycles: MaxCycles = .fixed(50),
@@ -87,7 +92,8 @@ public enum DSnoT {
             sameSign: Bool = false,
             skip: [String] = ["mlp"],
             accept: Acceptance = .none,
-            outputCheck: OutputCheck = .none
+            outputCheck: OutputCheck = .none,
+            lossCheck: Bool = false
         ) {
             self.maxCycles = maxCycles
             self.updateThreshold = updateThreshold
@@ -96,6 +102,7 @@ public enum DSnoT {
             self.skip = skip
             self.accept = accept
             self.outputCheck = outputCheck
+            self.lossCheck = lossCheck
         }
 
         /// The reference defaults of DSnoT's `main.py` (B§5.4).
@@ -113,6 +120,7 @@ public enum DSnoT {
             case skip
             case accept
             case outputCheck = "output_check"
+            case lossCheck = "loss_check"
             /// Decoding only: the profile whose values fill in absent keys (`Recipe+Codable.swift`).
             case profile
         }

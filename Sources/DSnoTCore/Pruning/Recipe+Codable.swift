@@ -174,7 +174,8 @@ extension DSnoT.Settings {
             sameSign: try c.decodeIfPresent(Bool.self, forKey: .sameSign) ?? preset.sameSign,
             skip: try c.decodeIfPresent([String].self, forKey: .skip) ?? preset.skip,
             accept: try c.decodeIfPresent(DSnoT.Acceptance.self, forKey: .accept) ?? preset.accept,
-            outputCheck: try c.decodeIfPresent(DSnoT.OutputCheck.self, forKey: .outputCheck) ?? preset.outputCheck
+            outputCheck: try c.decodeIfPresent(DSnoT.OutputCheck.self, forKey: .outputCheck) ?? preset.outputCheck,
+            lossCheck: try c.decodeIfPresent(Bool.self, forKey: .lossCheck) ?? preset.lossCheck
         )
     }
 
@@ -188,6 +189,7 @@ extension DSnoT.Settings {
         try c.encode(skip, forKey: .skip)
         try c.encode(accept, forKey: .accept)
         try c.encode(outputCheck, forKey: .outputCheck)
+        try c.encode(lossCheck, forKey: .lossCheck)
     }
 }
 

@@ -32,6 +32,7 @@ extension Recipe {
             ]
             // Only when it differs from the reference, so recipes that existed before the check keep their hash.
             if d.outputCheck != .none { settings["output_check"] = .string(d.outputCheck.rawValue) }
+            if d.lossCheck { settings["loss_check"] = .bool(true) }
             dsnotValue = .object(settings)
         }
         var value: [String: CanonicalJSON] = [
