@@ -11,18 +11,6 @@ import Foundation
 import Testing
 
 @Suite struct FleetTests {
-    func record(_ id: String, key: String) -> JobRecord {
-        JobRecord(
-            id: id,
-            key: key,
-            watch: "main",
-            inputPath: "/in/\(id)",
-            outbox: "/out",
-            recipe: "wanda-u50",
-            createdAt: Date(timeIntervalSince1970: 1_700_000_000)
-        )
-    }
-
     /// Two nodes (two connections) try to claim every one of 20 queued jobs at once, in opposite
     /// orders: each job is claimed exactly once, and its row names the node that claimed it.
     @Test func twoClaimersRacingForTwentyJobsClaimEachExactlyOnce() async throws {
@@ -31,7 +19,7 @@ import Testing
         let fixture = try JobStoreBackend.postgresql.fixture(in: directory)
         let setup = try fixture.open()
         let ids = (0..<20).map { "j-\($0)" }
-        for id in ids { try setup.insert(record(id, key: "k-\(id)"), recipe: .defaults) }
+        for id in ids { try setup.insert(JobRecord.fixture(id, key: "k-\(id)"), recipe: .defaults) }
         let (first, second) = (try fixture.open(), try fixture.open())
         @Sendable func claimAll(_ store: any JobStore, node: String, order: [String]) throws -> [String] {
             try order.compactMap { id in
@@ -63,7 +51,7 @@ import Testing
         let fixture = try JobStoreBackend.postgresql.fixture(in: directory)
         let setup = try fixture.open()
         let ids = (0..<200).map { String(format: "j-%03d", $0) }
-        for id in ids { try setup.insert(record(id, key: "k-\(id)"), recipe: .defaults) }
+        for id in ids { try setup.insert(JobRecord.fixture(id, key: "k-\(id)"), recipe: .defaults) }
         let (first, second) = (try fixture.open(), try fixture.open())
         @Sendable func timedClaims(_ store: any JobStore, node: String, order: [String]) throws -> [Double] {
             try order.map { id in
@@ -96,7 +84,7 @@ import Testing
         let keys = (0..<20).map { "k-\($0)" }
         @Sendable func insertAll(_ store: any JobStore, prefix: String) throws -> [(String, Bool)] {
             try keys.map { key in
-                let result = try store.insert(record("\(prefix)-\(key)", key: key), recipe: .defaults)
+                let result = try store.insert(JobRecord.fixture("\(prefix)-\(key)", key: key), recipe: .defaults)
                 return (result.job.id, result.inserted)
             }
         }
@@ -378,7 +366,7 @@ import Testing
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let fixture = try JobStoreBackend.postgresql.fixture(in: directory)
-        try fixture.open().insert(record("j-1", key: "k"), recipe: .defaults)
+        try fixture.open().insert(JobRecord.fixture("j-1", key: "k"), recipe: .defaults)
         let reopened = try fixture.open()
         #expect(try reopened.job(id: "j-1")?.key == "k")
         let cluster = try PostgreSQLCluster.shared.get()

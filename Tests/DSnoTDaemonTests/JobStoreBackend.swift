@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The two job store backends, for tests that run against both: SQLite on a file, PostgreSQL on a real server.
 
+import DSnoTControlProtocol
 import DSnoTDaemon
 import DSnoTTestSupport
 import Foundation
@@ -50,5 +51,20 @@ enum JobStoreBackend: String, CaseIterable, CustomTestStringConvertible, Sendabl
         let cluster = try PostgreSQLCluster.shared.get()
         let url = try PostgreSQLURL(parsing: cluster.url(database: try cluster.createDatabase()))
         return PostgreSQLConfiguration(url: url, passwordFile: try cluster.passwordFile(in: directory.path))
+    }
+}
+
+extension JobRecord {
+    /// A queued job of the `main` watch for the store tests of both backends; `seconds` orders creation.
+    static func fixture(_ id: String, key: String, at seconds: Double = 0) -> JobRecord {
+        JobRecord(
+            id: id,
+            key: key,
+            watch: "main",
+            inputPath: "/in/\(id)",
+            outbox: "/out",
+            recipe: "wanda-u50",
+            createdAt: Date(timeIntervalSince1970: 1_700_000_000 + seconds)
+        )
     }
 }

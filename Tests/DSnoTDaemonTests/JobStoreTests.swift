@@ -12,18 +12,6 @@ import GRDB
 import Testing
 
 @Suite struct JobStoreTests {
-    func record(_ id: String, key: String, at seconds: Double = 0) -> JobRecord {
-        JobRecord(
-            id: id,
-            key: key,
-            watch: "main",
-            inputPath: "/in/\(id)",
-            outbox: "/out",
-            recipe: "wanda-u50",
-            createdAt: Date(timeIntervalSince1970: 1_700_000_000 + seconds)
-        )
-    }
-
     @Test(arguments: JobStoreBackend.allCases)
     func insertDeduplicatesByKeyAndSurvivesReopen(_ backend: JobStoreBackend) throws {
         let directory = try TemporaryDirectory()
@@ -37,10 +25,12 @@ import Testing
                 // loss (under WAL, NORMAL only syncs at checkpoints). dsnotctlTests' publish trace sees it.
                 #expect(try sqlite.synchronousSetting() == 2)
             }
-            #expect(try store.insert(record("j-1", key: "k1"), recipe: PruneJobOptions.defaults).inserted)
-            let second = try store.insert(record("j-2", key: "k1"), recipe: PruneJobOptions.defaults)
+            #expect(try store.insert(JobRecord.fixture("j-1", key: "k1"), recipe: PruneJobOptions.defaults).inserted)
+            let second = try store.insert(JobRecord.fixture("j-2", key: "k1"), recipe: PruneJobOptions.defaults)
             #expect(!second.inserted && second.job.id == "j-1")
-            #expect(try store.insert(record("j-3", key: "k2", at: 10), recipe: PruneJobOptions.defaults).inserted)
+            #expect(
+                try store.insert(JobRecord.fixture("j-3", key: "k2", at: 10), recipe: PruneJobOptions.defaults).inserted
+            )
         }
         let reopened = try fixture.open()
         #expect(try reopened.jobs(state: nil, watch: nil, limit: nil).map(\.id) == ["j-3", "j-1"])
@@ -60,8 +50,8 @@ import Testing
         options.recipe.calibration.path = "/c/calib.txt"
         options.recipe.calibration.seed = UInt64.max
         let store = try fixture.open()
-        try store.insert(record("j-1", key: "k1"), recipe: options)
-        try store.insert(record("j-2", key: "k2"), recipe: options)
+        try store.insert(JobRecord.fixture("j-1", key: "k1"), recipe: options)
+        try store.insert(JobRecord.fixture("j-2", key: "k2"), recipe: options)
         // The stored text is the canonical JSON: a row whose recipe is anything else no longer matches.
         try fixture.raw(
             "UPDATE \(backend.jobTable) SET key = 'canonical' WHERE id = 'j-1' AND recipe = '\(options.canonicalJSON)'"
@@ -91,7 +81,7 @@ import Testing
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let store = try backend.fixture(in: directory).open()
-        let queued = try store.insert(record("j-1", key: "k"), recipe: PruneJobOptions.defaults).job
+        let queued = try store.insert(JobRecord.fixture("j-1", key: "k"), recipe: PruneJobOptions.defaults).job
         let now = Date(timeIntervalSince1970: 1_700_000_100)
         let running = try JobStateMachine.apply(.start, to: queued, now: now)
         try store.update(running, from: queued, detail: nil)
@@ -120,7 +110,7 @@ import Testing
         }
         let outbox = configuration.watches[0].outbox
         let store = try fixture.open()
-        var job = record("j-1", key: "k")
+        var job = JobRecord.fixture("j-1", key: "k")
         job.outbox = outbox
         let queued = try store.insert(job, recipe: PruneJobOptions.defaults).job
         let running = try JobStateMachine.apply(.start, to: queued, now: Date())

@@ -78,6 +78,12 @@ public enum JobStoreError: Error, CustomStringConvertible {
     /// The database holds a schema this binary does not know (a newer dsnotd migrated it).
     case schemaTooNew(database: String, found: Int, supported: Int)
 
+    /// A compare-and-set update of `job` that changed no row: the conflict, from the state the store
+    /// holds now (its raw text; `nil` when the job is gone). Both stores throw this one.
+    static func conflict(updating job: JobRecord, from previous: JobRecord, storedState: String?) -> JobStoreError {
+        .conflict(jobID: job.id, expected: previous.state, got: storedState.flatMap(JobState.init(rawValue:)))
+    }
+
     public var description: String {
         switch self {
         case .recipeUnreadable(let id, let reason): return "job \(id): the stored recipe does not decode: \(reason)"

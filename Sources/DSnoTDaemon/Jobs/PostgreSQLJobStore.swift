@@ -191,11 +191,7 @@ public final class PostgreSQLJobStore: JobStore {
         guard !changed.isEmpty else {
             let state = try run(connection, "SELECT state FROM dsnot_job WHERE id = \(job.id)").first
                 .map { try $0.decode(String.self) }
-            throw JobStoreError.conflict(
-                jobID: job.id,
-                expected: previous.state,
-                got: state.flatMap(JobState.init(rawValue:))
-            )
+            throw JobStoreError.conflict(updating: job, from: previous, storedState: state)
         }
         if previous.state != job.state {
             try recordHistory(connection, job: job, from: previous.state, detail: detail)

@@ -121,11 +121,7 @@ public final class SQLiteJobStore: JobStore {
         )
         guard db.changesCount == 1 else {
             let state = try String.fetchOne(db, sql: "SELECT state FROM job WHERE id = ?", arguments: [job.id])
-            throw JobStoreError.conflict(
-                jobID: job.id,
-                expected: previous.state,
-                got: state.flatMap(JobState.init(rawValue:))
-            )
+            throw JobStoreError.conflict(updating: job, from: previous, storedState: state)
         }
         if previous.state != job.state {
             try recordHistory(db, job: job, from: previous.state, detail: detail)
