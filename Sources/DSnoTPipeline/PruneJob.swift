@@ -58,6 +58,10 @@ public struct PruneJob: Sendable {
             length: length
         )
         .total
+        if case .sparse(let level, _) = options.format {
+            // The sparse writer compresses a finished shard while the pipeline still holds its block.
+            memory += LZ4FrameWriter<FileSink>.workingSetBytes(level: level)
+        }
         if options.evaluation != nil {
             // Perplexity streams windows in passes bounded by its 512 MiB activation budget, plus one block.
             memory = max(memory, (512 << 20) + MemoryEstimate.baselineBytes + 2 * (memory / 8))

@@ -61,6 +61,14 @@ public final class LZ4FrameWriter<Sink: ByteSink>: ByteSink {
     /// The frame's block size (`LZ4F_max4MB`).
     static var blockSize: Int { 4 << 20 }
 
+    /// Bytes a writer allocates at `level`, whatever the content size: the input batch, two sets of
+    /// compressed blocks and one compressor state per block (`init`).
+    public static func workingSetBytes(level: LZ4Level) -> Int {
+        let isHC = level.compressionLevel >= 3
+        let state = (Int(isHC ? LZ4_sizeofStateHC() : LZ4_sizeofState()) + 63) & ~63
+        return Parallel.workers * (3 * blockSize + 8 + state)
+    }
+
     /// The declared content size.
     public let contentSize: UInt64
     /// Uncompressed bytes received so far.

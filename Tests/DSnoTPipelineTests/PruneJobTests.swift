@@ -4,6 +4,7 @@
 
 import DSnoTCore
 import DSnoTPipeline
+import DSnoTSupport
 import DSnoTTestSupport
 import Foundation
 import Logging
@@ -170,6 +171,27 @@ enum TinyCheckpoint {
             _ = try strict.run(into: try TemporaryDirectory("dsnot-pipeline").path, logger: logger)
         } catch let PruneJobError.qualityGate(dense, pruned, limit) {
             #expect(dense == p.dense && pruned == p.pruned && limit == 1e-9)
+        }
+    }
+
+    /// A sparse output's estimate counts the LZ4 frame writer's buffers (a batch of 4 MiB blocks per core,
+    /// two sets of compressed blocks, the compressor states); a dense output has none.
+    @Test func theSparseWritersBuffersAreInTheMemoryEstimate() throws {
+        let root = try TemporaryDirectory("dsnot-pipeline").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try TinyCheckpoint.write(to: root + "/in", dtype: .f32)
+        func memory(_ format: OutputFormat) throws -> Int {
+            try PruneJob(
+                input: root + "/in",
+                options: TinyCheckpoint.options(pattern: .unstructured(0.5), format: format)
+            )
+            .estimate().memoryBytes
+        }
+        let dense = try memory(.dense)
+        for level in [LZ4Level.fast, .hc(9)] {
+            let buffers = LZ4FrameWriter<FileSink>.workingSetBytes(level: level)
+            #expect(buffers >= 3 * Parallel.workers * (4 << 20))
+            #expect(try memory(.sparse(level: level, bytePlanes: false)) - dense == buffers)
         }
     }
 
