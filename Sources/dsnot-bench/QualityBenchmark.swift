@@ -206,17 +206,9 @@ enum QualityBenchmark {
                         skipping: calibrationSequences
                     ) : nil
                 var overlay = TensorOverlay(base: checkpoint)
-                var report = try SequentialPruner(recipe: recipe).run(
-                    model: model,
-                    source: checkpoint,
-                    calibration: calibration,
-                    sink: overlay,
-                    logger: logger,
-                    lossWindows: lossWindows
-                )
-                if let check = report.lossCheck, check.prefersBase {
+                func prune(_ recipe: Recipe) throws -> PruneReport {
                     overlay = TensorOverlay(base: checkpoint)
-                    let fallback = try SequentialPruner(recipe: recipe.withoutDSnoT).run(
+                    return try SequentialPruner(recipe: recipe).run(
                         model: model,
                         source: checkpoint,
                         calibration: calibration,
@@ -224,7 +216,10 @@ enum QualityBenchmark {
                         logger: logger,
                         lossWindows: lossWindows
                     )
-                    report = report.publishingBase(fallback)
+                }
+                var report = try prune(recipe)
+                if let check = report.lossCheck, check.prefersBase {
+                    report = report.publishingBase(try prune(recipe.withoutDSnoT))
                 }
                 let pruned = try ModelRegistry.model(config: config, tensors: overlay)
                 let perplexities = try texts.map {

@@ -106,31 +106,24 @@ import Testing
         let windows = try CalibrationSet(sequences: [calibration.sequences[1], window])
         let recipe = Recipe(method: .wanda, pattern: .unstructured(0.6), dsnot: DSnoT.Profile.guarded.settings)
         let sink = CapturingSink()
+        func run(_ lossWindows: CalibrationSet) throws {
+            _ = try SequentialPruner(recipe: recipe).run(
+                model: model,
+                source: checkpoint,
+                calibration: calibration,
+                sink: sink,
+                logger: Logger(label: "test"),
+                lossWindows: lossWindows
+            )
+        }
         #expect(
             throws: PipelineError.invalidLossWindows(
                 reason:
                     "window 1 holds token id \(model.vocabularySize), outside the vocabulary 0..<\(model.vocabularySize)"
             )
-        ) {
-            try SequentialPruner(recipe: recipe).run(
-                model: model,
-                source: checkpoint,
-                calibration: calibration,
-                sink: sink,
-                logger: Logger(label: "test"),
-                lossWindows: windows
-            )
-        }
-        let short = try CalibrationSet(sequences: [[1], [2]])
+        ) { try run(windows) }
         #expect(throws: PipelineError.invalidLossWindows(reason: "windows hold 1 token(s); at least 2 are needed")) {
-            try SequentialPruner(recipe: recipe).run(
-                model: model,
-                source: checkpoint,
-                calibration: calibration,
-                sink: sink,
-                logger: Logger(label: "test"),
-                lossWindows: short
-            )
+            try run(try CalibrationSet(sequences: [[1], [2]]))
         }
         #expect(sink.tensors.isEmpty)
     }
