@@ -74,18 +74,11 @@ struct ResumePoint {
     ) throws -> Int {
         // The states are written from their own storage (no copy: at 7B scale a point is hundreds of MB).
         var tensors: [(TensorDeclaration, Payload)] = []
-        for (n, h) in state.hidden.enumerated() {
-            tensors.append(
-                (TensorDeclaration(name: "hidden.\(n)", dtype: .f32, shape: [h.rows, h.columns]), .floats(h.storage))
-            )
-        }
-        for n in state.denseStates.keys.sorted() {
-            guard let h = state.denseStates[n] else { continue }
-            tensors.append(
-                (TensorDeclaration(name: "dense.\(n)", dtype: .f32, shape: [h.rows, h.columns]), .floats(h.storage))
-            )
-        }
-        for (prefix, states) in [("loss_refined.", state.lossStates), ("loss_base.", state.baseLossStates)] {
+        // Indexed states: the calibration states, and the loss check's two streams.
+        let indexed = [
+            ("hidden.", state.hidden), ("loss_refined.", state.lossStates), ("loss_base.", state.baseLossStates),
+        ]
+        for (prefix, states) in indexed {
             for (n, h) in states.enumerated() {
                 tensors.append(
                     (
@@ -94,6 +87,12 @@ struct ResumePoint {
                     )
                 )
             }
+        }
+        for n in state.denseStates.keys.sorted() {
+            guard let h = state.denseStates[n] else { continue }
+            tensors.append(
+                (TensorDeclaration(name: "dense.\(n)", dtype: .f32, shape: [h.rows, h.columns]), .floats(h.storage))
+            )
         }
         let sparsity = state.allocation.map(\.sparsity)
         let ratios = state.allocation.map { $0.outlierRatio ?? .nan }
