@@ -66,11 +66,17 @@ enum QualityBenchmark {
             for pattern in patterns {
                 let base = label(method, pattern)
                 list.append(Configuration(label: base, recipe: Recipe(method: method, pattern: pattern)))
+                // What `dsnot = true` runs with each profile: the default leaves SparseGPT's masks alone,
+                // so its SparseGPT rows repeat the base rows (`run` copies them instead of pruning again).
                 for profile in [DSnoT.Profile.reference, DSnoT.Profile.default] {
                     list.append(
                         Configuration(
                             label: "\(base) + DSnoT \(profile.rawValue)",
-                            recipe: Recipe(method: method, pattern: pattern, dsnot: profile.settings(after: method)),
+                            recipe: Recipe(
+                                method: method,
+                                pattern: pattern,
+                                dsnot: profile.defaultSettings(after: method)
+                            ),
                             base: base
                         )
                     )
@@ -82,7 +88,7 @@ enum QualityBenchmark {
                             recipe: Recipe(
                                 method: method,
                                 pattern: pattern,
-                                dsnot: DSnoT.Profile.default.settings(after: method),
+                                dsnot: DSnoT.Profile.default.defaultSettings(after: method),
                                 layerSparsity: .owl
                             ),
                             base: base
@@ -182,7 +188,33 @@ enum QualityBenchmark {
 
         var results: [(Configuration, [Run])] = []
         let logger = Logger(label: "dsnot-bench.quality")
+        /// Rewrites the markdown file with what has finished.
+        func write() throws {
+            let document = markdown(
+                results: results,
+                texts: texts,
+                windows: windows,
+                seeds: seeds,
+                set: set,
+                started: started,
+                loads: (loadStart, loadAverage()),
+                pending: configurations.count * seeds.count - results.reduce(0) { $0 + $1.1.count }
+            )
+            try Data((document + preservedTail(of: output)).utf8).write(
+                to: URL(fileURLWithPath: output),
+                options: .atomic
+            )
+        }
         for configuration in configurations {
+            // A row whose recipe is its base's (the default profile after SparseGPT) repeats the base's runs.
+            if let same = results.first(where: {
+                $0.0.label == configuration.base && $0.0.recipe == configuration.recipe
+            }) {
+                results.append((configuration, same.1))
+                print("quality: \(configuration.label): the recipe of \(same.0.label); its runs repeated")
+                try write()
+                continue
+            }
             results.append((configuration, []))
             for seed in seeds {
                 let clock = BenchmarkSupport.now()
@@ -260,22 +292,10 @@ enum QualityBenchmark {
                         + "\(BenchmarkSupport.format(run.seconds, digits: 0)) s)"
                 )
                 fflush(nil)
-                let document = markdown(
-                    results: results,
-                    texts: texts,
-                    windows: windows,
-                    seeds: seeds,
-                    set: set,
-                    started: started,
-                    loads: (loadStart, loadAverage()),
-                    pending: configurations.count * seeds.count - results.reduce(0) { $0 + $1.1.count }
-                )
-                try Data((document + preservedTail(of: output)).utf8).write(
-                    to: URL(fileURLWithPath: output),
-                    options: .atomic
-                )
+                try write()
             }
         }
+
     }
 
     /// Heading after which `docs/results.md` holds hand-maintained sections (the other benchmarks'

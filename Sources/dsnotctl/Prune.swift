@@ -33,7 +33,12 @@ extension DsnotCtl {
         @Option(help: "Magnitude ranking scope without DSnoT: layer (reference, default) or row.")
         var magnitudeScope: String?
 
-        @Flag(inversion: .prefixedNo, help: "Refine the base masks with DSnoT (default on).") var dsnot: Bool?
+        @Flag(
+            inversion: .prefixedNo,
+            help:
+                "Refine the base masks with DSnoT (default on; with the guarded profile not after sparsegpt unless a DSnoT option is given)."
+        )
+        var dsnot: Bool?
         @Option(
             help:
                 "DSnoT preset that the other DSnoT options override: guarded (default) or reference (the published flags)."
@@ -121,6 +126,12 @@ extension DsnotCtl {
             let publisher: AtomicPublisher
             do {
                 options = try makeOptions()
+                if dsnot == true && options.recipe.dsnot == nil {
+                    GlobalOptions.printError(
+                        "notice: the \(DSnoT.Profile.default.rawValue) DSnoT profile leaves \(options.recipe.method.rawValue)'s masks as they are "
+                            + "(dsnotd.toml(5)); name a profile or a DSnoT option to run it"
+                    )
+                }
                 if printRecipe {
                     print(options.canonicalJSON)
                     return

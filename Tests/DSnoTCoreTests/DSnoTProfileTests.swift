@@ -18,6 +18,17 @@ import Testing
         #expect(guarded.lossCheck && !DSnoT.Settings.reference.lossCheck && !DSnoT.Settings.afterSparseGPT.lossCheck)
         #expect(DSnoT.Profile.guarded.settings(after: .sparsegpt).accept == .trueError)
         #expect(DSnoT.Profile.default == .guarded)
+        // `dsnot = true` after each method: guarded leaves SparseGPT's masks alone, the reference does not.
+        for method in Recipe.Method.allCases {
+            #expect(
+                DSnoT.Profile.reference.defaultSettings(after: method)
+                    == DSnoT.Profile.reference.settings(after: method)
+            )
+            #expect(
+                DSnoT.Profile.guarded.defaultSettings(after: method)
+                    == (method == .sparsegpt ? nil : DSnoT.Profile.guarded.settings(after: method))
+            )
+        }
     }
 
     @Test func aProfileFillsInTheKeysARecipeDoesNotName() throws {

@@ -132,7 +132,14 @@ import Testing
         #expect(try decode(#"{"pattern":"4:8"}"#).pattern == .nOfM(4, 8))
         #expect(try decode(#"{"dsnot":false}"#).dsnot == nil && decode(#"{"dsnot":null}"#).dsnot == nil)
         #expect(try decode(#"{"dsnot":true}"#).dsnot == DSnoT.Profile.default.settings)
-        #expect(try decode(#"{"method":"sparsegpt"}"#).dsnot == DSnoT.Profile.default.settings(after: .sparsegpt))
+        // On without settings means the default profile's choice: no DSnoT after SparseGPT.
+        #expect(try decode(#"{"method":"sparsegpt"}"#).dsnot == nil)
+        #expect(try decode(#"{"method":"sparsegpt","dsnot":true}"#).dsnot == nil)
+        #expect(try decode(#"{"method":"magnitude","dsnot":true}"#).dsnot == DSnoT.Profile.default.settings)
+        // A table runs DSnoT after SparseGPT, with D9's true-error acceptance unless it names one.
+        #expect(
+            try decode(#"{"method":"sparsegpt","dsnot":{}}"#).dsnot == DSnoT.Profile.default.settings(after: .sparsegpt)
+        )
         #expect(try decode(#"{"method":"sparsegpt","dsnot":{"max_cycles":3}}"#).dsnot?.accept == .trueError)
         #expect(try decode(#"{"method":"sparsegpt","dsnot":{"accept":"none"}}"#).dsnot?.accept == DSnoT.Acceptance.none)
         #expect(try decode(#"{"calibration":{"seed":"18446744073709551615"}}"#).calibration.seed == .max)

@@ -78,6 +78,25 @@ import Testing
         #expect(blocks.count == 6 && blocks.allSatisfy { $0["output_check"] == nil })
     }
 
+    /// The default profile leaves SparseGPT's masks alone (docs/algorithms.md): `--dsnot` alone prunes
+    /// with SparseGPT only and says so; naming the profile runs DSnoT after SparseGPT.
+    @Test func theDefaultProfileDoesNotRefineSparseGPTUnlessAsked() throws {
+        let plain = try Self.prune(["--method", "sparsegpt", "--sparsity", "0.5", "--dsnot"])
+        #expect(plain.output.status == 0, "\(plain.output.stderr)")
+        #expect(plain.output.stderr.contains("notice: the guarded DSnoT profile leaves sparsegpt's masks"))
+        let recipe = try #require(plain.report?["recipe"] as? [String: Any])
+        #expect(recipe["dsnot"] is NSNull)
+        #expect(plain.report?["loss_check"] == nil)
+        #expect((plain.report?["totals"] as? [String: Any])?["dsnot_swaps"] as? Int == 0)
+
+        let asked = try Self.prune(["--method", "sparsegpt", "--sparsity", "0.5", "--dsnot-profile", "guarded"])
+        #expect(asked.output.status == 0, "\(asked.output.stderr)")
+        #expect(!asked.output.stderr.contains("notice:"))
+        let dsnot = try #require((asked.report?["recipe"] as? [String: Any])?["dsnot"] as? [String: Any])
+        #expect(dsnot["accept"] as? String == "true-error" && dsnot["loss_check"] as? Bool == true)
+        #expect(asked.report?["loss_check"] is [String: Any])
+    }
+
     @Test(arguments: [
         (["--pattern", "2:4", "--layer-sparsity", "owl"], "owl"),
         (["--sparsity", "0.6", "--layer-sparsity", "owl", "--owl-lambda", "0.5"], "--owl-lambda"),

@@ -144,6 +144,15 @@ import Testing
                 "--nsamples", "16",
             ]
         ),
+        // DSnoT on without settings: the default profile leaves SparseGPT's masks alone (no DSnoT, the
+        // plain SparseGPT recipe and hash) in every spelling, `--dsnot` included.
+        Spellings(
+            name: "sparsegpt 60 %, DSnoT on by default",
+            daemon: "method = \"sparsegpt\"\npattern = 0.6\ndsnot = true\ncalibration.path = \"/c/calib.txt\"",
+            dsnotTOML: "method = \"sparsegpt\"\npattern = 0.6\ncalibration.path = \"/c/calib.txt\"",
+            overrides: ["method": "sparsegpt", "pattern": "0.6", "dsnot": "true", "calibration.path": "/c/calib.txt"],
+            flags: ["--method", "sparsegpt", "--sparsity", "0.6", "--dsnot", "--calib-text", "/c/calib.txt"]
+        ),
     ]
 
     static func watch(_ recipe: String) throws -> WatchConfiguration {
@@ -170,6 +179,17 @@ import Testing
             #expect(options == daemon, "\(spelling)")
             #expect(options.recipe.stableHash == daemon.recipe.stableHash, "\(spelling)")
             #expect(options.stableHash == daemon.stableHash, "\(spelling)")
+        }
+        if daemon.recipe.method == .sparsegpt && !row.daemon.contains("[watch.recipe.dsnot]") {
+            #expect(daemon.recipe.dsnot == nil)
+            #expect(
+                daemon.recipe
+                    == Recipe(
+                        method: .sparsegpt,
+                        pattern: daemon.recipe.pattern,
+                        calibration: daemon.recipe.calibration
+                    )
+            )
         }
         // What dsnotd stores is the canonical JSON, and it decodes back to the same options.
         #expect(try RecipeDocument.decode(json: daemon.canonicalJSON) == daemon)

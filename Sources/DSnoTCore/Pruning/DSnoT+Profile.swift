@@ -33,6 +33,25 @@ extension DSnoT {
             if method == .sparsegpt { s.accept = .trueError }
             return s
         }
+
+        /// Whether a recipe that turns DSnoT on without settings (`dsnot = true`, or no `dsnot` key)
+        /// runs it after `method`. `guarded` leaves SparseGPT's masks as they are: on SmolLM2-135M every
+        /// refined SparseGPT model its loss check let through was worse than SparseGPT on held-out text
+        /// (docs/results.md, "The loss check"), because the check's held-out windows come from the
+        /// calibration text that SparseGPT's weight update was fitted to. A `dsnot` table (any DSnoT
+        /// setting or `profile` named) still runs DSnoT after SparseGPT.
+        public func refinesByDefault(after method: Recipe.Method) -> Bool {
+            switch self {
+            case .reference: return true
+            case .guarded: return method != .sparsegpt
+            }
+        }
+
+        /// What `dsnot = true` means after `method`: the settings, or `nil` when the profile does not
+        /// refine that method's masks by default (`refinesByDefault(after:)`).
+        public func defaultSettings(after method: Recipe.Method) -> Settings? {
+            refinesByDefault(after: method) ? settings(after: method) : nil
+        }
     }
 
     /// Whether the pipeline checks DSnoT's refined masks against the dense block's output.

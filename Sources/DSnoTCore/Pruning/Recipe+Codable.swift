@@ -77,13 +77,14 @@ extension Recipe {
         dsnot: DSnoT.Profile.default.settings(after: .wanda)
     )
 
-    /// `dsnot`: absent or `true` = on with the default profile (`accept = "true-error"` after SparseGPT,
-    /// ALGORITHM.md D9), `false` or `null` = off, a table = on with those settings over its `profile`
-    /// (absent `accept` as for `true`).
+    /// `dsnot`: absent or `true` = the default profile's choice after the method
+    /// (`DSnoT.Profile.defaultSettings(after:)`: on after magnitude and Wanda, off after SparseGPT),
+    /// `false` or `null` = off, a table = on with those settings over its `profile` (absent `accept`
+    /// is `"true-error"` after SparseGPT, ALGORITHM.md D9).
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let method = try c.decodeIfPresent(Method.self, forKey: .method) ?? Self.defaults.method
-        var dsnot: DSnoT.Settings? = DSnoT.Profile.default.settings(after: method)
+        var dsnot = DSnoT.Profile.default.defaultSettings(after: method)
         if c.contains(.dsnot) {
             if try c.decodeNil(forKey: .dsnot) {
                 dsnot = nil
@@ -92,7 +93,7 @@ extension Recipe {
             } else {
                 var settings = try c.decode(DSnoT.Settings.self, forKey: .dsnot)
                 let keys = try c.nestedContainer(keyedBy: DSnoT.Settings.CodingKeys.self, forKey: .dsnot)
-                if !keys.contains(.accept) { settings.accept = dsnot?.accept ?? .none }
+                if !keys.contains(.accept) { settings.accept = DSnoT.Profile.default.settings(after: method).accept }
                 dsnot = settings
             }
         }
