@@ -131,7 +131,7 @@ import Testing
         let jobs = try second.jobs()
         #expect(jobs.count == 1)
         let output = try #require(jobs.first?.outputPath)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/out") == ["big-sparsegpt-u50-dsnot"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/out") == ["big-sparsegpt-u50"])
         #expect(try runProgram(try Binaries.path("dsnotctl"), ["verify", output]).status == 0)
         let integrity = try runProgram("/usr/bin/sqlite3", [root + "/state/jobs.sqlite", "PRAGMA integrity_check"])
         #expect(integrity.stdout == "ok\n", "\(integrity)")

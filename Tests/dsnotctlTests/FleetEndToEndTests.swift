@@ -147,10 +147,10 @@ import Testing
         #expect(done.node == (running.node == "a" ? "b" : "a"))
         #expect(done.attempts == 2)
         let outputs = try FileManager.default.contentsOfDirectory(atPath: shared + "/out")
-        #expect(outputs == ["big-sparsegpt-u50-dsnot"], "partial or duplicate output: \(outputs)")
+        #expect(outputs == ["big-sparsegpt-u50"], "partial or duplicate output: \(outputs)")
         let verified = try runProgram(
             try Binaries.path("dsnotctl"),
-            ["verify", shared + "/out/big-sparsegpt-u50-dsnot"]
+            ["verify", shared + "/out/big-sparsegpt-u50"]
         )
         #expect(verified.status == 0, "\(verified.stderr)")
         let history = try survivor.ctl("show", done.id).stdout
