@@ -47,8 +47,9 @@ bench-forward: deps fixtures
 
 ## bench-quality: docs/results.md, SmolLM2-135M perplexity (Persuasion, Northanger Abbey) after Wanda and
 ## SparseGPT at 50/60/70 % and 2:4: alone, + DSnoT reference, + DSnoT guarded, OWL + DSnoT guarded, over
-## calibration seeds 0,1,2 (dsnot-bench quality). Very slow (90 prunings of 1.5–12 min each on 2 cores);
-## rows are written as they finish. DSNOT_QUALITY_WINDOWS (default 16), DSNOT_QUALITY_SEEDS ("0,1,2"),
+## calibration seeds 0,1,2 (dsnot-bench quality). Very slow (78 prunings, plus a second one for each loss-check
+## fallback, of 1.5–4 min each on 2 cores: about 3 h; guarded after SparseGPT repeats the base rows, since that
+## profile does not refine SparseGPT); rows are written as they finish. DSNOT_QUALITY_WINDOWS (default 16), DSNOT_QUALITY_SEEDS ("0,1,2"),
 ## DSNOT_QUALITY_ONLY="label,…" (a subset, in that order), DSNOT_QUALITY_SET=candidates (the profile candidates).
 bench-quality: deps fixtures
 	$(SWIFT) build -c release --product dsnot-bench
