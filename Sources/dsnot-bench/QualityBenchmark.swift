@@ -295,7 +295,6 @@ enum QualityBenchmark {
                 try write()
             }
         }
-
     }
 
     /// Heading after which `docs/results.md` holds hand-maintained sections (the other benchmarks'
