@@ -138,6 +138,20 @@ import Testing
         #expect(DaemonMetrics.GuardResource(waitingReason: disk) == .disk)
     }
 
+    @Test func claimsFallInMillisecondBuckets() {
+        let metrics = DaemonMetrics()
+        metrics.recordClaim(seconds: 0.0004)
+        metrics.recordClaim(seconds: 0.003)
+        metrics.recordClaim(seconds: 0.2)
+        let s = samples(metrics)
+        #expect(s["dsnot_job_claim_seconds_count"] == "3")
+        #expect(s[#"dsnot_job_claim_seconds_bucket{le="0.001"}"#] == "1")
+        #expect(s[#"dsnot_job_claim_seconds_bucket{le="0.005"}"#] == "2")
+        #expect(s[#"dsnot_job_claim_seconds_bucket{le="0.1"}"#] == "2")
+        #expect(s[#"dsnot_job_claim_seconds_bucket{le="0.25"}"#] == "3")
+        #expect(s[#"dsnot_job_claim_seconds_bucket{le="+Inf"}"#] == "3")
+    }
+
     @Test func anUnreadableStoreKeepsTheLastJobCounts() {
         let metrics = DaemonMetrics()
         #expect(samples(metrics, counts: [.running: 2])[#"dsnot_jobs{state="running"}"#] == "2.0")

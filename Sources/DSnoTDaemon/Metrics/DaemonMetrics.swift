@@ -22,11 +22,15 @@ public final class DaemonMetrics: Sendable {
     static let durationBuckets: [Double] = [
         1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400,
     ]
+    /// Upper bounds (seconds) of the claim buckets: a claim is one short transaction, milliseconds on a
+    /// healthy store; the upper buckets show a store that is slow or far away.
+    static let claimBuckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10]
 
     private let registry: PrometheusCollectorRegistry
     private let jobsByState: [JobState: Gauge]
     private let jobDuration: [JobState: ValueHistogram]
     private let queueWait: ValueHistogram
+    private let claimDuration: ValueHistogram
     private let blocksPruned: Counter
     private let bytesWritten: Counter
     private let guardWaits: [GuardResource: Counter]
@@ -91,6 +95,16 @@ public final class DaemonMetrics: Sendable {
             ),
             labels: [],
             buckets: Self.durationBuckets
+        )
+        claimDuration = registry.makeValueHistogram(
+            descriptor: descriptor(
+                "job_claim",
+                unit: "seconds",
+                "Seconds the job store took to claim a queued job for this node (the claiming transaction), "
+                    + "whether or not the claim was won."
+            ),
+            labels: [],
+            buckets: Self.claimBuckets
         )
         jobsStarted = registry.makeCounter(
             descriptor: descriptor("job_starts", unit: "total", "Job runs started (a retry is a new run)."),
@@ -163,6 +177,11 @@ public final class DaemonMetrics: Sendable {
         {
             guardWaits[resource]?.increment()
         }
+    }
+
+    /// Records how long one claim took (`PruneScheduler.start`).
+    public func recordClaim(seconds: Double) {
+        claimDuration.record(max(0, seconds))
     }
 
     /// Records one lease renewal (`lost == false`) or one lease found lost.

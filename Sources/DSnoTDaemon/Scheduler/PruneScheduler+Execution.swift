@@ -2,6 +2,7 @@
 // Starting jobs on threads and recording their progress (publishing: PruneScheduler+Publishing).
 
 import DSnoTControlProtocol
+import DSnoTSupport
 import Foundation
 import Logging
 
@@ -81,20 +82,26 @@ extension PruneScheduler {
     /// Claims the job (another node may have it: then it is skipped) and starts its runner.
     private func start(_ job: JobRecord, spec: JobSpec, estimate: ResourceEstimate) {
         let started: JobRecord
+        let claimSeconds: Double
         do {
             let at = now()
             let policy = settings.retryPolicy
-            guard
-                let claimed = try store.claim(
-                    jobID: job.id,
-                    node: settings.node,
-                    lease: settings.lease?.seconds ?? 0,
-                    transition: {
-                        try JobStateMachine.apply(.start, to: $0, now: at, policy: policy)
-                    }
+            let claimStart = ContinuousClock.now
+            let claimed = try store.claim(
+                jobID: job.id,
+                node: settings.node,
+                lease: settings.lease?.seconds ?? 0,
+                transition: {
+                    try JobStateMachine.apply(.start, to: $0, now: at, policy: policy)
+                }
+            )
+            claimSeconds = (ContinuousClock.now - claimStart).inSeconds
+            metrics?.recordClaim(seconds: claimSeconds)
+            guard let claimed else {
+                logger.debug(
+                    "Job claimed by another node",
+                    metadata: ["job.id": "\(job.id)", "claim.seconds": "\(claimSeconds)"]
                 )
-            else {
-                logger.debug("Job claimed by another node", metadata: ["job.id": "\(job.id)"])
                 return
             }
             started = claimed
@@ -121,7 +128,10 @@ extension PruneScheduler {
         )
         logger.notice(
             "Job started",
-            metadata: ["event": "job.started", "job.id": "\(job.id)", "model.path": "\(job.inputPath)"]
+            metadata: [
+                "event": "job.started", "job.id": "\(job.id)", "model.path": "\(job.inputPath)",
+                "claim.seconds": "\(claimSeconds)",
+            ]
         )
         let runner = self.runner
         let continuation = eventContinuation
