@@ -81,7 +81,7 @@ enum PruneBenchmark {
                     + "(sgemm \(f(gflops)) GFLOP/s)",
                 "pipeline total / minimum = \(f(report.total / minimum)); phases (s): statistics \(f(report.statistics)), "
                     + "propagation \(f(report.propagation)), base \(f(report.base)), dsnot \(f(report.dsnot)), "
-                    + "writing \(f(report.writing)), copy \(f(report.copy)), embedding \(f(report.embedding))",
+                    + "writing \(f(report.writing)) (waited for \(f(report.writingWait))), copy \(f(report.copy)), embedding \(f(report.embedding))",
                 "outside the pipeline (load, tokenize calib.txt, publish): \(f(child.wallSeconds - report.total)) s",
                 "the statistics pass skips the last linear layer (\(f(skipped)) s of the minimum): "
                     + "wall / GEMMs the pipeline needs = \(f(child.wallSeconds / needed))",
@@ -109,7 +109,7 @@ enum PruneBenchmark {
 
     /// The fields of `dsnotctl prune --json` this benchmark reads.
     struct Report {
-        var total, statistics, propagation, base, dsnot, writing, copy, embedding: Double
+        var total, statistics, propagation, base, dsnot, writing, writingWait, copy, embedding: Double
         var memoryEstimate: Int
 
         struct Missing: Error, CustomStringConvertible {
@@ -130,6 +130,7 @@ enum PruneBenchmark {
             base = value("base")
             dsnot = value("dsnot")
             writing = value("writing")
+            writingWait = value("writing_wait")
             copy = value("copy")
             embedding = value("embedding")
             memoryEstimate = estimate

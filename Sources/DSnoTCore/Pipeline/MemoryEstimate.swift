@@ -12,7 +12,8 @@ import SafeTensors
 /// the intermediates of each sequence in flight (one per core: every linear output of a block, the
 /// attention's scratch tile);
 /// the statistics of the block's distinct layer inputs (vectors in fp64, Gram/Hessian matrices
-/// `C_in²` fp32); the pruner's working set for the largest layer; a fixed runtime baseline (Swift
+/// `C_in²` fp32); the pruner's working set for the largest layer; one block's pruned weights in the
+/// checkpoint dtype, handed to the writer thread (`BlockWriter`); a fixed runtime baseline (Swift
 /// runtime, OpenBLAS buffers). DSnoT's loss check adds its windows' two streams of states and one
 /// window's logits (`L × vocabulary` fp32, at the end) to `activations`.
 public struct MemoryEstimate: Sendable, Equatable, Codable {
@@ -22,12 +23,15 @@ public struct MemoryEstimate: Sendable, Equatable, Codable {
     public var sequenceScratch: Int
     public var statistics: Int
     public var prunerWorkspace: Int
+    /// The block being written while the pipeline goes on (`BlockWriter`): its pruned weights in the
+    /// checkpoint dtype.
+    public var writerBlock: Int
     public var runtimeBaseline: Int
 
     /// The sum of all terms.
     public var total: Int {
         blockWeights + checkpointPages + activations + sequenceScratch + statistics + prunerWorkspace
-            + runtimeBaseline
+            + writerBlock + runtimeBaseline
     }
 
     /// Bytes the Swift runtime, Foundation and OpenBLAS's per-thread buffers take before any work.
@@ -101,6 +105,7 @@ public struct MemoryEstimate: Sendable, Equatable, Codable {
             sequenceScratch: scratch,
             statistics: statistics,
             prunerWorkspace: workspace,
+            writerBlock: pages,
             runtimeBaseline: baselineBytes
         )
     }

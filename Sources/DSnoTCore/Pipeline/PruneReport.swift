@@ -247,7 +247,12 @@ public struct PruneReport: Codable, Sendable, Equatable {
         public var statistics = 0.0
         public var base = 0.0
         public var dsnot = 0.0
+        /// Encoding the pruned weights (pipeline thread) and the sink's writes (the writer thread,
+        /// overlapped with the next block: `BlockWriter`).
         public var writing = 0.0
+        /// What the pipeline waited for the writer (a block still being written when the next one was
+        /// done, before a resume point, at the end); nil in reports of versions without the writer thread.
+        public var writingWait: Double?
         public var propagation = 0.0
         /// OWL's dense pass over the whole model (statistics and outlier ratios).
         public var owl = 0.0

@@ -174,7 +174,7 @@ extension SequentialPruner {
     }
 
     /// Prunes one linear layer of `block` and puts the (dtype-rounded) sparse weight back into the
-    /// block; `write(layer:block:sink:)` writes it once the block's output check has decided.
+    /// block; `encoded(layer:block:)` hands it to the writer once the block's output check has decided.
     /// Returns, when DSnoT changed the layer and `keepAlternative` (an output or loss check will switch
     /// the block to its base masks), the base alternative.
     /// - Parameter fallback: prune with `ExpertRouting.fallbackRecipe` (a MoE expert with too few tokens).
@@ -251,23 +251,15 @@ extension SequentialPruner {
         return out
     }
 
-    /// Writes a pruned layer's weight as the block holds it, in the checkpoint dtype; returns the seconds.
-    func write(layer: LinearLayerInfo, block: any DecoderBlock, sink: any PrunedTensorSink, clock: ContinuousClock)
-        throws -> Double
-    {
-        let start = clock.now
+    /// A pruned layer's weight as the block holds it, encoded in the checkpoint dtype for the writer.
+    func encoded(layer: LinearLayerInfo, block: any DecoderBlock) -> BlockWriter.Tensor {
         let sparse = block.weight(of: layer.name)
-        let bytes = sparse.storage.withUnsafeBufferPointer { FloatConversion.encode($0, as: layer.dtype) }
-        try bytes.withUnsafeBytes { raw in
-            try sink.write(
-                name: layer.tensorName,
-                dtype: layer.dtype,
-                shape: [layer.outFeatures, layer.inFeatures],
-                bytes: raw,
-                pruned: true
-            )
-        }
-        return start.duration(to: clock.now).inSeconds
+        return BlockWriter.Tensor(
+            name: layer.tensorName,
+            dtype: layer.dtype,
+            shape: [layer.outFeatures, layer.inFeatures],
+            bytes: sparse.storage.withUnsafeBufferPointer { FloatConversion.encode($0, as: layer.dtype) }
+        )
     }
 
     /// Streams every tensor that is not a prunable linear weight from the input to the sink, unchanged.

@@ -196,6 +196,10 @@ public struct SequentialPruner: Sendable {
             sequences: hidden.count,
             metricSequences: recipe.needsHessian ? 0 : min(errorSequences, hidden.count)
         )
+        // Each block's pruned tensors are written while the pipeline goes on; every exit waits for them.
+        let writer = BlockWriter(sink: sink)
+        defer { writer.waitQuietly() }
+        var writerWait = 0.0
         for b in firstBlock..<model.blockCount {
             if isCancelled() { throw PipelineError.cancelled(block: b) }
             var block = try model.loadBlock(b)
@@ -276,8 +280,11 @@ public struct SequentialPruner: Sendable {
             statistics.denseOutputs = [:]
             blockReport.experts = routed.reports(layers: layers, entries: entries.map { ($0.report, $0.pruned) })
             report.blocks.append(blockReport)
+            // The previous block's write ends before this one's is encoded: one block of tensors at a time.
+            writerWait += try writer.drain()
+            var tensors: [BlockWriter.Tensor] = []
             for (layer, entry) in zip(layers, entries) {
-                report.timings.writing += try write(layer: layer, block: block, sink: sink, clock: clock)
+                report.timings.writing += Self.time(clock) { tensors.append(encoded(layer: layer, block: block)) }
                 report.layers.append(entry.report)
                 report.timings.base += entry.report.secondsBase
                 report.timings.dsnot += entry.report.secondsDsnot
@@ -292,6 +299,8 @@ public struct SequentialPruner: Sendable {
                     ]
                 )
             }
+            writerWait += try writer.submit(tensors)
+            tensors = []
             if !hidden.isEmpty && b + 1 < model.blockCount {
                 report.timings.propagation += try Self.time(clock) {
                     let pruned = block
@@ -313,6 +322,8 @@ public struct SequentialPruner: Sendable {
                 }
             }
             if let onBlockFinished, b + 1 < model.blockCount {
+                // A resume point promises the block's tensors reached the sink.
+                writerWait += try writer.drain()
                 try onBlockFinished(
                     PruneResumeState(
                         nextBlock: b + 1,
@@ -326,6 +337,9 @@ public struct SequentialPruner: Sendable {
                 )
             }
         }
+        writerWait += try writer.drain()
+        report.timings.writing += writer.writingSeconds
+        report.timings.writingWait = (report.timings.writingWait ?? 0) + writerWait
         if let losses {
             let summary = try losses.summary(model: model, seconds: report.timings.lossCheck, clock: clock)
             report.timings.lossCheck = summary.seconds
