@@ -8,7 +8,7 @@ PYTHON_PEER := $(CURDIR)/.venv/bin/python
 export DSNOT_PYTHON := $(PYTHON_PEER)
 export DSNOT_REPO := $(CURDIR)
 
-.PHONY: all deps build test bench bench-ppl bench-forward bench-quality bench-scale lint format fixtures clean \
+.PHONY: all deps build test bench bench-fleet bench-ppl bench-forward bench-quality bench-scale lint format fixtures clean \
 	release install uninstall run demo man test-deploy
 
 all: build
@@ -27,12 +27,21 @@ test: deps
 	$(SWIFT) test --skip-build --no-parallel
 	scripts/test-deploy.sh
 
-## bench: the benchmark suite (release build); prints ratios measured in one run.
+## bench: the benchmark suite (release build); prints ratios measured in one run. Then the fleet
+## benchmark (scripts/bench-fleet.sh): claim latency under 200 queued jobs, two nodes against one.
 bench: deps
 	$(SWIFT) build -c release --product dsnot-bench
 	$(SWIFT) build -c release --product dsnotctl
+	$(SWIFT) build -c release --product dsnotd
 	DSNOT_BENCH_FIXTURES=$(CURDIR)/.fixtures \
 	$$($(SWIFT) build -c release --show-bin-path)/dsnot-bench
+	DSNOT_BENCH_FIXTURES=$(CURDIR)/.fixtures scripts/bench-fleet.sh
+
+## bench-fleet: only the fleet benchmark (a few minutes; BENCH_FLEET_ARGS="--checkpoints 4 --claims 50").
+bench-fleet: deps
+	$(SWIFT) build -c release --product dsnotctl
+	$(SWIFT) build -c release --product dsnotd
+	DSNOT_BENCH_FIXTURES=$(CURDIR)/.fixtures scripts/bench-fleet.sh $(BENCH_FLEET_ARGS)
 
 ## bench-ppl: dense SmolLM2-135M perplexity at L = 512 on the evaluation tokens, checked within 0.1 % of
 ## transformers' 41.97 (FIXTURES.md). Slow (minutes); not part of `make test`.
