@@ -49,6 +49,8 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // oneDNN (bf16 GEMM with fp32 accumulation, runtime-dispatched AVX-512 BF16 / AMX kernels); no .pc file.
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         // Small helpers every layer shares: SHA-256 (swift-crypto), canonical JSON text.
         .target(
@@ -64,7 +66,7 @@ let package = Package(
         .target(
             name: "DSnoTCore",
             dependencies: [
-                "SafeTensors", "DSnoTSupport", "CBLAS",
+                "SafeTensors", "DSnoTSupport", "CBLAS", "CDNNL",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: numericSettings

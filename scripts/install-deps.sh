@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libopenblas-dev liblz4-dev libsystemd-dev libsqlite3-dev lz4 zstd systemd mandoc pkg-config strace curl postgresql)
+APT_PACKAGES=(libopenblas-dev libdnnl-dev liblz4-dev libsystemd-dev libsqlite3-dev lz4 zstd systemd mandoc pkg-config strace curl postgresql)
 PY_PACKAGES=("numpy==2.4.6" "safetensors==0.8.0" "tokenizers==0.23.3" "ml_dtypes==0.6.0" "prometheus_client==0.26.0")
 VENV=.venv
 

@@ -11,9 +11,9 @@ swift format lint --strict --recursive Sources Tests Package.swift || status=1
 # target → regular expression of forbidden imports
 declare -A FORBIDDEN=(
     [DSnoTSupport]='^(public |internal |package )?import (?!(Crypto|Foundation|Dispatch|Synchronization|Glibc)$).*'
-    [SafeTensors]='^(public |internal |package )?import (Logging|NIO[A-Za-z]*|DSnoT[A-Za-z]*|CLZ4|CBLAS|CSystemd|GRDB|ServiceLifecycle)$'
+    [SafeTensors]='^(public |internal |package )?import (Logging|NIO[A-Za-z]*|DSnoT[A-Za-z]*|CLZ4|CBLAS|CDNNL|CSystemd|GRDB|ServiceLifecycle)$'
     [DSnoTCore]='^(public |internal |package )?import (NIO[A-Za-z]*|ServiceLifecycle|UnixSignals|DSnoTDaemon|DSnoTControlProtocol|DSnoTClient|SparseFormat|GRDB|TOMLKit|CSystemd|CLZ4)$'
-    [SparseFormat]='^(public |internal |package )?import (NIO[A-Za-z]*|ServiceLifecycle|DSnoTDaemon|DSnoTCore|GRDB|CSystemd|CBLAS)$'
+    [SparseFormat]='^(public |internal |package )?import (NIO[A-Za-z]*|ServiceLifecycle|DSnoTDaemon|DSnoTCore|GRDB|CSystemd|CBLAS|CDNNL)$'
     [DSnoTControlProtocol]='^(public |internal |package )?import (?!Foundation$).*'
     [DSnoTPipeline]='^(public |internal |package )?import (NIO[A-Za-z]*|ServiceLifecycle|DSnoTDaemon|DSnoTClient|DSnoTControlProtocol|GRDB|TOMLKit|CSystemd)$'
     [DSnoTClient]='^(public |internal |package )?import (DSnoTCore|DSnoTDaemon|SparseFormat|GRDB)$'

@@ -13,6 +13,7 @@ let benchmarks: [Benchmark] = [
     ConversionBenchmark.benchmark,
     CheckpointReadBenchmark.benchmark,
     ForwardPassBenchmark.benchmark,
+    BF16GEMMBenchmark.benchmark,
     MoEForwardBenchmark.benchmark,
     PruneBenchmark.benchmark,
     SparseFormatBenchmark.benchmark,
