@@ -130,6 +130,7 @@ extension PruneJob {
                         tokens: tokens,
                         sequenceLength: length,
                         maxWindows: evaluation.maxWindows,
+                        compute: options.recipe.compute.effective.format,
                         progress: { report(.evaluating(pruned: isPruned, done: $0, total: $1)) }
                     )
                 )

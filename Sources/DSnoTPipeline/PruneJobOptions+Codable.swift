@@ -72,7 +72,7 @@ extension PruneJobOptions: Codable {
     /// absent `output_check` would decode as the default profile's). `expert_min_tokens` stays absent at
     /// its default (128) here too: job keys (the SHA-256 of this form) of every recipe stored before MoE
     /// support keep their value, so a daemon upgrade re-prunes nothing; changing that default would have
-    /// to write the key always.
+    /// to write the key always. `compute` likewise stays absent at `fp32`.
     public var canonicalValue: CanonicalJSON {
         guard case .object(var object) = recipe.canonicalValue else { return recipe.canonicalValue }
         if let dsnot = recipe.dsnot, case .object(var settings)? = object["dsnot"] {
@@ -107,10 +107,11 @@ extension PruneJobOptions: Codable {
 
     /// The keys a recipe document may hold: the canonical form plus `dsnot.profile`, which names the
     /// preset the other DSnoT keys override and is not stored (the stored form lists every setting), and
-    /// `expert_min_tokens`, which the stored form leaves out at its default.
+    /// `expert_min_tokens` and `compute`, which the stored form leaves out at their defaults.
     var schemaValue: CanonicalJSON {
         guard case .object(var object) = canonicalValue else { return canonicalValue }
         object["expert_min_tokens"] = .int(recipe.expertMinTokens)
+        object["compute"] = .string(recipe.compute.rawValue)
         if case .object(var settings)? = object["dsnot"] {
             settings["profile"] = .string(DSnoT.Profile.default.rawValue)
             object["dsnot"] = .object(settings)

@@ -31,7 +31,17 @@ extension DsnotCtl {
         @Option(help: "Text file to evaluate on.") var text: String
         @Option(help: "Window length L (capped at the model's context).") var seqlen = 2048
         @Option(help: "Evaluate only the first K windows.") var maxWindows: Int?
+        @Option(
+            help: "Blocks' GEMM inputs: fp32 (default) or bf16 (fp32 accumulation; fp32 on CPUs without AVX-512 BF16)."
+        )
+        var compute = "fp32"
         @Flag(help: "Print the result as JSON.") var json = false
+
+        func validate() throws {
+            guard ComputeFormat(rawValue: compute) != nil else {
+                throw ValidationError("--compute: expected fp32 or bf16, got \(compute)")
+            }
+        }
 
         /// glibc raises its mmap threshold whenever a large block is freed, and from then on serves
         /// such blocks from a heap it does not give back. Evaluation allocates and frees multi-MB
@@ -68,8 +78,10 @@ extension DsnotCtl {
             var windows: Int
             var perplexity: Double
             var meanLoss: Double
+            /// The format the blocks ran in (`ComputeFormat.effective` of `--compute`).
+            var compute: String
             enum CodingKeys: String, CodingKey {
-                case model, text, tokens, windows, perplexity
+                case model, text, tokens, windows, perplexity, compute
                 case sequenceLength = "sequence_length"
                 case meanLoss = "mean_loss"
             }
@@ -86,11 +98,14 @@ extension DsnotCtl {
                 let tokenizer = try Tokenizer(contentsOf: model + "/tokenizer.json")
                 let ids = try tokenizer.encode(try String(contentsOfFile: text, encoding: .utf8)).map(Int.init)
                 let length = min(seqlen, loaded.maxPositions)
+                let format = (ComputeFormat(rawValue: compute) ?? .fp32).effective
+                if let notice = format.notice { FileHandle.standardError.write(Data("dsnotctl: \(notice)\n".utf8)) }
                 let result = try Perplexity.evaluate(
                     model: loaded,
                     tokens: ids,
                     sequenceLength: length,
                     maxWindows: maxWindows,
+                    compute: format.format,
                     progress: { line.update("perplexity", done: $0, total: $1) }
                 )
                 line.finish()
@@ -101,7 +116,8 @@ extension DsnotCtl {
                     sequenceLength: length,
                     windows: result.windowLosses.count,
                     perplexity: result.perplexity,
-                    meanLoss: result.meanLoss
+                    meanLoss: result.meanLoss,
+                    compute: format.format.rawValue
                 )
             } catch {
                 line.finish()

@@ -15,7 +15,7 @@ extension DsnotCtl.Prune {
         "dsnot-profile": ["dsnot.profile"], "dsnot-output-check": ["dsnot.output_check"],
         "dsnot-loss-check": ["dsnot.loss_check"],
         "layer-sparsity": ["layer_sparsity"], "owl-threshold": ["owl_threshold"], "owl-lambda": ["owl_lambda"],
-        "expert-min-tokens": ["expert_min_tokens"],
+        "expert-min-tokens": ["expert_min_tokens"], "compute": ["compute"],
         "sparsegpt-block-size": ["sparsegpt.block_size"], "sparsegpt-dampening": ["sparsegpt.dampening"],
         "sparsegpt-max-retries": ["sparsegpt.max_retries"],
         "calib-text": ["calibration.path", "calibration.source"],
@@ -52,6 +52,7 @@ extension DsnotCtl.Prune {
         set("owl-threshold", owlThreshold.map { .double($0) })
         set("owl-lambda", owlLambda.map { .double($0) })
         set("expert-min-tokens", expertMinTokens.map { .int($0) })
+        set("compute", compute.map { .string($0) })
         set("sparsegpt-block-size", sparsegptBlockSize.map { .int($0) })
         set("sparsegpt-dampening", sparsegptDampening.map { .double(Double($0)) })
         set("sparsegpt-max-retries", sparsegptMaxRetries.map { .int($0) })

@@ -77,6 +77,11 @@ extension DsnotCtl {
             help: "MoE: an expert routed fewer calibration tokens than this is pruned by magnitude (default 128)."
         )
         var expertMinTokens: Int?
+        @Option(
+            help:
+                "Forward passes' GEMM inputs: fp32 (default) or bf16 (fp32 accumulation; fp32 on CPUs without AVX-512 BF16)."
+        )
+        var compute: String?
 
         @Option(help: "SparseGPT columns per block (default 128).") var sparsegptBlockSize: Int?
         @Option(help: "SparseGPT relative dampening (default 0.01).") var sparsegptDampening: Float?

@@ -88,23 +88,24 @@ import Testing
             ]
         ),
         Spellings(
-            name: "magnitude per row without DSnoT, dense",
+            name: "magnitude per row without DSnoT, dense, bf16 compute",
             daemon: """
                 method = "magnitude"
                 pattern = 0.7
                 magnitude_scope = "row"
                 dsnot = false
+                compute = "bf16"
                 output = { format = "dense" }
                 """,
             dsnotTOML:
-                "method = \"magnitude\"\npattern = 0.7\nmagnitude_scope = \"row\"\ndsnot = false\noutput.format = \"dense\"",
+                "method = \"magnitude\"\npattern = 0.7\nmagnitude_scope = \"row\"\ndsnot = false\ncompute = \"bf16\"\noutput.format = \"dense\"",
             overrides: [
                 "method": "magnitude", "pattern": "0.7", "magnitude_scope": "row", "dsnot": "false",
-                "output.format": "dense",
+                "compute": "bf16", "output.format": "dense",
             ],
             flags: [
-                "--method", "magnitude", "--sparsity", "0.7", "--magnitude-scope", "row", "--no-dsnot", "--format",
-                "dense",
+                "--method", "magnitude", "--sparsity", "0.7", "--magnitude-scope", "row", "--no-dsnot", "--compute",
+                "bf16", "--format", "dense",
             ]
         ),
         Spellings(

@@ -48,6 +48,8 @@ public enum Perplexity {
     ///   - sequenceLength: `L`, the window length (≥ 2).
     ///   - maxWindows: evaluate only the first this many windows.
     ///   - activationBudgetBytes: bound on the hidden states of one pass (`windows × L × hidden × 4`).
+    ///   - compute: the blocks' GEMM input format (`ComputeFormat.effective` resolved by the caller);
+    ///     the LM head stays fp32.
     ///   - progress: `(workDone, workTotal)` in units of one window through one block or the LM head.
     /// - Throws: `EvaluationError`, `ModelLoadError`.
     public static func evaluate(
@@ -56,6 +58,7 @@ public enum Perplexity {
         sequenceLength: Int,
         maxWindows: Int? = nil,
         activationBudgetBytes: Int = 512 << 20,
+        compute: ComputeFormat = .fp32,
         progress: ((Int, Int) -> Void)? = nil
     ) throws -> Result {
         guard sequenceLength >= 2 else {
@@ -84,7 +87,7 @@ public enum Perplexity {
             var hidden = try passWindows.map { w in
                 try model.embed(tokens: Array(tokens[(w * sequenceLength)..<((w + 1) * sequenceLength)]))
             }
-            try model.runBlocks(&hidden) { _, _ in
+            try model.runBlocks(&hidden, compute: compute) { _, _ in
                 done += passWindows.count
                 progress?(done, total)
             }

@@ -19,11 +19,18 @@ extension DecoderModel {
     /// one per core (`Parallel.forEach`).
     /// - Parameters:
     ///   - hidden: one `(L_i, hiddenSize)` matrix per sequence; replaced by the last block's outputs.
+    ///   - compute: the linear layers' GEMM input format (`ComputeFormat`; the caller resolves
+    ///     `effective` first).
     ///   - progress: called after each block with `(blocksDone, blockCount)`.
     /// - Throws: `ModelLoadError` from loading a block.
-    public func runBlocks(_ hidden: inout [Matrix], progress: ((Int, Int) -> Void)? = nil) throws {
+    public func runBlocks(
+        _ hidden: inout [Matrix],
+        compute: ComputeFormat = .fp32,
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws {
         for b in 0..<blockCount {
-            let block = try loadBlock(b)  // fp32 weights of block b only; released at the next iteration
+            var block = try loadBlock(b)  // fp32 weights of block b only; released at the next iteration
+            block.setCompute(compute)
             block.forward(sequences: &hidden)
             progress?(b + 1, blockCount)
         }

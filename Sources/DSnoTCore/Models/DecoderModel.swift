@@ -113,6 +113,9 @@ public protocol DecoderBlock: Sendable {
     /// Replaces a linear layer's weight (e.g. with the pruned one) before re-running the block.
     /// - Precondition: `name` is one of `linearLayerNames` and the shape is unchanged.
     mutating func setWeight(_ weight: Matrix, of name: LinearLayerName)
+
+    /// Sets the GEMM input format of every linear layer (`ComputeFormat`); weights set later follow it.
+    mutating func setCompute(_ format: ComputeFormat)
 }
 
 extension DecoderModel {

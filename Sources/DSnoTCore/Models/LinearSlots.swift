@@ -20,6 +20,10 @@ extension LinearSlots {
         linears[i].weight = weight
     }
 
+    public mutating func setCompute(_ format: ComputeFormat) {
+        for i in linears.indices { linears[i].setCompute(format) }
+    }
+
     func slot(_ name: LinearLayerName) -> Int {
         guard let i = linearLayerNames.firstIndex(of: name) else {
             preconditionFailure("\(Self.self) has no linear layer \(name)")

@@ -58,6 +58,9 @@ public enum PipelineError: Error, Equatable, Sendable, CustomStringConvertible {
     case resumeMismatch(reason: String)
     /// DSnoT's loss check got windows it cannot score (`SequentialPruner.run`'s `lossWindows`).
     case invalidLossWindows(reason: String)
+    /// The calibration states left a block with NaN or infinite values in `compute` (bf16 has fp32's
+    /// range, so this is a model or data problem the fp32 path would likely meet too).
+    case nonFiniteActivations(block: Int, compute: String)
 
     public var description: String {
         switch self {
@@ -68,6 +71,9 @@ public enum PipelineError: Error, Equatable, Sendable, CustomStringConvertible {
         case .missingTensor(let name): "checkpoint has no tensor '\(name)'"
         case .resumeMismatch(let reason): "resume point does not match the job: \(reason)"
         case .invalidLossWindows(let reason): "DSnoT loss check: \(reason)"
+        case .nonFiniteActivations(let block, let compute):
+            "block \(block)'s outputs on the calibration sequences are not finite (NaN or infinity) with "
+                + "\(compute) compute"
         }
     }
 }

@@ -36,6 +36,9 @@ public struct PruneReport: Codable, Sendable, Equatable {
     /// The block a resumed run continued at (the blocks before it were pruned by an interrupted run
     /// and restored from its resume point); absent when the run started at block 0.
     public var resumedFromBlock: Int?
+    /// The GEMM input format the forward passes ran in: the recipe's `compute`, or fp32 where the CPU
+    /// lacks bf16 instructions (`ComputeFormat.effective`); absent in reports of earlier versions.
+    public var compute: ComputeFormat?
     /// DSnoT's model-level loss check (`dsnot.loss_check`): what it measured and which model was
     /// published; absent when no loss check ran.
     public var lossCheck: LossCheckSummary?

@@ -26,7 +26,8 @@ extension SequentialPruner {
         var sizes: [Double] = []
         for b in 0..<model.blockCount {
             if isCancelled() { throw PipelineError.cancelled(block: b) }
-            let block = try model.loadBlock(b)
+            var block = try model.loadBlock(b)
+            block.setCompute(recipe.compute.effective.format)
             let statistics = try collectStatistics(
                 block: block,
                 hidden: &hidden,

@@ -123,6 +123,9 @@ public struct SequentialPruner: Sendable {
         // The report's recipe states what ran: N and L of the windows used (a token file's own shape, or L
         // capped at the model's context; 0 and 0 when none were), not the requested ones; `recipeHash`
         // stays the request's identity.
+        let compute = recipe.compute.effective
+        if let notice = compute.notice { logger.notice("\(notice)") }
+        report.compute = compute.format
         report.recipe.calibration.sequences = calibration?.count ?? 0
         report.recipe.calibration.sequenceLength = calibration?.length ?? 0
 
@@ -203,6 +206,7 @@ public struct SequentialPruner: Sendable {
         for b in firstBlock..<model.blockCount {
             if isCancelled() { throw PipelineError.cancelled(block: b) }
             var block = try model.loadBlock(b)
+            block.setCompute(compute.format)
             let layers = model.prunableLinearLayers(block: b)
             let pattern = recipe.layerSparsity == .owl ? .unstructured(allocation[b].sparsity) : recipe.pattern
             var statistics = BlockStatistics()
@@ -319,6 +323,10 @@ public struct SequentialPruner: Sendable {
                             )
                         )
                     }
+                }
+                // bf16 keeps fp32's range, but a state that overflowed must fail the job, not poison its masks.
+                if compute.format == .bf16, hidden.contains(where: { !$0.storage.allSatisfy(\.isFinite) }) {
+                    throw PipelineError.nonFiniteActivations(block: b, compute: compute.format.rawValue)
                 }
             }
             if let onBlockFinished, b + 1 < model.blockCount {

@@ -108,7 +108,8 @@ extension Recipe {
             owlThreshold: try c.decodeIfPresent(Double.self, forKey: .owlThreshold) ?? OWL.defaultThreshold,
             owlLambda: try c.decodeIfPresent(Double.self, forKey: .owlLambda) ?? OWL.defaultLambda,
             expertMinTokens: try c.decodeIfPresent(Int.self, forKey: .expertMinTokens)
-                ?? Recipe.defaultExpertMinTokens
+                ?? Recipe.defaultExpertMinTokens,
+            compute: try c.decodeIfPresent(ComputeFormat.self, forKey: .compute) ?? .fp32
         )
     }
 
@@ -125,6 +126,7 @@ extension Recipe {
         try c.encode(owlThreshold, forKey: .owlThreshold)
         try c.encode(owlLambda, forKey: .owlLambda)
         try c.encode(expertMinTokens, forKey: .expertMinTokens)
+        try c.encode(compute, forKey: .compute)
     }
 }
 

@@ -58,6 +58,8 @@ extension Recipe {
         }
         // Only when it differs from the default, so recipes that existed before MoE support keep their hash.
         if expertMinTokens != Recipe.defaultExpertMinTokens { value["expert_min_tokens"] = .int(expertMinTokens) }
+        // Only for bf16, so fp32 recipes keep the hash they had before the setting existed.
+        if compute != .fp32 { value["compute"] = .string(compute.rawValue) }
         return .object(value)
     }
 }

@@ -71,6 +71,8 @@ public struct Recipe: Sendable, Equatable, Hashable, Codable {
     /// A routed MoE expert whose layers saw fewer calibration tokens than this is pruned by magnitude
     /// (per row, without DSnoT) instead of with its tokens' statistics (`expert_min_tokens`, ≥ 1).
     public var expertMinTokens: Int
+    /// The forward passes' GEMM input format (`compute`): fp32, or bf16 with fp32 accumulation.
+    public var compute: ComputeFormat
 
     /// The default of `expertMinTokens` (a judgement, docs/algorithms.md: far below what a used expert
     /// gets from the default calibration set, enough for stable per-feature means).
@@ -94,7 +96,8 @@ public struct Recipe: Sendable, Equatable, Hashable, Codable {
         layerSparsity: LayerSparsity = .uniform,
         owlThreshold: Double = OWL.defaultThreshold,
         owlLambda: Double = OWL.defaultLambda,
-        expertMinTokens: Int = Recipe.defaultExpertMinTokens
+        expertMinTokens: Int = Recipe.defaultExpertMinTokens,
+        compute: ComputeFormat = .fp32
     ) {
         self.method = method
         self.pattern = pattern
@@ -106,6 +109,7 @@ public struct Recipe: Sendable, Equatable, Hashable, Codable {
         self.owlThreshold = owlThreshold
         self.owlLambda = owlLambda
         self.expertMinTokens = expertMinTokens
+        self.compute = compute
     }
 
     enum CodingKeys: String, CodingKey {
@@ -116,6 +120,7 @@ public struct Recipe: Sendable, Equatable, Hashable, Codable {
         case owlThreshold = "owl_threshold"
         case owlLambda = "owl_lambda"
         case expertMinTokens = "expert_min_tokens"
+        case compute
     }
 
     /// Whether the layers' statistics must include the Hessian (SparseGPT, or DSnoT acceptance).
