@@ -58,6 +58,8 @@ print("\n".join(leaves(json.load(sys.stdin))))'
         # expert_min_tokens is printed only when it differs from its default (the stored form leaves it out
         # then, so job keys of recipes from before MoE support do not change).
         echo expert_min_tokens
+        # compute likewise, at its default (fp32).
+        echo compute
     } | sort -u
 }
 # Every key appears in etc/dsnot/dsnotd.toml (set or commented) and in dsnotd.toml(5), and nothing else.

@@ -58,5 +58,85 @@ enum BF16GEMMBenchmark {
                 ]
             )
         }
+        try blockForward(length: length)
+    }
+
+    /// SmolLM2-135M's block (seeded weights) at L = `length`, one sequence on one thread as on a pipeline
+    /// worker: the bf16 block forward against the same GEMMs alone (its linears through `BF16GEMM`, the
+    /// attention's `Q Kᵀ` and `P V` through sgemm, which stay fp32), aim ≥ 0.7, and against the fp32 block.
+    static func blockForward(length: Int) throws {
+        let model = try ForwardPassBenchmark.smolLM2ShapedModel()
+        let fp32Block = try model.loadBlock(0)
+        var block = fp32Block
+        block.setCompute(.bf16)
+        var rng = SplitMix64(seed: 12)
+        let hidden = Matrix(
+            rows: length,
+            columns: model.hiddenSize,
+            storage: (0..<(length * model.hiddenSize)).map { _ in rng.normal() }
+        )
+        let linears = model.prunableLinearLayers(block: 0)
+        let packed = linears.map { BF16GEMM.Weights(fp32Block.weight(of: $0.name)) }
+        let inputs = linears.map { layer in
+            Matrix(
+                rows: length,
+                columns: layer.inFeatures,
+                storage: (0..<(length * layer.inFeatures)).map { _ in rng.normal() }
+            )
+        }
+        let attention = ForwardBenchmark.shapes(model: model, block: 0, length: length).dropFirst(linears.count)
+        let largest = attention.reduce(0) { max($0, $1.m * $1.k, $1.k * $1.n, $1.m * $1.n) }
+        let a = (0..<largest).map { _ in rng.normal() }
+        let b = (0..<largest).map { _ in rng.normal() }
+        var c = [Float](repeating: 0, count: largest)
+        var failure: (any Error)?
+        let gemms = {
+            do {
+                for (x, w) in zip(inputs, packed) {
+                    BenchmarkSupport.blackHole(try BF16GEMM.multiply(x, w, threads: 1))
+                }
+            } catch { failure = error }
+            a.withUnsafeBufferPointer { pa in
+                b.withUnsafeBufferPointer { pb in
+                    c.withUnsafeMutableBufferPointer { pc in
+                        for s in attention {
+                            Linalg.gemm(
+                                m: s.m,
+                                n: s.n,
+                                k: s.k,
+                                a: pa.baseAddress,
+                                lda: s.k,
+                                b: pb.baseAddress,
+                                ldb: s.transposeB ? s.k : s.n,
+                                transposeB: s.transposeB,
+                                c: pc.baseAddress,
+                                ldc: s.n
+                            )
+                        }
+                    }
+                }
+            }
+        }
+        let ((forward, gemm), fp32) = Linalg.withSingleThreadedBLAS {
+            (
+                ForwardBenchmark.bestTimes(5, { BenchmarkSupport.blackHole(block.forward(hidden)) }, gemms),
+                BenchmarkSupport.bestOf(5) { BenchmarkSupport.blackHole(fp32Block.forward(hidden)) }
+            )
+        }
+        if let failure { throw failure }
+        BenchmarkSupport.report(
+            "bf16_gemm.smollm2_block_L\(length)_forward_vs_its_gemms",
+            ratio: gemm / forward,
+            "time of the block's GEMMs alone (linears bf16, attention fp32)",
+            over: "bf16 block forward time",
+            details: ["one sequence, one thread; aim ≥ 0.7"]
+        )
+        BenchmarkSupport.report(
+            "bf16_gemm.smollm2_block_L\(length)_bf16_vs_fp32_forward",
+            ratio: fp32 / forward,
+            "fp32 block forward time",
+            over: "bf16 block forward time",
+            details: ["one sequence, one thread"]
+        )
     }
 }

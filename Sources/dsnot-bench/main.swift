@@ -16,6 +16,7 @@ let benchmarks: [Benchmark] = [
     BF16GEMMBenchmark.benchmark,
     MoEForwardBenchmark.benchmark,
     PruneBenchmark.benchmark,
+    BF16PruneBenchmark.benchmark,
     SparseFormatBenchmark.benchmark,
 ]
 

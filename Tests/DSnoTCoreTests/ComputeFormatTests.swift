@@ -3,6 +3,7 @@
 // forward passes against fp32's, and a block whose bf16 states overflow failing the run clearly.
 
 import DSnoTCore
+import DSnoTSupport
 import Foundation
 import Logging
 import SafeTensors
@@ -111,6 +112,27 @@ struct OverriddenTensor: TensorSource {
             let agreeing = zip(a, b).filter { $0 == $1 }.count
             #expect(Double(agreeing) >= 0.98 * Double(a.count), "\(layer.name): \(agreeing) of \(a.count)")
         }
+    }
+
+    /// bf16 compute adds the block's bfloat16 weight copies and one bf16 GEMM input per sequence in flight.
+    @Test func theMemoryEstimateCountsTheBF16Copies() throws {
+        let model = try ModelRegistry.load(directory: Self.model)
+        func estimate(_ compute: ComputeFormat) -> MemoryEstimate {
+            MemoryEstimate.estimate(
+                model: model,
+                recipe: Recipe(method: .wanda, pattern: .unstructured(0.5), compute: compute),
+                sequences: 4,
+                length: 32,
+                errorSequences: 4
+            )
+        }
+        let (fp32, bf16) = (estimate(.fp32), estimate(.bf16))
+        let layers = model.prunableLinearLayers(block: 0)
+        let weights = layers.reduce(0) { $0 + $1.outFeatures * $1.inFeatures }
+        let widest = layers.map(\.inFeatures).max() ?? 0
+        #expect(fp32.bf16Copies == 0)
+        #expect(bf16.bf16Copies == 2 * weights + min(Parallel.workers, 4) * 32 * widest * 2)
+        #expect(bf16.total - fp32.total == bf16.bf16Copies)
     }
 
     /// Weights of 3·10³⁸ in block 0's last layer overflow its bf16 outputs: the run fails naming the block

@@ -13,8 +13,9 @@ import SafeTensors
 /// attention's scratch tile);
 /// the statistics of the block's distinct layer inputs (vectors in fp64, Gram/Hessian matrices
 /// `C_in²` fp32); the pruner's working set for the largest layer; one block's pruned weights in the
-/// checkpoint dtype, handed to the writer thread (`BlockWriter`); a fixed runtime baseline (Swift
-/// runtime, OpenBLAS buffers). DSnoT's loss check adds its windows' two streams of states and one
+/// checkpoint dtype, handed to the writer thread (`BlockWriter`); with `compute = "bf16"`, the block's
+/// bfloat16 weight copies and each sequence in flight's bfloat16 GEMM input; a fixed runtime baseline
+/// (Swift runtime, OpenBLAS buffers). DSnoT's loss check adds its windows' two streams of states and one
 /// window's logits (`L × vocabulary` fp32, at the end) to `activations`.
 public struct MemoryEstimate: Sendable, Equatable, Codable {
     public var blockWeights: Int
@@ -26,12 +27,15 @@ public struct MemoryEstimate: Sendable, Equatable, Codable {
     /// The block being written while the pipeline goes on (`BlockWriter`): its pruned weights in the
     /// checkpoint dtype.
     public var writerBlock: Int
+    /// `compute = "bf16"`: the block's weights in bfloat16 (`Linear`'s copies) and, per sequence in
+    /// flight, the widest GEMM input in bfloat16 (`BF16GEMM.multiply`); 0 in fp32.
+    public var bf16Copies: Int
     public var runtimeBaseline: Int
 
     /// The sum of all terms.
     public var total: Int {
         blockWeights + checkpointPages + activations + sequenceScratch + statistics + prunerWorkspace
-            + writerBlock + runtimeBaseline
+            + writerBlock + bf16Copies + runtimeBaseline
     }
 
     /// Bytes the Swift runtime, Foundation and OpenBLAS's per-thread buffers take before any work.
@@ -106,6 +110,7 @@ public struct MemoryEstimate: Sendable, Equatable, Codable {
             statistics: statistics,
             prunerWorkspace: workspace,
             writerBlock: pages,
+            bf16Copies: recipe.compute == .bf16 ? weights * 2 + (calibrated ? inFlight * length * widest * 2 : 0) : 0,
             runtimeBaseline: baselineBytes
         )
     }
