@@ -20,10 +20,11 @@ let benchmarks: [Benchmark] = [
     SparseFormatBenchmark.benchmark,
 ]
 
-/// Run only when named (`make bench-quality`: tens of minutes; `scripts/bench-resume.sh`).
+/// Run only when named (`make bench-quality`: tens of minutes; `scripts/bench-resume.sh`, `scripts/bench-scale.sh`).
 let onDemandBenchmarks: [Benchmark] = [
     QualityBenchmark.benchmark,
     ResumeBenchmark.benchmark,
+    ScaleForwardBenchmark.benchmark,
 ]
 
 let selected = Array(CommandLine.arguments.dropFirst())
