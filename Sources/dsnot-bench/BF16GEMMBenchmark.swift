@@ -85,10 +85,7 @@ enum BF16GEMMBenchmark {
             )
         }
         let attention = ForwardBenchmark.shapes(model: model, block: 0, length: length).dropFirst(linears.count)
-        let largest = attention.reduce(0) { max($0, $1.m * $1.k, $1.k * $1.n, $1.m * $1.n) }
-        let a = (0..<largest).map { _ in rng.normal() }
-        let b = (0..<largest).map { _ in rng.normal() }
-        var c = [Float](repeating: 0, count: largest)
+        let operands = ForwardBenchmark.Operands(for: attention, rng: &rng)
         var failure: (any Error)?
         let gemms = {
             do {
@@ -96,26 +93,7 @@ enum BF16GEMMBenchmark {
                     BenchmarkSupport.blackHole(try BF16GEMM.multiply(x, w, threads: 1))
                 }
             } catch { failure = error }
-            a.withUnsafeBufferPointer { pa in
-                b.withUnsafeBufferPointer { pb in
-                    c.withUnsafeMutableBufferPointer { pc in
-                        for s in attention {
-                            Linalg.gemm(
-                                m: s.m,
-                                n: s.n,
-                                k: s.k,
-                                a: pa.baseAddress,
-                                lda: s.k,
-                                b: pb.baseAddress,
-                                ldb: s.transposeB ? s.k : s.n,
-                                transposeB: s.transposeB,
-                                c: pc.baseAddress,
-                                ldc: s.n
-                            )
-                        }
-                    }
-                }
-            }
+            operands.sgemm(attention)
         }
         let ((forward, gemm), fp32) = Linalg.withSingleThreadedBLAS {
             (

@@ -83,34 +83,8 @@ enum ForwardBenchmark {
         let shapes = shapes(model: model, block: block, length: sequenceLength)
         let flops = shapes.reduce(0.0) { $0 + 2 * Double($1.m) * Double($1.n) * Double($1.k) }
         // Operands sized for the largest shape, filled with the same kind of values.
-        let largest = shapes.reduce(0) { max($0, $1.m * $1.k, $1.k * $1.n, $1.m * $1.n) }
-        let a = (0..<largest).map { _ in rng.normal() }
-        let b = (0..<largest).map { _ in rng.normal() }
-        var c = [Float](repeating: 0, count: largest)
-        let runSGEMM = {
-            a.withUnsafeBufferPointer { pa in
-                b.withUnsafeBufferPointer { pb in
-                    c.withUnsafeMutableBufferPointer { pc in
-                        for _ in 0..<sequences {
-                            for s in shapes {
-                                Linalg.gemm(
-                                    m: s.m,
-                                    n: s.n,
-                                    k: s.k,
-                                    a: pa.baseAddress,
-                                    lda: s.k,
-                                    b: pb.baseAddress,
-                                    ldb: s.transposeB ? s.k : s.n,
-                                    transposeB: s.transposeB,
-                                    c: pc.baseAddress,
-                                    ldc: s.n
-                                )
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let operands = Operands(for: shapes, rng: &rng)
+        let runSGEMM = { for _ in 0..<sequences { operands.sgemm(shapes) } }
         // One sequence runs alone (multi-threaded BLAS); more run one per core.
         let runForward = {
             var batch = [Matrix](repeating: hidden, count: sequences)
@@ -124,6 +98,43 @@ enum ForwardBenchmark {
             forwardSeconds: forward / Double(sequences),
             sgemmSeconds: sgemm / Double(sequences)
         )
+    }
+
+    /// Random operands sized for the largest of some shapes, and `cblas_sgemm` on each shape in turn.
+    final class Operands {
+        let a: [Float]
+        let b: [Float]
+        var c: [Float]
+
+        init(for shapes: some Collection<Shape>, rng: inout SplitMix64) {
+            let largest = shapes.reduce(0) { max($0, $1.m * $1.k, $1.k * $1.n, $1.m * $1.n) }
+            a = (0..<largest).map { _ in rng.normal() }
+            b = (0..<largest).map { _ in rng.normal() }
+            c = [Float](repeating: 0, count: largest)
+        }
+
+        func sgemm(_ shapes: some Collection<Shape>) {
+            a.withUnsafeBufferPointer { pa in
+                b.withUnsafeBufferPointer { pb in
+                    c.withUnsafeMutableBufferPointer { pc in
+                        for s in shapes {
+                            Linalg.gemm(
+                                m: s.m,
+                                n: s.n,
+                                k: s.k,
+                                a: pa.baseAddress,
+                                lda: s.k,
+                                b: pb.baseAddress,
+                                ldb: s.transposeB ? s.k : s.n,
+                                transposeB: s.transposeB,
+                                c: pc.baseAddress,
+                                ldc: s.n
+                            )
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The fastest of `count` timed calls of each body, after one untimed warm-up call each. The two

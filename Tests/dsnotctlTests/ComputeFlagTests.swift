@@ -28,7 +28,7 @@ import Testing
         let (output, report) = try Self.prune(["--compute", "bf16"])
         #expect(output.status == 0, "\(output.stderr)")
         #expect((report?["recipe"] as? [String: Any])?["compute"] as? String == "bf16")
-        #expect(report?["compute"] as? String == (BF16GEMM.isAccelerated ? "bf16" : "fp32"))
+        #expect(report?["compute"] as? String == ComputeFormat.bf16.effective.format.rawValue)
         let (fp32Output, fp32Report) = try Self.prune([])
         #expect(fp32Output.status == 0, "\(fp32Output.stderr)")
         #expect(fp32Report?["compute"] as? String == "fp32")
@@ -37,7 +37,12 @@ import Testing
 
     /// With PR_SET_MDWE (refuse exec gain) set before exec, oneDNN cannot build its kernels: the run
     /// is fp32, says so on stderr, and succeeds.
-    @Test(.enabled(if: BF16GEMM.isAccelerated, "without AVX-512 BF16 the run is fp32 before oneDNN is asked"))
+    @Test(
+        .enabled(
+            if: ComputeFormat.bf16.effective.format == .bf16,
+            "without AVX-512 BF16 the run is fp32 before oneDNN is asked"
+        )
+    )
     func aProcessThatMayNotMakeMemoryExecutableRunsFP32WithANotice() throws {
         let python = try #require(ExternalProcess.python, "DSNOT_PYTHON (make test sets it)")
         let wrapper = [

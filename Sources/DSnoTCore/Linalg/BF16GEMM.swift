@@ -62,6 +62,9 @@ public enum BF16GEMM {
         }
     }
 
+    /// Whether `probe` succeeded: bf16 products run here (natively or emulated).
+    public static var isAvailable: Bool { (try? probe.get()) != nil }
+
     /// The CPU engine, created once and shared (oneDNN engines are thread-safe).
     private static let engine: Result<UncheckedEngine, Failure> = Result { () throws(Failure) -> UncheckedEngine in
         var engine: dnnl_engine_t?
