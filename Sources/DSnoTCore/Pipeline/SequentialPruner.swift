@@ -142,6 +142,12 @@ public struct SequentialPruner: Sendable {
             let copy = try Self.time(clock) { try copyUnprunedTensors(model: model, source: source, sink: sink) }
             try restoreOutput()
             report = resume.report
+            if report.compute != compute.format {
+                logger.notice(
+                    "The interrupted run computed in \(report.compute?.rawValue ?? "fp32"), this one in \(compute.format.rawValue)"
+                )
+                report.compute = compute.format
+            }
             report.timings.copy += copy
             report.resumedFromBlock = resume.nextBlock
             allocation = resume.allocation
