@@ -65,8 +65,10 @@ bench-quality: deps fixtures
 	DSNOT_BENCH_FIXTURES=$(CURDIR)/.fixtures DSNOT_QUALITY_OUT=$(CURDIR)/docs/results.md \
 		$$($(SWIFT) build -c release --show-bin-path)/dsnot-bench quality
 
-## bench-scale: prune a synthetic LLaMA-7B-shaped checkpoint (about 14 GB under .fixtures/); peak RSS and
-## wall time. Very slow; not part of `make bench`. BENCH_SCALE_ARGS="--blocks 2 --hidden 256" for a smoke run.
+## bench-scale: prune a synthetic LLaMA-7B-shaped checkpoint (about 14 GB under .fixtures/) with --compute bf16
+## (BENCH_SCALE_COMPUTE); peak RSS, wall time, one block-sequence at L = 128 and 2048, and the projected time of
+## N = 128, L = 2048 here and on a 32-core server. Very slow (≈ 25 min); not part of `make bench`.
+## BENCH_SCALE_ARGS="--blocks 2 --hidden 256" for a smoke run.
 bench-scale: deps
 	scripts/bench-scale.sh $(BENCH_SCALE_ARGS)
 
