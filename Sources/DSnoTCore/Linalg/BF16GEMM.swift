@@ -130,28 +130,17 @@ public enum BF16GEMM {
                     var memories: [dnnl_memory_t?] = [nil, nil, nil]
                     defer { for memory in memories where memory != nil { dnnl_memory_destroy(memory) } }
                     // oneDNN only reads the inputs; its API takes one mutable handle type for every buffer.
-                    try check(
-                        "dnnl_memory_create",
-                        dnnl_memory_create(
-                            &memories[0],
-                            &source,
-                            engine,
-                            UnsafeMutableRawPointer(mutating: a.baseAddress)
+                    let buffers = [
+                        UnsafeMutableRawPointer(mutating: a.baseAddress),
+                        UnsafeMutableRawPointer(mutating: b.baseAddress), c.baseAddress,
+                    ]
+                    for (i, described) in [source, packed, destination].enumerated() {
+                        var descriptor = described  // oneDNN copies it
+                        try check(
+                            "dnnl_memory_create",
+                            dnnl_memory_create(&memories[i], &descriptor, engine, buffers[i])
                         )
-                    )
-                    try check(
-                        "dnnl_memory_create",
-                        dnnl_memory_create(
-                            &memories[1],
-                            &packed,
-                            engine,
-                            UnsafeMutableRawPointer(mutating: b.baseAddress)
-                        )
-                    )
-                    try check(
-                        "dnnl_memory_create",
-                        dnnl_memory_create(&memories[2], &destination, engine, c.baseAddress)
-                    )
+                    }
                     let arguments = [
                         dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: memories[0]),
                         dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: memories[1]),

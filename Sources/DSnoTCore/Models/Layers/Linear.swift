@@ -11,12 +11,12 @@ import DSnoTSupport
 public struct Linear: Sendable, Equatable {
     /// `(out, in)`.
     public var weight: Matrix {
-        didSet { packed = compute == .bf16 ? BF16GEMM.Weights(weight) : nil }
+        didSet { if packed != nil { packed = BF16GEMM.Weights(weight) } }
     }
     /// `[out]`, or `nil` for a bias-free layer.
     public var bias: [Float]?
-    /// The GEMM input format of `callAsFunction`.
-    public private(set) var compute: ComputeFormat = .fp32
+    /// The GEMM input format of `callAsFunction`: bf16 exactly when the layer holds a bfloat16 copy.
+    public var compute: ComputeFormat { packed == nil ? .fp32 : .bf16 }
     /// `weight` in bfloat16 while `compute` is `.bf16`.
     private var packed: BF16GEMM.Weights?
 
@@ -29,8 +29,7 @@ public struct Linear: Sendable, Equatable {
 
     /// Switches the GEMM input format (converting the weight once for `.bf16`).
     public mutating func setCompute(_ format: ComputeFormat) {
-        guard format != compute || (format == .bf16 && packed == nil) else { return }
-        compute = format
+        guard format != compute else { return }
         packed = format == .bf16 ? BF16GEMM.Weights(weight) : nil
     }
 
