@@ -115,7 +115,9 @@ struct OverriddenTensor: TensorSource {
         }
     }
 
-    /// bf16 compute adds the block's bfloat16 weight copies and one bf16 GEMM input per sequence in flight.
+    /// bf16 compute adds the block's bfloat16 weight copies and, per sequence in flight, one bf16 GEMM input
+    /// and the attention's bf16 operands (keys and values of one key/value head, a tile's queries and
+    /// probabilities).
     @Test func theMemoryEstimateCountsTheBF16Copies() throws {
         let model = try ModelRegistry.load(directory: Self.model)
         func estimate(_ compute: ComputeFormat) -> MemoryEstimate {
@@ -132,7 +134,9 @@ struct OverriddenTensor: TensorSource {
         let weights = layers.reduce(0) { $0 + $1.outFeatures * $1.inFeatures }
         let widest = layers.map(\.inFeatures).max() ?? 0
         #expect(fp32.bf16Copies == 0)
-        #expect(bf16.bf16Copies == 2 * weights + min(Parallel.workers, 4) * 32 * widest * 2)
+        let (d, group) = (model.headDim, model.attentionHeads / model.keyValueHeads)
+        let attention = 2 * 32 * d + group * 32 * (d + 32)
+        #expect(bf16.bf16Copies == 2 * weights + min(Parallel.workers, 4) * (32 * widest + attention) * 2)
         #expect(bf16.total - fp32.total == bf16.bf16Copies)
     }
 

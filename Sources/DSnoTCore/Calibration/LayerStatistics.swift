@@ -12,9 +12,10 @@ import DSnoTSupport
 /// * `variance_j` = the token-weighted mean of each sequence's population variance (DSnoT's `var`),
 /// * optionally `hessian = (2/N) Σ x xᵀ` (SparseGPT; also DSnoT's `accept: .trueError`).
 ///
-/// The sums are kept in `Double` (cheap: `C_in` entries); the Hessian is summed in `Float` by
-/// `ssyrk` (the upper triangle of `XᵀX` per sequence, mirrored when read; `C_in²` floats, so it is
-/// only kept when asked for).
+/// The sums are kept in `Double` (cheap: `C_in` entries); the Hessian is summed in `Float`: the upper
+/// triangle of `XᵀX` per sequence, in row panels of fixed height (`ssyrk` on the diagonal block, `sgemm`
+/// to its right) spread over the cores, mirrored when read; `C_in²` floats, so it is only kept when
+/// asked for.
 ///
 /// ```swift
 /// var stats = LayerStatistics(inputFeatures: 4096, accumulateHessian: false)
@@ -188,8 +189,67 @@ public struct LayerStatistics: Sendable {
     /// its forward pass): the sums and, when kept, its `XᵀX`.
     /// - Precondition: `sums` are `SequenceSums(sequence: sequence)`.
     public mutating func accumulate(_ sums: SequenceSums, of sequence: Matrix) {
-        add(sums)
-        accumulateHessian(sequence: sequence)
+        accumulate([(sums, sequence)])
+    }
+
+    /// Adds several calibration sequences, in order: their sums and, when kept, their `XᵀX`. The Gram
+    /// work is split into row panels of the upper triangle (`gramPanelRows` rows each, a fixed height,
+    /// so the arithmetic does not depend on the core count) that run concurrently; each panel adds the
+    /// sequences in the order given, so the result is the same as adding them one call at a time.
+    /// - Precondition: each `sums` is `SequenceSums(sequence:)` of its `input`.
+    public mutating func accumulate(_ sequences: [(sums: SequenceSums, input: Matrix)]) {
+        for s in sequences { add(s.sums) }
+        let inputs = sequences.map(\.input).filter { $0.rows > 0 }
+        guard hessianSum != nil, !inputs.isEmpty else { return }
+        precondition(!hessianIsFinal, "LayerStatistics: stored statistics cannot accumulate more data")
+        for x in inputs {
+            precondition(
+                x.columns == inputFeatures,
+                "LayerStatistics: \(x.columns) columns, expected \(inputFeatures)"
+            )
+        }
+        let c = inputFeatures
+        let panels = stride(from: 0, to: c, by: Self.gramPanelRows).map { $0..<min(c, $0 + Self.gramPanelRows) }
+        hessianSum!.withUnsafeMutableBufferPointer { h in
+            let gram = h.baseAddress!
+            Parallel.forEach(0..<panels.count) { p in
+                for x in inputs {
+                    x.storage.withUnsafeBufferPointer {
+                        Self.addGramPanel(rows: panels[p], of: $0.baseAddress!, tokens: x.rows, width: c, into: gram)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rows of the upper-triangle panels the Gram accumulation is split into.
+    static let gramPanelRows = 256
+
+    /// Adds rows `rows` of the upper triangle of `XᵀX` into the row-major `(c, c)` `gram`: the diagonal
+    /// block by `ssyrk`, the rectangle to its right by `sgemm`.
+    /// - Parameter x: `(tokens, c)` row-major.
+    private static func addGramPanel(
+        rows: Range<Int>,
+        of x: UnsafePointer<Float>,
+        tokens: Int,
+        width c: Int,
+        into gram: UnsafeMutablePointer<Float>
+    ) {
+        let (r0, r1) = (rows.lowerBound, rows.upperBound)
+        Linalg.syrkAccumulate(n: rows.count, k: tokens, a: x + r0, lda: c, c: gram + r0 * c + r0, ldc: c)
+        Linalg.gemm(
+            m: rows.count,
+            n: c - r1,
+            k: tokens,
+            a: x + r0,
+            lda: c,
+            transposeA: true,
+            b: x + r1,
+            ldb: c,
+            beta: 1,
+            c: gram + r0 * c + r1,
+            ldc: c
+        )
     }
 
     private mutating func add(_ sums: SequenceSums) {
@@ -206,23 +266,6 @@ public struct LayerStatistics: Sendable {
         }
         sequenceCount += 1
         tokenCount += sums.tokens
-    }
-
-    /// Adds `XᵀX` of one sequence to the Hessian sum (upper triangle by `ssyrk`, mirrored when read);
-    /// nothing when the Hessian is not kept.
-    private mutating func accumulateHessian(sequence: Matrix) {
-        guard hessianSum != nil, sequence.rows > 0 else { return }
-        precondition(!hessianIsFinal, "LayerStatistics: stored statistics cannot accumulate more data")
-        precondition(
-            sequence.columns == inputFeatures,
-            "LayerStatistics: \(sequence.columns) columns, expected \(inputFeatures)"
-        )
-        let c = inputFeatures
-        sequence.storage.withUnsafeBufferPointer { x in
-            hessianSum!.withUnsafeMutableBufferPointer { h in
-                Linalg.syrkAccumulate(n: c, k: sequence.rows, a: x.baseAddress, lda: c, c: h.baseAddress, ldc: c)
-            }
-        }
     }
 
     /// `(1/N) Σ x²` per feature.

@@ -89,30 +89,73 @@ public enum BF16GEMM {
         let (m, k, n) = (x.rows, x.columns, weights.rows)
         var y = Matrix(rows: m, columns: n)
         guard m > 0, n > 0 else { return y }
+        let input = x.storage.withUnsafeBufferPointer { FloatConversion.encode($0, as: .bf16) }
+        try input.withUnsafeBytes { a in
+            try weights.bits.withUnsafeBytes { b in
+                try y.storage.withUnsafeMutableBufferPointer { c in
+                    try product(
+                        m: m,
+                        n: n,
+                        k: k,
+                        a: a.baseAddress!,
+                        b: b.baseAddress!,
+                        transposeB: true,
+                        c: c.baseAddress!,
+                        ldc: n,
+                        threads: threads
+                    )
+                }
+            }
+        }
+        return y
+    }
+
+    /// `C = A · op(B)` on operands already in bfloat16 (little-endian bits, row-major, contiguous), summed
+    /// in fp32 into `c`. What `multiply` runs, and the attention's products (`CausalAttention`).
+    /// - Parameters:
+    ///   - a: `(m, k)`.
+    ///   - b: `(k, n)`, or `(n, k)` when `transposeB`.
+    ///   - c: `(m, n)` fp32 with leading dimension `ldc`; every element in it is written.
+    ///   - threads: OpenMP threads for this call (set on the calling thread, then restored); nil keeps
+    ///     the thread's current setting.
+    public static func product(
+        m: Int,
+        n: Int,
+        k: Int,
+        a: UnsafeRawPointer,
+        b: UnsafeRawPointer,
+        transposeB: Bool,
+        c: UnsafeMutablePointer<Float>,
+        ldc: Int,
+        threads: Int? = nil
+    ) throws(Failure) {
+        guard m > 0, n > 0, k > 0 else {
+            for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) }
+            return
+        }
         let saved = omp_get_max_threads()
         if let threads { omp_set_num_threads(Int32(max(1, threads))) }
         defer { if threads != nil { omp_set_num_threads(saved) } }
         let engine = try engine.get().handle
-        let input = x.storage.withUnsafeBufferPointer { FloatConversion.encode($0, as: .bf16) }
 
         var source = dnnl_memory_desc_t()
-        var packed = dnnl_memory_desc_t()
+        var other = dnnl_memory_desc_t()
         var destination = dnnl_memory_desc_t()
         try check(
             "dnnl_memory_desc_init_by_tag",
             dnnl_memory_desc_init_by_tag(&source, 2, [Int64(m), Int64(k)], dnnl_bf16, dnnl_ab)
         )
-        // W is (n, k) row-major: as the (k, n) operand it is column-major, tag `ba`.
+        // B stored (n, k) row-major is, as the (k, n) operand, column-major: tag `ba`.
         try check(
             "dnnl_memory_desc_init_by_tag",
-            dnnl_memory_desc_init_by_tag(&packed, 2, [Int64(k), Int64(n)], dnnl_bf16, dnnl_ba)
+            dnnl_memory_desc_init_by_tag(&other, 2, [Int64(k), Int64(n)], dnnl_bf16, transposeB ? dnnl_ba : dnnl_ab)
         )
         try check(
-            "dnnl_memory_desc_init_by_tag",
-            dnnl_memory_desc_init_by_tag(&destination, 2, [Int64(m), Int64(n)], dnnl_f32, dnnl_ab)
+            "dnnl_memory_desc_init_by_strides",
+            dnnl_memory_desc_init_by_strides(&destination, 2, [Int64(m), Int64(n)], dnnl_f32, [Int64(ldc), 1])
         )
         var operation = dnnl_matmul_desc_t()
-        try check("dnnl_matmul_desc_init", dnnl_matmul_desc_init(&operation, &source, &packed, nil, &destination))
+        try check("dnnl_matmul_desc_init", dnnl_matmul_desc_init(&operation, &source, &other, nil, &destination))
         var descriptor: dnnl_primitive_desc_t?
         try check("dnnl_primitive_desc_create", dnnl_primitive_desc_create(&descriptor, &operation, nil, engine, nil))
         defer { dnnl_primitive_desc_destroy(descriptor) }
@@ -124,34 +167,23 @@ public enum BF16GEMM {
         try check("dnnl_stream_create", dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue))
         defer { dnnl_stream_destroy(stream) }
 
-        try input.withUnsafeBytes { a in
-            try weights.bits.withUnsafeBytes { b in
-                try y.storage.withUnsafeMutableBytes { c in
-                    var memories: [dnnl_memory_t?] = [nil, nil, nil]
-                    defer { for memory in memories where memory != nil { dnnl_memory_destroy(memory) } }
-                    // oneDNN only reads the inputs; its API takes one mutable handle type for every buffer.
-                    let buffers = [
-                        UnsafeMutableRawPointer(mutating: a.baseAddress),
-                        UnsafeMutableRawPointer(mutating: b.baseAddress), c.baseAddress,
-                    ]
-                    for (i, described) in [source, packed, destination].enumerated() {
-                        var descriptor = described  // oneDNN copies it
-                        try check(
-                            "dnnl_memory_create",
-                            dnnl_memory_create(&memories[i], &descriptor, engine, buffers[i])
-                        )
-                    }
-                    let arguments = [
-                        dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: memories[0]),
-                        dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: memories[1]),
-                        dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: memories[2]),
-                    ]
-                    try check("dnnl_primitive_execute", dnnl_primitive_execute(primitive, stream, 3, arguments))
-                    try check("dnnl_stream_wait", dnnl_stream_wait(stream))
-                }
-            }
+        var memories: [dnnl_memory_t?] = [nil, nil, nil]
+        defer { for memory in memories where memory != nil { dnnl_memory_destroy(memory) } }
+        // oneDNN only reads the inputs; its API takes one mutable handle type for every buffer.
+        let buffers = [
+            UnsafeMutableRawPointer(mutating: a), UnsafeMutableRawPointer(mutating: b), UnsafeMutableRawPointer(c),
+        ]
+        for (i, described) in [source, other, destination].enumerated() {
+            var descriptor = described  // oneDNN copies it
+            try check("dnnl_memory_create", dnnl_memory_create(&memories[i], &descriptor, engine, buffers[i]))
         }
-        return y
+        let arguments = [
+            dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: memories[0]),
+            dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: memories[1]),
+            dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: memories[2]),
+        ]
+        try check("dnnl_primitive_execute", dnnl_primitive_execute(primitive, stream, 3, arguments))
+        try check("dnnl_stream_wait", dnnl_stream_wait(stream))
     }
 
     private static func check(_ call: String, _ status: dnnl_status_t) throws(Failure) {

@@ -47,7 +47,7 @@ public struct GemmaBlock: DecoderBlock, LinearSlots {
         let tables = rotary.tables(length: hidden.rows)
         rotary.apply(to: &q, heads: attention.heads, tables: tables)
         rotary.apply(to: &k, heads: attention.kvHeads, tables: tables)
-        let context = attention(q: q, k: k, v: v)
+        let context = attention(q: q, k: k, v: v, compute: linears[0].compute)
         tap?(Self.names[3], context)
         var h = hidden
         Activation.add(&h, postAttentionNorm(linears[3](context)))

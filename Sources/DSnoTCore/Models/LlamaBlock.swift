@@ -79,7 +79,7 @@ struct LlamaAttentionPath: Sendable {
         let tables = rotary.tables(length: length)
         rotary.apply(to: &q, heads: attention.heads, tables: tables)
         rotary.apply(to: &k, heads: attention.kvHeads, tables: tables)
-        let context = attention(q: q, k: k, v: v)  // (L, H·d)
+        let context = attention(q: q, k: k, v: v, compute: linears[0].compute)  // (L, H·d)
         tap?(Self.names[3], context)
         var h = hidden
         Activation.add(&h, linears[3](context))

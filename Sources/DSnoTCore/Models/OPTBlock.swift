@@ -31,7 +31,12 @@ public struct OPTBlock: DecoderBlock, LinearSlots {
         // Attention: x (L, hidden) → q/k/v (L, hidden) → context (L, hidden).
         let x = layerNormBefore ? attentionNorm(hidden) : hidden
         for i in 0..<3 { tap?(Self.names[i], x) }
-        let context = attention(q: linears[0](x), k: linears[1](x), v: linears[2](x))
+        let context = attention(
+            q: linears[0](x),
+            k: linears[1](x),
+            v: linears[2](x),
+            compute: linears[0].compute
+        )
         tap?(Self.names[3], context)
         var h = hidden
         Activation.add(&h, linears[3](context))

@@ -42,7 +42,7 @@ public struct Phi3Block: DecoderBlock, LinearSlots {
         let tables = rotary.tables(length: hidden.rows)
         rotary.apply(to: &q, heads: attention.heads, headWidth: d, tables: tables)
         rotary.apply(to: &k, heads: attention.kvHeads, headWidth: d, tables: tables)
-        let context = attention(q: q, k: k, v: v)
+        let context = attention(q: q, k: k, v: v, compute: linears[0].compute)
         tap?(Self.names[1], context)
         var h = hidden
         Activation.add(&h, linears[1](context))

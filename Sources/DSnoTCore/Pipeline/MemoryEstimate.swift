@@ -14,7 +14,7 @@ import SafeTensors
 /// the statistics of the block's distinct layer inputs (vectors in fp64, Gram/Hessian matrices
 /// `C_in²` fp32); the pruner's working set for the largest layer; one block's pruned weights in the
 /// checkpoint dtype, handed to the writer thread (`BlockWriter`); with `compute = "bf16"`, the block's
-/// bfloat16 weight copies and each sequence in flight's bfloat16 GEMM input; a fixed runtime baseline
+/// bfloat16 weight copies and each sequence in flight's bfloat16 GEMM input and attention operands; a fixed runtime baseline
 /// (Swift runtime, OpenBLAS buffers). DSnoT's loss check adds its windows' two streams of states and one
 /// window's logits (`L × vocabulary` fp32, at the end) to `activations`.
 public struct MemoryEstimate: Sendable, Equatable, Codable {
@@ -28,7 +28,8 @@ public struct MemoryEstimate: Sendable, Equatable, Codable {
     /// checkpoint dtype.
     public var writerBlock: Int
     /// `compute = "bf16"`: the block's weights in bfloat16 (`Linear`'s copies) and, per sequence in
-    /// flight, the widest GEMM input in bfloat16 (`BF16GEMM.multiply`); 0 in fp32.
+    /// flight, the widest GEMM input in bfloat16 (`BF16GEMM.multiply`) and the attention's bfloat16
+    /// operands (`CausalAttention+BF16`); 0 in fp32.
     public var bf16Copies: Int
     public var runtimeBaseline: Int
 
@@ -102,6 +103,9 @@ public struct MemoryEstimate: Sendable, Equatable, Codable {
         // Dense copy, scores, sparse result, candidate lists (Int32), mask bytes; SparseGPT's Hinv and copy.
         var workspace = 5 * largest * f + largest
         if recipe.method == .sparsegpt { workspace += 2 * widest * widest * f }
+        // bf16: the widest GEMM input, and the attention's bfloat16 keys and values of one key/value head
+        // plus a tile's queries and probabilities (`CausalAttention+BF16`), 2 bytes each.
+        let bf16Scratch = 2 * (length * widest + 2 * length * model.headDim + tile * (model.headDim + length))
         return MemoryEstimate(
             blockWeights: weights * f,
             checkpointPages: pages,
@@ -110,7 +114,7 @@ public struct MemoryEstimate: Sendable, Equatable, Codable {
             statistics: statistics,
             prunerWorkspace: workspace,
             writerBlock: pages,
-            bf16Copies: recipe.compute == .bf16 ? weights * 2 + (calibrated ? inFlight * length * widest * 2 : 0) : 0,
+            bf16Copies: recipe.compute == .bf16 ? weights * 2 + (calibrated ? inFlight * bf16Scratch : 0) : 0,
             runtimeBaseline: baselineBytes
         )
     }

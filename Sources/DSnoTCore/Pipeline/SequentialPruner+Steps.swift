@@ -110,6 +110,11 @@ extension SequentialPruner {
                 }
             }
             for (n, output) in zip(chunk, outputs) { if let output { result.denseOutputs[n] = output } }
+            // The chunk's sequences per entry, in sequence order; each entry then adds them in one call
+            // (its Gram work on all cores).
+            var batches: [LinearLayerName: [(sums: LayerStatistics.SequenceSums, input: Matrix)]] = [:]
+            var metricBatches = batches
+            var dsnotBatches = batches
             for (n, seen) in zip(chunk, taps) {
                 var previous: (name: LinearLayerName, input: Matrix)?
                 for tapped in seen {
@@ -141,11 +146,14 @@ extension SequentialPruner {
                         previous = (name, x)
                     }
                     guard result.owner[name] == name else { continue }
-                    result.statistics[name]?.accumulate(sums, of: x)
-                    if n < plan.metricSequences { result.metricGram[name]?.accumulate(sums, of: x) }
-                    if let d = plan.dsnotSequences, n < d { result.dsnotStatistics[name]?.accumulate(sums, of: x) }
+                    batches[name, default: []].append((sums, x))
+                    if n < plan.metricSequences { metricBatches[name, default: []].append((sums, x)) }
+                    if let d = plan.dsnotSequences, n < d { dsnotBatches[name, default: []].append((sums, x)) }
                 }
             }
+            for (name, batch) in batches { result.statistics[name]?.accumulate(batch) }
+            for (name, batch) in metricBatches { result.metricGram[name]?.accumulate(batch) }
+            for (name, batch) in dsnotBatches { result.dsnotStatistics[name]?.accumulate(batch) }
             progress(
                 PruneProgress(
                     block: block.index,

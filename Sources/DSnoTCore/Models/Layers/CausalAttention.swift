@@ -45,13 +45,18 @@ public struct CausalAttention: Sendable, Equatable {
     /// - Parameters:
     ///   - q: `(L, heads · d)`.
     ///   - k, v: `(L, kvHeads · d)`.
+    ///   - compute: the products' input format: the block's (its query projection's `Linear.compute`).
+    ///     In `.bf16`, `Q Kᵀ` and `P V` take bfloat16 inputs with fp32 sums (`CausalAttention+BF16`); the
+    ///     scaling, the mask and the softmax stay fp32.
     /// - Returns: `(L, heads · d)`, heads concatenated (the input of `o_proj`).
     ///
     /// The `G = heads / kvHeads` query heads that read one key/value head are stacked, so each row
     /// tile costs two GEMMs of `G·T` rows per key/value head instead of two of `T` rows per query
     /// head: `Q` rows are packed head-major into a scratch tile, and the context rows are scattered
     /// back into `out`.
-    public func callAsFunction(q: Matrix, k: Matrix, v: Matrix) -> Matrix {
+    public func callAsFunction(q: Matrix, k: Matrix, v: Matrix, compute: ComputeFormat = .fp32) -> Matrix {
+        // Should oneDNN fail (out of memory), the call is computed again in fp32, as `Linear` does.
+        if compute == .bf16, q.rows > 0, let context = try? bf16Attention(q: q, k: k, v: v) { return context }
         let length = q.rows
         let d = headDim
         precondition(
@@ -97,7 +102,7 @@ public struct CausalAttention: Sendable, Equatable {
 
     /// One row tile `[r0, r1)` of the `G` query heads of key/value head `kv`. Packed row `g·T + t` is
     /// query head `kv·G + g` at position `r0 + t`.
-    private func attendTile(
+    func attendTile(
         _ tile: Range<Int>,
         kvHead kv: Int,
         q: UnsafePointer<Float>,
