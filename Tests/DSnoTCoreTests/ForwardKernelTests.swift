@@ -30,6 +30,25 @@ import Testing
         for (got, want) in zip(values, expected) { #expect(abs(Double(got) - want) <= 1e-6) }
     }
 
+    /// The norms' lane-parallel sums against Double, over empty input, the scalar tail alone, whole
+    /// vectors and a mix: a float sum of `n` terms is within about `n · 2⁻²⁴ · Σ |terms|` of the exact one.
+    @Test(arguments: [0, 1, 15, 16, 17, 576, 1037])
+    func laneSumsMatchTheDoubleReference(_ count: Int) {
+        var rng = SplitMix64(seed: 7 + UInt64(count))
+        let values = (0..<count).map { _ in 3 * rng.normal() + 1 }
+        let shift: Float = 0.75
+        let sum = values.reduce(0.0) { $0 + Double($1) }
+        let squares = values.reduce(0.0) { $0 + (Double($1) - Double(shift)) * (Double($1) - Double(shift)) }
+        let magnitude = values.reduce(0.0) { $0 + abs(Double($1)) }
+        let bound = Double(count + 1) * 0x1p-24
+        // A NaN past the end: a kernel that read beyond `count` would return NaN.
+        (values + [.nan]).withUnsafeBufferPointer { p in
+            #expect(abs(Double(VectorMath.sum(p.baseAddress!, count: count)) - sum) <= bound * magnitude)
+            let got = VectorMath.sumOfSquares(p.baseAddress!, count: count, shift: shift)
+            #expect(abs(Double(got) - squares) <= 2 * bound * squares)
+        }
+    }
+
     /// Gemma's kernels against libm in Double: GeGLU's `gelu_pytorch_tanh` and soft-capping, over the
     /// vector body and the scalar tail (3 201 values, not a multiple of 8).
     @Test func geluTanhAndSoftCapMatchLibm() {

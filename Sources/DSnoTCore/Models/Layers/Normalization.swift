@@ -28,8 +28,7 @@ public struct RMSNorm: Sendable, Equatable {
                 Parallel.forEachChunk(0..<x.rows, units: 3 * x.count) { rows in
                     for r in rows {
                         let row = px + r * n
-                        var sumSquares: Float = 0
-                        for c in 0..<n { sumSquares += row[c] * row[c] }
+                        let sumSquares = VectorMath.sumOfSquares(row, count: n)
                         let scale = 1 / (sumSquares / Float(n) + epsilon).squareRoot()
                         for c in 0..<n { py[r * n + c] = pw[c] * (row[c] * scale) }
                     }
@@ -77,11 +76,8 @@ public struct LayerNorm: Sendable, Equatable {
                 Parallel.forEachChunk(0..<x.rows, units: 4 * x.count) { rows in
                     for r in rows {
                         let row = px + r * n
-                        var sum: Float = 0
-                        for c in 0..<n { sum += row[c] }
-                        let mean = sum / Float(n)
-                        var sumSquares: Float = 0
-                        for c in 0..<n { sumSquares += (row[c] - mean) * (row[c] - mean) }
+                        let mean = VectorMath.sum(row, count: n) / Float(n)
+                        let sumSquares = VectorMath.sumOfSquares(row, count: n, shift: mean)
                         let scale = 1 / (sumSquares / Float(n) + epsilon).squareRoot()
                         for c in 0..<n { py[r * n + c] = (row[c] - mean) * scale * pw[c] + pb[c] }
                     }

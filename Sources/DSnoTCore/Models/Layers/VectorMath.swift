@@ -41,6 +41,40 @@ enum VectorMath {
     /// `e^x` for one value through the vector kernel (tails and tests).
     static func exp(_ x: Float) -> Float { exp(Vector(repeating: x))[0] }
 
+    /// `Σ (p[i] − shift)²` for `i < count`, summed in 16 fp32 lanes (two vectors) and then across them:
+    /// a serial sum waits on each addition's latency, the lanes do not. (The order differs from a
+    /// serial sum's by fp32 rounding, as PyTorch's vectorised `pow(2).mean(-1)` does.)
+    static func sumOfSquares(_ p: UnsafePointer<Float>, count: Int, shift: Float = 0) -> Float {
+        let vectorEnd = count & ~15
+        var (a, b) = (Vector.zero, Vector.zero)
+        var j = 0
+        while j < vectorEnd {
+            let x = UnsafeRawPointer(p + j).loadUnaligned(as: Vector.self) - shift
+            let y = UnsafeRawPointer(p + j + 8).loadUnaligned(as: Vector.self) - shift
+            a += x * x
+            b += y * y
+            j += 16
+        }
+        var total = (a + b).sum()
+        for t in vectorEnd..<count { total += (p[t] - shift) * (p[t] - shift) }
+        return total
+    }
+
+    /// `Σ p[i]` for `i < count`, in 16 fp32 lanes as `sumOfSquares`.
+    static func sum(_ p: UnsafePointer<Float>, count: Int) -> Float {
+        let vectorEnd = count & ~15
+        var (a, b) = (Vector.zero, Vector.zero)
+        var j = 0
+        while j < vectorEnd {
+            a += UnsafeRawPointer(p + j).loadUnaligned(as: Vector.self)
+            b += UnsafeRawPointer(p + j + 8).loadUnaligned(as: Vector.self)
+            j += 16
+        }
+        var total = (a + b).sum()
+        for t in vectorEnd..<count { total += p[t] }
+        return total
+    }
+
     /// In-place numerically stable softmax of `p[0..<count]`.
     /// - Precondition: `count > 0`.
     static func softmax(_ p: UnsafeMutablePointer<Float>, count: Int) {
