@@ -2,6 +2,7 @@
 // ForwardBenchmark: block forward throughput against the cblas_sgemm rate at the same shapes, in one run.
 
 import DSnoTCore
+import SafeTensors
 
 /// Measures one decoder block's forward pass on random hidden states and, in the same run, plain
 /// `cblas_sgemm` on exactly the GEMMs the block performs (its linear layers and, per head, `Q Kᵀ`
@@ -100,7 +101,8 @@ enum ForwardBenchmark {
         )
     }
 
-    /// Random operands sized for the largest of some shapes, and `cblas_sgemm` on each shape in turn.
+    /// Random operands sized for the largest of some shapes, and `cblas_sgemm` (or `BF16GEMM.product` on
+    /// their bfloat16 roundings) on each shape in turn.
     final class Operands {
         let a: [Float]
         let b: [Float]
@@ -111,6 +113,33 @@ enum ForwardBenchmark {
             a = (0..<largest).map { _ in rng.normal() }
             b = (0..<largest).map { _ in rng.normal() }
             c = [Float](repeating: 0, count: largest)
+            (a16, b16) = (FloatConversion.encode(a, as: .bf16), FloatConversion.encode(b, as: .bf16))
+        }
+
+        let a16: [UInt8]
+        let b16: [UInt8]
+
+        /// The shapes with bfloat16 inputs and fp32 sums, one thread (the attention's products in bf16).
+        func bf16(_ shapes: some Collection<Shape>) throws {
+            try a16.withUnsafeBytes { pa in
+                try b16.withUnsafeBytes { pb in
+                    try c.withUnsafeMutableBufferPointer { pc in
+                        for s in shapes {
+                            try BF16GEMM.product(
+                                m: s.m,
+                                n: s.n,
+                                k: s.k,
+                                a: pa.baseAddress!,
+                                b: pb.baseAddress!,
+                                transposeB: s.transposeB,
+                                c: pc.baseAddress!,
+                                ldc: s.n,
+                                threads: 1
+                            )
+                        }
+                    }
+                }
+            }
         }
 
         func sgemm(_ shapes: some Collection<Shape>) {
