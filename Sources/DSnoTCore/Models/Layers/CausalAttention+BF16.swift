@@ -10,14 +10,10 @@ extension CausalAttention {
     /// each tile's packed queries (times `scale`) and its softmax rows once per tile. The scores and
     /// contexts are fp32, the mask and the softmax are the fp32 path's own (`softmaxCausalRows`).
     /// - Throws: `BF16GEMM.Failure` when oneDNN fails a product (the caller computes in fp32 instead).
+    /// - Precondition: the shapes `callAsFunction` checks before calling it, and `q.rows > 0`.
     func bf16Attention(q: Matrix, k: Matrix, v: Matrix) throws(BF16GEMM.Failure) -> Matrix {
         let length = q.rows
         let d = headDim
-        precondition(
-            q.columns == heads * d && k.columns == kvHeads * d && v.columns == kvHeads * d,
-            "attention: widths"
-        )
-        precondition(k.rows == length && v.rows == length, "attention: lengths differ")
         let group = heads / kvHeads
         let tileCapacity = group * min(length, Self.tileRows)
         let (qWidth, kvWidth) = (heads * d, kvHeads * d)

@@ -55,8 +55,6 @@ public struct CausalAttention: Sendable, Equatable {
     /// head: `Q` rows are packed head-major into a scratch tile, and the context rows are scattered
     /// back into `out`.
     public func callAsFunction(q: Matrix, k: Matrix, v: Matrix, compute: ComputeFormat = .fp32) -> Matrix {
-        // Should oneDNN fail (out of memory), the call is computed again in fp32, as `Linear` does.
-        if compute == .bf16, q.rows > 0, let context = try? bf16Attention(q: q, k: k, v: v) { return context }
         let length = q.rows
         let d = headDim
         precondition(
@@ -65,6 +63,8 @@ public struct CausalAttention: Sendable, Equatable {
         )
         precondition(k.rows == length && v.rows == length, "attention: lengths differ")
         guard length > 0 else { return Matrix(rows: 0, columns: heads * d) }
+        // Should oneDNN fail (out of memory), the call is computed again in fp32, as `Linear` does.
+        if compute == .bf16, let context = try? bf16Attention(q: q, k: k, v: v) { return context }
         let group = heads / kvHeads
         let tileCapacity = group * min(length, Self.tileRows)
         // Scratch reused for every tile and key/value head: packed queries and contexts (G·T, d), and
