@@ -13,12 +13,21 @@ import SparseFormat
 /// - peers: `lz4 -1` and `zstd -3 -T1` on the dense file, `lz4 -d` of lz4's output (also timed with a
 ///   `sync` of its output, since our unpack publishes with an fsync).
 ///
+/// Every timed step starts with no dirty page cache (a `sync` before it, untimed): otherwise a step
+/// that fsyncs pays for the writeback of the unsynced files the steps before it left (on this ext4
+/// volume an unpack right after `lz4 -d` of the same size took 1.03 s instead of 0.50 s).
+///
 /// Ratios: our output size over the dense bf16 size, over lz4's and over zstd's; pack throughput
 /// relative to `lz4 -1` (= lz4 time / our time, aim ≥ 1) and unpack relative to `lz4 -d` (aim ≥ 1).
 enum SparseFormatBenchmark {
     static let repetitions = 3
 
     static let benchmark = Benchmark(name: "sparse") { try run() }
+
+    /// Writes back every dirty page (`sync`), so that the next timed step starts from a clean cache.
+    static func settle() throws {
+        _ = try ChildProcess.run(["sync"])
+    }
 
     static func run() throws {
         let fixtures = ProcessInfo.processInfo.environment["DSNOT_BENCH_FIXTURES"] ?? ".fixtures"
@@ -59,6 +68,7 @@ enum SparseFormatBenchmark {
                 let out = scratch + "/out\(rep)"
                 try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
                 let plan = OutputPlan(shards: [.init(fileName: "model.safetensors", tensors: original.tensorNames)])
+                try settle()
                 var start = BenchmarkSupport.now()
                 let writer = try SparseCheckpointWriter(directory: out, plan: plan, structure: item.structure)
                 for info in original.header.tensors {
@@ -77,6 +87,7 @@ enum SparseFormatBenchmark {
                 ours.pack = min(ours.pack, BenchmarkSupport.now() - start)
                 ours.bytes = manifest.compression.lz4Bytes
 
+                try settle()
                 start = BenchmarkSupport.now()
                 _ = try SparseUnpacker.unpack(outputDirectory: out, destination: out + "-dense", mode: .dense)
                 ours.unpack = min(ours.unpack, BenchmarkSupport.now() - start)
@@ -92,15 +103,18 @@ enum SparseFormatBenchmark {
                 try FileManager.default.removeItem(atPath: out + "-dense")
 
                 let lz4Path = scratch + "/dense.lz4"
+                try settle()
                 let packed = try ChildProcess.run(["lz4", "-1", "-q", "-f", densePath, lz4Path])
                 lz4.pack = min(lz4.pack, packed.wallSeconds)
                 lz4.bytes = try fileSize(lz4Path)
+                try settle()
                 let unpacked = try ChildProcess.run(["lz4", "-d", "-q", "-f", lz4Path, scratch + "/dense.out"])
                 lz4.unpack = min(lz4.unpack, unpacked.wallSeconds)
                 // Our unpack publishes durably (AtomicPublisher fsyncs the output); the same for lz4's.
                 let synced = try ChildProcess.run(["sync", scratch + "/dense.out"])
                 lz4.unpackSynced = min(lz4.unpackSynced, unpacked.wallSeconds + synced.wallSeconds)
                 let zstdPath = scratch + "/dense.zst"
+                try settle()
                 let zpacked = try ChildProcess.run(["zstd", "-3", "-T1", "-q", "-f", densePath, "-o", zstdPath])
                 zstd.pack = min(zstd.pack, zpacked.wallSeconds)
                 zstd.bytes = try fileSize(zstdPath)
