@@ -114,6 +114,34 @@ public enum Sparse24Bitmask {
         file: String,
         tensor: String
     ) throws -> [UInt8] {
+        try [UInt8](unsafeUninitializedCapacity: rows * cols * width) { buffer, count in
+            try unpack(
+                compressed: compressed,
+                bitmask: bitmask,
+                rows: rows,
+                cols: cols,
+                width: width,
+                into: UnsafeMutableRawBufferPointer(buffer),
+                file: file,
+                tensor: tensor
+            )
+            count = rows * cols * width
+        }
+    }
+
+    /// Validates a 2:4 packed tensor and expands it into `dense` (exactly `rows × cols × width`
+    /// bytes, every one written; see `SparseBitmask.unpack(…into:…)`).
+    /// - Throws: what `unpack(compressed:bitmask:rows:cols:width:file:tensor:)` throws.
+    public static func unpack(
+        compressed: UnsafeRawBufferPointer,
+        bitmask: UnsafeRawBufferPointer,
+        rows: Int,
+        cols: Int,
+        width: Int,
+        into dense: UnsafeMutableRawBufferPointer,
+        file: String,
+        tensor: String
+    ) throws {
         guard cols % 4 == 0 else {
             throw SparseFormatError.invalidSparseTensor(
                 file: file,
@@ -137,13 +165,14 @@ public enum Sparse24Bitmask {
                 }
             }
         }
-        return try SparseBitmask.unpack(
+        try SparseBitmask.unpack(
             compressed: compressed,
             bitmask: bitmask,
             rowOffsets: nil,
             rows: rows,
             cols: cols,
             width: width,
+            into: dense,
             file: file,
             tensor: tensor
         )

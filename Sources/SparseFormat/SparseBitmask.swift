@@ -156,6 +156,44 @@ public enum SparseBitmask {
         file: String,
         tensor: String
     ) throws -> [UInt8] {
+        try [UInt8](unsafeUninitializedCapacity: rows * cols * width) { buffer, count in
+            try unpack(
+                compressed: compressed,
+                bitmask: bitmask,
+                rowOffsets: rowOffsets,
+                rows: rows,
+                cols: cols,
+                width: width,
+                into: UnsafeMutableRawBufferPointer(buffer),
+                file: file,
+                tensor: tensor
+            )
+            count = rows * cols * width
+        }
+    }
+
+    /// Validates a packed tensor and expands it into `dense`, which must hold exactly
+    /// `rows × cols × width` bytes; every byte of it is written (zeros where the bitmask is clear),
+    /// so it may come uninitialised or hold a previous tensor. On a throw nothing was written.
+    /// - Throws: what `unpack(compressed:bitmask:rowOffsets:rows:cols:width:file:tensor:)` throws.
+    public static func unpack(
+        compressed: UnsafeRawBufferPointer,
+        bitmask: UnsafeRawBufferPointer,
+        rowOffsets: [Int64]?,
+        rows: Int,
+        cols: Int,
+        width: Int,
+        into dense: UnsafeMutableRawBufferPointer,
+        file: String,
+        tensor: String
+    ) throws {
+        guard dense.count == rows * cols * width else {
+            throw SparseFormatError.invalidSparseTensor(
+                file: file,
+                tensor: tensor,
+                reason: "dense buffer has \(dense.count) bytes, [\(rows), \(cols)] needs \(rows * cols * width)"
+            )
+        }
         let rowBytes = bitmaskRowBytes(cols: cols)
         guard bitmask.count == rows * rowBytes else {
             throw SparseFormatError.invalidSparseTensor(
@@ -203,34 +241,32 @@ public enum SparseBitmask {
             starts[row] = running
             running += rowCounts[row]
         }
-        var dense = [UInt8](repeating: 0, count: rows * cols * width)
-        dense.withUnsafeMutableBytes { out in
-            starts.withUnsafeBufferPointer { starts in
-                // Rows split over the workers, each writing only its own rows. Visit set bits only
-                // (padding bits were rejected by countBits, so col < cols).
-                Parallel.forEachChunk(0..<rows, units: rows * cols) { chunk in
-                    for row in chunk {
-                        var next = starts[row]
-                        for k in 0..<rowBytes {
-                            var byte = bitmask[row * rowBytes + k]
-                            while byte != 0 {
-                                let col = 8 * k + byte.trailingZeroBitCount
-                                ElementBytes.copy(
-                                    from: compressed,
-                                    index: next,
-                                    to: out,
-                                    index: row * cols + col,
-                                    width: width
-                                )
-                                next += 1
-                                byte &= byte &- 1
-                            }
+        guard rows * cols > 0, let base = dense.baseAddress else { return }
+        starts.withUnsafeBufferPointer { starts in
+            // Rows split over the workers, each writing only its own rows: the row zeroed while it is
+            // in cache, then its set bits visited (padding bits were rejected by countBits, so col < cols).
+            Parallel.forEachChunk(0..<rows, units: rows * cols) { chunk in
+                for row in chunk {
+                    (base + row * cols * width).initializeMemory(as: UInt8.self, repeating: 0, count: cols * width)
+                    var next = starts[row]
+                    for k in 0..<rowBytes {
+                        var byte = bitmask[row * rowBytes + k]
+                        while byte != 0 {
+                            let col = 8 * k + byte.trailingZeroBitCount
+                            ElementBytes.copy(
+                                from: compressed,
+                                index: next,
+                                to: dense,
+                                index: row * cols + col,
+                                width: width
+                            )
+                            next += 1
+                            byte &= byte &- 1
                         }
                     }
                 }
             }
         }
-        return dense
     }
 
     /// Per-row popcounts, rejecting set padding bits past `cols`.

@@ -181,6 +181,21 @@ public struct SparseTensorGroups {
         path: String,
         bytes: (TensorInfo) -> UnsafeRawBufferPointer
     ) throws -> [UInt8] {
+        try [UInt8](unsafeUninitializedCapacity: group.denseBytes) { buffer, count in
+            try expand(group, path: path, into: UnsafeMutableRawBufferPointer(buffer), bytes: bytes)
+            count = group.denseBytes
+        }
+    }
+
+    /// Validates a group's contents and writes its dense bytes into `dense` (exactly
+    /// `group.denseBytes` bytes, every one written, so it may be reused from tensor to tensor).
+    /// - Throws: as `denseBytes(of:path:bytes:)`.
+    public static func expand(
+        _ group: Group,
+        path: String,
+        into dense: UnsafeMutableRawBufferPointer,
+        bytes: (TensorInfo) -> UnsafeRawBufferPointer
+    ) throws {
         let width = group.dtype.byteWidth
         switch group.structure {
         case .unstructured:
@@ -191,23 +206,25 @@ public struct SparseTensorGroups {
             let offsets = (0..<group.rows).map {
                 Int64(littleEndian: offsetsRaw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))
             }
-            return try SparseBitmask.unpack(
+            try SparseBitmask.unpack(
                 compressed: bytes(group.compressed),
                 bitmask: bytes(group.bitmask),
                 rowOffsets: offsets,
                 rows: group.rows,
                 cols: group.cols,
                 width: width,
+                into: dense,
                 file: path,
                 tensor: group.module
             )
         case .twoFour:
-            return try Sparse24Bitmask.unpack(
+            try Sparse24Bitmask.unpack(
                 compressed: bytes(group.compressed),
                 bitmask: bytes(group.bitmask),
                 rows: group.rows,
                 cols: group.cols,
                 width: width,
+                into: dense,
                 file: path,
                 tensor: group.module
             )

@@ -228,32 +228,48 @@ public enum SparseUnpacker {
         try layout.headerBytes.withUnsafeBytes { try sink.write($0) }
         // A sparse group's dense bytes are written while the next group is expanded (two items of
         // one parallel region); the first group after a plain tensor is expanded on all workers.
-        var pending: [UInt8]?
+        // Groups are expanded into two buffers used in turn (the largest group's size each), not
+        // a fresh array per group: no page faults or zero-filling of new memory per tensor.
+        let largest = groups.items.reduce(0) { size, item in
+            if case .sparse(let group) = item { max(size, group.denseBytes) } else { size }
+        }
+        let buffers = (0..<2).map { _ in
+            UnsafeMutableRawBufferPointer.allocate(byteCount: max(largest, 1), alignment: 64)
+        }
+        defer { for buffer in buffers { buffer.deallocate() } }
+        var pending: UnsafeMutableRawBufferPointer?
+        var slot = 0
         for item in groups.items {
             switch item {
             case .plain(let info):
-                if let dense = pending { try dense.withUnsafeBytes { try sink.write($0) } }
+                if let dense = pending { try sink.write(UnsafeRawBufferPointer(dense)) }
                 pending = nil
                 try sink.write(bytes(info))
             case .sparse(let group):
+                let target = UnsafeMutableRawBufferPointer(rebasing: buffers[slot][0..<group.denseBytes])
+                slot = 1 - slot
                 guard let previous = pending else {
-                    pending = try SparseTensorGroups.denseBytes(of: group, path: path, bytes: bytes)
+                    try SparseTensorGroups.expand(group, path: path, into: target, bytes: bytes)
+                    pending = target
                     continue
                 }
-                var expanded: Result<[UInt8], any Error> = .success([])
+                var expanded: Result<Void, any Error> = .success(())
                 var written: Result<Void, any Error> = .success(())
                 Parallel.forEachItem(0..<2) { part in
                     if part == 0 {
-                        expanded = Result { try SparseTensorGroups.denseBytes(of: group, path: path, bytes: bytes) }
+                        expanded = Result {
+                            try SparseTensorGroups.expand(group, path: path, into: target, bytes: bytes)
+                        }
                     } else {
-                        written = Result { try previous.withUnsafeBytes { try sink.write($0) } }
+                        written = Result { try sink.write(UnsafeRawBufferPointer(previous)) }
                     }
                 }
                 try written.get()
-                pending = try expanded.get()
+                try expanded.get()
+                pending = target
             }
         }
-        if let dense = pending { try dense.withUnsafeBytes { try sink.write($0) } }
+        if let dense = pending { try sink.write(UnsafeRawBufferPointer(dense)) }
         try sink.close()
         return layout
     }

@@ -144,4 +144,71 @@ import Testing
             Issue.record("\(kind): unexpected \(error)")
         }
     }
+
+    /// The unpacker reuses one buffer from tensor to tensor: every byte is written (zeros included),
+    /// whatever the buffer held, and a buffer of the wrong size or a rejected tensor leaves it untouched.
+    @Test(arguments: [SparsityStructure.unstructured, .twoFour])
+    func unpackIntoReusedBufferOverwritesEveryByte(structure: SparsityStructure) throws {
+        var factory = TensorFactory(seed: 7)
+        let (rows, cols, width) = (9, 40, 2)
+        let dense = factory.prune(
+            factory.dense(count: rows * cols, dtype: .bf16),
+            rows: rows,
+            cols: cols,
+            width: width,
+            structure: structure
+        )
+        let packed = try dense.withUnsafeBytes { raw in
+            switch structure {
+            case .unstructured: SparseBitmask.pack(dense: raw, rows: rows, cols: cols, width: width)
+            case .twoFour: try Sparse24Bitmask.pack(dense: raw, rows: rows, cols: cols, width: width, tensor: "w")
+            }
+        }
+        func unpack(into buffer: inout [UInt8], bitmask: [UInt8]) throws {
+            try buffer.withUnsafeMutableBytes { out in
+                try packed.compressed.withUnsafeBytes { c in
+                    try bitmask.withUnsafeBytes { b in
+                        switch structure {
+                        case .unstructured:
+                            try SparseBitmask.unpack(
+                                compressed: c,
+                                bitmask: b,
+                                rowOffsets: packed.rowOffsets,
+                                rows: rows,
+                                cols: cols,
+                                width: width,
+                                into: out,
+                                file: "t",
+                                tensor: "w"
+                            )
+                        case .twoFour:
+                            try Sparse24Bitmask.unpack(
+                                compressed: c,
+                                bitmask: b,
+                                rows: rows,
+                                cols: cols,
+                                width: width,
+                                into: out,
+                                file: "t",
+                                tensor: "w"
+                            )
+                        }
+                    }
+                }
+            }
+        }
+        var reused = [UInt8](repeating: 0xA5, count: dense.count)
+        try unpack(into: &reused, bitmask: packed.bitmask)
+        #expect(reused == dense)
+
+        var short = [UInt8](repeating: 0xA5, count: dense.count - width)
+        #expect(throws: SparseFormatError.self) { try unpack(into: &short, bitmask: packed.bitmask) }
+        #expect(short.allSatisfy { $0 == 0xA5 })
+
+        var corrupt = packed.bitmask
+        corrupt[corrupt.count - 1] ^= 0b1000_0000  // one bit more or less in the last row
+        var untouched = [UInt8](repeating: 0xA5, count: dense.count)
+        #expect(throws: SparseFormatError.self) { try unpack(into: &untouched, bitmask: corrupt) }
+        #expect(untouched.allSatisfy { $0 == 0xA5 })
+    }
 }
