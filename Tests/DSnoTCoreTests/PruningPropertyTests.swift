@@ -178,6 +178,35 @@ import Testing
         #expect(ReconstructionError.sampledRows(rows: 1000, maxRows: 4) == [0, 250, 500, 750])
     }
 
+    /// A masked candidate's sampled rows are formed from the mask alone: the same errors, bit for bit,
+    /// as from the materialised `Ŵ`, next to a candidate with changed values (SparseGPT's kind).
+    @Test func maskedCandidateErrorEqualsTheMaterialisedOne() throws {
+        var rng = SplitMix64(seed: 12)
+        let (rows, cols) = (40, 24)
+        let w = Matrix(rows: rows, columns: cols, storage: (0..<(rows * cols)).map { _ in rng.normal() })
+        let x = Matrix(rows: 30, columns: cols, storage: (0..<(30 * cols)).map { _ in rng.normal() })
+        var stats = LayerStatistics(inputFeatures: cols, accumulateHessian: true)
+        stats.accumulate(sequence: x)
+        let h = try #require(stats.hessian)
+        let mask = try Wanda.mask(weights: w, scalerRow: stats.scalerRow, pattern: .unstructured(0.5))
+        var updated = mask.applied(to: w)
+        for i in updated.storage.indices where updated.storage[i] != 0 { updated.storage[i] *= 0.9 }
+        let masked = ReconstructionError.relative(
+            dense: w,
+            candidates: [.init(mask: mask, weights: nil), .init(mask: mask, weights: updated)],
+            hessian: h,
+            maxRows: 7
+        )
+        let materialised = ReconstructionError.relative(
+            dense: w,
+            candidates: [.init(mask: mask, weights: mask.applied(to: w)), .init(mask: mask, weights: updated)],
+            hessian: h,
+            maxRows: 7
+        )
+        #expect(masked == materialised)
+        #expect(masked[0] > 0 && masked[1] != masked[0])
+    }
+
     /// Timing on a 4096×4096 layer (opt-in: `DSNOT_PERF=1`; the dsnot-bench target will own this later).
     @Test(.enabled(if: ProcessInfo.processInfo.environment["DSNOT_PERF"] != nil))
     func dsnotTimeOnA4096LayerIsAFewTimesWanda() throws {

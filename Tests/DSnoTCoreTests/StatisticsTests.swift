@@ -96,6 +96,26 @@ import Testing
         #expect(withH.hessian?.storage == [2, 4, 4, 8])
     }
 
+    /// The pipeline finishes each Hessian once after its statistics pass: bit for bit what `hessian`
+    /// computes from the running sum, and the other statistics are untouched.
+    @Test func finishedHessianIsBitIdenticalToTheComputedOne() {
+        var rng = SplitMix64(seed: 5)
+        var stats = LayerStatistics(inputFeatures: 37, accumulateHessian: true)
+        for _ in 0..<3 {
+            stats.accumulate(sequence: Matrix(rows: 9, columns: 37, storage: (0..<333).map { _ in rng.normal() }))
+        }
+        let before = stats
+        stats.finishHessian()
+        #expect(stats.hessian == before.hessian)
+        #expect(stats.hessian?.storage.count == 37 * 37)
+        #expect(stats.scalerRow == before.scalerRow && stats.variance == before.variance)
+        stats.finishHessian()  // a second call changes nothing
+        #expect(stats.hessian == before.hessian)
+        var without = LayerStatistics(inputFeatures: 4, accumulateHessian: false)
+        without.finishHessian()
+        #expect(without.hessian == nil)
+    }
+
     @Test func storedStatisticsRejectMismatchedLengths() {
         #expect(
             throws: PruningError.statisticShapeMismatch(layer: "(stored)", statistic: "variance", expected: 2, got: 3)

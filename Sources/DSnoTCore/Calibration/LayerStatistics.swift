@@ -288,6 +288,23 @@ public struct LayerStatistics: Sendable {
         return sum.map { Float($0 * inv) }
     }
 
+    /// Turns the running Gram sum into the final `hessian`, in place, once accumulation is over: every
+    /// later read of `hessian` (one per layer sharing these statistics) then wraps the same storage
+    /// instead of scaling and mirroring a copy of `C_in²` floats (485 MB at `C_in = 11008`). The values
+    /// are exactly what `hessian` computed before. Accumulating afterwards is a programming error, as
+    /// for stored statistics.
+    public mutating func finishHessian() {
+        guard !hessianIsFinal, var h = hessianSum else { return }
+        hessianSum = nil  // `h` is then the storage's only reference: scaled in place, not copied
+        let scale = sequenceCount == 0 ? 1 : Float(2.0 / Double(sequenceCount))
+        h.withUnsafeMutableBufferPointer { full in
+            for i in full.indices { full[i] *= scale }
+            Linalg.mirrorUpperTriangle(full, n: inputFeatures)
+        }
+        hessianSum = h
+        hessianIsFinal = true
+    }
+
     /// SparseGPT's `H = (2/N) Σ x xᵀ`, `(in, in)`, or `nil` when not accumulated.
     public var hessian: Matrix? {
         guard let h = hessianSum else { return nil }

@@ -164,6 +164,10 @@ extension SequentialPruner {
                 )
             )
         }
+        // Every layer of a shared input reads the same Hessian: formed once here, not once per layer.
+        for name in result.statistics.keys { result.statistics[name]?.finishHessian() }
+        for name in result.metricGram.keys { result.metricGram[name]?.finishHessian() }
+        for name in result.dsnotStatistics.keys { result.dsnotStatistics[name]?.finishHessian() }
         return result
     }
 

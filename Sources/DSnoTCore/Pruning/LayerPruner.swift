@@ -216,7 +216,7 @@ public enum LayerPruner {
         var errors: [Double?] = [nil, nil]
         var sampled = 0
         if let h = hessian {
-            let candidates = [base.1 ?? base.0.applied(to: dense), final.1 ?? final.0.applied(to: dense)]
+            let candidates = [base, final].map { ReconstructionError.Candidate(mask: $0.0, weights: $0.1) }
             let e = ReconstructionError.relative(dense: dense, candidates: candidates, hessian: h, maxRows: metricRows)
             errors = [e[0], e[1]]
             sampled = ReconstructionError.sampledRows(rows: dense.rows, maxRows: metricRows).count

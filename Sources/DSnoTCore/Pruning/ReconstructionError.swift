@@ -12,29 +12,51 @@ public enum ReconstructionError {
         return (0..<maxRows).map { $0 * rows / maxRows }
     }
 
-    /// Relative errors of each candidate `Ŵ` against the dense `W`.
+    /// A candidate `Ŵ`: `weights` when the pruner changed values (SparseGPT), else the dense `W` under `mask`.
+    public struct Candidate {
+        public var mask: PruneMask
+        public var weights: Matrix?
+
+        public init(mask: PruneMask, weights: Matrix?) {
+            self.mask = mask
+            self.weights = weights
+        }
+    }
+
+    /// Relative errors of each candidate `Ŵ` against the dense `W`. Only the sampled rows of a masked
+    /// candidate are formed (`Δ_r = W_r` where pruned, `0` where kept: what `W_r − Ŵ_r` gives exactly),
+    /// never the whole `Ŵ`.
     /// - Parameters:
     ///   - dense: `W (out, in)`.
-    ///   - candidates: sparse weights `Ŵ (out, in)` (mask applied, updated values for SparseGPT).
+    ///   - candidates: the sparse layers to measure, each of `W`'s shape.
     ///   - hessian: `H ∝ Σ x xᵀ (in, in)`.
     ///   - maxRows: row sample size.
     /// - Returns: one relative error per candidate (0 when `W H Wᵀ` is 0).
-    public static func relative(dense: Matrix, candidates: [Matrix], hessian: Matrix, maxRows: Int = 128) -> [Double] {
+    public static func relative(dense: Matrix, candidates: [Candidate], hessian: Matrix, maxRows: Int = 128)
+        -> [Double]
+    {
         let c = dense.columns
         precondition(hessian.rows == c && hessian.columns == c, "ReconstructionError: H shape differs from C_in")
+        for candidate in candidates {
+            precondition(
+                candidate.mask.rows == dense.rows && candidate.mask.columns == c
+                    && candidate.weights.map { $0.rows == dense.rows && $0.columns == c } ?? true,
+                "ReconstructionError: candidate shape differs"
+            )
+        }
         let rows = sampledRows(rows: dense.rows, maxRows: maxRows)
         let blocks = 1 + candidates.count
         // Stack W_S and every Δ_S = W_S − Ŵ_S: ((1 + k)·|S|, in).
         var stacked = Matrix(rows: blocks * rows.count, columns: c)
         for (i, r) in rows.enumerated() {
             for j in 0..<c { stacked[i, j] = dense[r, j] }
-            for (k, cand) in candidates.enumerated() {
-                precondition(
-                    cand.rows == dense.rows && cand.columns == c,
-                    "ReconstructionError: candidate shape differs"
-                )
+            for (k, candidate) in candidates.enumerated() {
                 let row = (k + 1) * rows.count + i
-                for j in 0..<c { stacked[row, j] = dense[r, j] - cand[r, j] }
+                if let weights = candidate.weights {
+                    for j in 0..<c { stacked[row, j] = dense[r, j] - weights[r, j] }
+                } else {
+                    for j in 0..<c where candidate.mask[r, j] { stacked[row, j] = dense[r, j] }
+                }
             }
         }
         let product = Linalg.matmul(stacked, hessian)  // ((1 + k)·|S|, in)
