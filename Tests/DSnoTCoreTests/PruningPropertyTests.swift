@@ -178,6 +178,26 @@ import Testing
         #expect(ReconstructionError.sampledRows(rows: 1000, maxRows: 4) == [0, 250, 500, 750])
     }
 
+    /// Counts and the applied mask against their definitions, on a mask larger than one 2²⁴-byte
+    /// counting chunk, with `-0.0` and `+0.0` weights kept as they are.
+    @Test func maskCountsAndApplicationMatchTheirDefinitions() {
+        var rng = SplitMix64(seed: 21)
+        let (rows, cols) = (4099, 4100)  // 16,805,900 entries: one full chunk and a partial one
+        var mask = PruneMask(rows: rows, columns: cols)
+        for i in 0..<mask.bytes.count where rng.next() % 3 == 0 { mask.bytes[i] = 1 }
+        var expected = 0
+        for b in mask.bytes { expected += Int(b) }
+        #expect(mask.prunedCount == expected)
+        var row7 = 0
+        for c in 0..<cols where mask[7, c] { row7 += 1 }
+        #expect(mask.prunedCount(row: 7) == row7)
+        let small = PruneMask(rows: 2, columns: 3, bytes: [1, 0, 0, 0, 1, 0])
+        let w = Matrix(rows: 2, columns: 3, storage: [1, -0.0, 2, 0, 3, -4])
+        let applied = small.applied(to: w)
+        #expect(applied.storage == [0, -0.0, 2, 0, 0, -4])
+        #expect(applied.storage[1].sign == .minus)
+    }
+
     /// A masked candidate's sampled rows are formed from the mask alone: the same errors, bit for bit,
     /// as from the materialised `Ŵ`, next to a candidate with changed values (SparseGPT's kind).
     @Test func maskedCandidateErrorEqualsTheMaterialisedOne() throws {

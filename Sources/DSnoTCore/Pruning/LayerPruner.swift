@@ -216,9 +216,13 @@ public enum LayerPruner {
         var errors: [Double?] = [nil, nil]
         var sampled = 0
         if let h = hessian {
-            let candidates = [base, final].map { ReconstructionError.Candidate(mask: $0.0, weights: $0.1) }
+            // Without a refinement the final layer is the base one: measured once.
+            let same = final.0 == base.0 && final.1 == base.1
+            let candidates = (same ? [base] : [base, final]).map {
+                ReconstructionError.Candidate(mask: $0.0, weights: $0.1)
+            }
             let e = ReconstructionError.relative(dense: dense, candidates: candidates, hessian: h, maxRows: metricRows)
-            errors = [e[0], e[1]]
+            errors = [e[0], e[same ? 0 : 1]]
             sampled = ReconstructionError.sampledRows(rows: dense.rows, maxRows: metricRows).count
         }
         return LayerMetrics(
