@@ -100,9 +100,9 @@ import Testing
     /// A block over several sequences at once gives, bit for bit, what one sequence at a time gives
     /// with single-threaded BLAS (each worker runs single-threaded BLAS). With multi-threaded BLAS
     /// (L = 300: the GEMMs are large enough for OpenBLAS to thread them) the bits depend on the CPU's
-    /// kernels: identical with OpenBLAS 0.3.21's SkylakeX kernels (Intel Xeon), not with its Haswell
-    /// kernels (AMD EPYC), where a threaded GEMM's partial tiles round differently; there the outputs
-    /// agree to fp32 round-off.
+    /// kernels: identical on the machines this suite ran on before, not on an AMD EPYC where OpenBLAS
+    /// 0.3.21 picks its Haswell kernels (single-threaded BLAS there gives the concurrent bits, threaded
+    /// BLAS does not); the outputs agree to fp32 round-off either way.
     @Test func concurrentSequencesMatchSerialForwardBitForBit() throws {
         let model = try ModelRegistry.load(directory: ModelFixtures.path("llama_gqa_untied"))
         var rng = SplitMix64(seed: 5)
