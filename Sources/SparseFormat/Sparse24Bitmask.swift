@@ -102,36 +102,10 @@ public enum Sparse24Bitmask {
         )
     }
 
-    /// Validates a 2:4 packed tensor and expands it to dense row-major bytes.
-    /// - Throws: `SparseFormatError.invalidSparseTensor` (a group without exactly two bits, bad
-    ///   sizes) or `.popcountMismatch`.
-    public static func unpack(
-        compressed: UnsafeRawBufferPointer,
-        bitmask: UnsafeRawBufferPointer,
-        rows: Int,
-        cols: Int,
-        width: Int,
-        file: String,
-        tensor: String
-    ) throws -> [UInt8] {
-        try [UInt8](unsafeUninitializedCapacity: rows * cols * width) { buffer, count in
-            try unpack(
-                compressed: compressed,
-                bitmask: bitmask,
-                rows: rows,
-                cols: cols,
-                width: width,
-                into: UnsafeMutableRawBufferPointer(buffer),
-                file: file,
-                tensor: tensor
-            )
-            count = rows * cols * width
-        }
-    }
-
     /// Validates a 2:4 packed tensor and expands it into `dense` (exactly `rows × cols × width`
     /// bytes, every one written; see `SparseBitmask.unpack(…into:…)`).
-    /// - Throws: what `unpack(compressed:bitmask:rows:cols:width:file:tensor:)` throws.
+    /// - Throws: `SparseFormatError.invalidSparseTensor` (a group without exactly two bits, bad
+    ///   sizes) or `.popcountMismatch`.
     public static func unpack(
         compressed: UnsafeRawBufferPointer,
         bitmask: UnsafeRawBufferPointer,

@@ -141,41 +141,14 @@ public enum SparseBitmask {
         return count
     }
 
-    /// Validates a packed tensor and expands it to dense row-major bytes (zeros where the bitmask is clear).
+    /// Validates a packed tensor and expands it into `dense`, row-major, which must hold exactly
+    /// `rows × cols × width` bytes; every byte of it is written (zeros where the bitmask is clear), so it
+    /// may come uninitialised or hold a previous tensor. On a throw nothing was written.
     /// - Parameters:
     ///   - rowOffsets: the `.row_offsets` values, or `nil` when the layout has none (2:4).
     ///   - file, tensor: names for error messages.
-    /// - Throws: `SparseFormatError.invalidSparseTensor`, `.popcountMismatch`, `.rowOffsetsInconsistent`.
-    public static func unpack(
-        compressed: UnsafeRawBufferPointer,
-        bitmask: UnsafeRawBufferPointer,
-        rowOffsets: [Int64]?,
-        rows: Int,
-        cols: Int,
-        width: Int,
-        file: String,
-        tensor: String
-    ) throws -> [UInt8] {
-        try [UInt8](unsafeUninitializedCapacity: rows * cols * width) { buffer, count in
-            try unpack(
-                compressed: compressed,
-                bitmask: bitmask,
-                rowOffsets: rowOffsets,
-                rows: rows,
-                cols: cols,
-                width: width,
-                into: UnsafeMutableRawBufferPointer(buffer),
-                file: file,
-                tensor: tensor
-            )
-            count = rows * cols * width
-        }
-    }
-
-    /// Validates a packed tensor and expands it into `dense`, which must hold exactly
-    /// `rows × cols × width` bytes; every byte of it is written (zeros where the bitmask is clear),
-    /// so it may come uninitialised or hold a previous tensor. On a throw nothing was written.
-    /// - Throws: what `unpack(compressed:bitmask:rowOffsets:rows:cols:width:file:tensor:)` throws.
+    /// - Throws: `SparseFormatError.invalidSparseTensor` (sizes, the buffer's among them),
+    ///   `.popcountMismatch`, `.rowOffsetsInconsistent`.
     public static func unpack(
         compressed: UnsafeRawBufferPointer,
         bitmask: UnsafeRawBufferPointer,

@@ -7,6 +7,67 @@ import Testing
 @testable import SparseFormat
 
 @Suite struct SparseBitmaskTests {
+    /// What `unpack(…into:)` writes into a fresh buffer of `count` bytes (filled with 0xA5 first, so a
+    /// byte left unwritten shows).
+    static func unpacked(count: Int, _ unpack: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows -> [UInt8] {
+        var out = [UInt8](repeating: 0xA5, count: count)
+        try out.withUnsafeMutableBytes { try unpack($0) }
+        return out
+    }
+
+    /// `dense` packed in `structure`'s layout.
+    static func pack(_ dense: [UInt8], _ structure: SparsityStructure, rows: Int, cols: Int, width: Int) throws
+        -> PackedSparseTensor
+    {
+        try dense.withUnsafeBytes { raw in
+            switch structure {
+            case .unstructured: SparseBitmask.pack(dense: raw, rows: rows, cols: cols, width: width)
+            case .twoFour: try Sparse24Bitmask.pack(dense: raw, rows: rows, cols: cols, width: width, tensor: "w")
+            }
+        }
+    }
+
+    /// `packed` expanded into `out` by `structure`'s unpacker, with `bitmask` in place of its own if given.
+    static func unpack(
+        _ packed: PackedSparseTensor,
+        _ structure: SparsityStructure,
+        bitmask: [UInt8]? = nil,
+        rows: Int,
+        cols: Int,
+        width: Int,
+        into out: UnsafeMutableRawBufferPointer
+    ) throws {
+        try packed.compressed.withUnsafeBytes { c in
+            try (bitmask ?? packed.bitmask).withUnsafeBytes { b in
+                switch structure {
+                case .unstructured:
+                    try SparseBitmask.unpack(
+                        compressed: c,
+                        bitmask: b,
+                        rowOffsets: packed.rowOffsets,
+                        rows: rows,
+                        cols: cols,
+                        width: width,
+                        into: out,
+                        file: "t",
+                        tensor: "w"
+                    )
+                case .twoFour:
+                    try Sparse24Bitmask.unpack(
+                        compressed: c,
+                        bitmask: b,
+                        rows: rows,
+                        cols: cols,
+                        width: width,
+                        into: out,
+                        file: "t",
+                        tensor: "w"
+                    )
+                }
+            }
+        }
+    }
+
     /// numpy.packbits(bitorder="little") per row, as compressed-tensors' `pack_bitmasks` does.
     @Test func bitmaskIsLeastSignificantBitFirstAndPaddedPerRow() {
         // 2 × 9 U8 values (width 1): row 0 keeps columns 0, 2, 8; row 1 keeps column 7.
@@ -30,41 +91,10 @@ import Testing
             structure: structure
         )
         let width = dtype.byteWidth
-        let restored: [UInt8] = try dense.withUnsafeBytes { raw in
-            switch structure {
-            case .unstructured:
-                let packed = SparseBitmask.pack(dense: raw, rows: rows, cols: cols, width: width)
-                return try packed.compressed.withUnsafeBytes { c in
-                    try packed.bitmask.withUnsafeBytes { b in
-                        try SparseBitmask.unpack(
-                            compressed: c,
-                            bitmask: b,
-                            rowOffsets: packed.rowOffsets,
-                            rows: rows,
-                            cols: cols,
-                            width: width,
-                            file: "t",
-                            tensor: "w"
-                        )
-                    }
-                }
-            case .twoFour:
-                let packed = try Sparse24Bitmask.pack(dense: raw, rows: rows, cols: cols, width: width, tensor: "w")
-                #expect(packed.storedCount == rows * cols / 2)
-                return try packed.compressed.withUnsafeBytes { c in
-                    try packed.bitmask.withUnsafeBytes { b in
-                        try Sparse24Bitmask.unpack(
-                            compressed: c,
-                            bitmask: b,
-                            rows: rows,
-                            cols: cols,
-                            width: width,
-                            file: "t",
-                            tensor: "w"
-                        )
-                    }
-                }
-            }
+        let packed = try Self.pack(dense, structure, rows: rows, cols: cols, width: width)
+        if structure == .twoFour { #expect(packed.storedCount == rows * cols / 2) }
+        let restored = try Self.unpacked(count: dense.count) {
+            try Self.unpack(packed, structure, rows: rows, cols: cols, width: width, into: $0)
         }
         #expect(restored == dense)
     }
@@ -119,16 +149,19 @@ import Testing
         do {
             _ = try compressed.withUnsafeBytes { c in
                 try bitmask.withUnsafeBytes { b in
-                    try SparseBitmask.unpack(
-                        compressed: c,
-                        bitmask: b,
-                        rowOffsets: offsets,
-                        rows: 2,
-                        cols: cols,
-                        width: 1,
-                        file: "f",
-                        tensor: "w"
-                    )
+                    try Self.unpacked(count: 2 * cols) {
+                        try SparseBitmask.unpack(
+                            compressed: c,
+                            bitmask: b,
+                            rowOffsets: offsets,
+                            rows: 2,
+                            cols: cols,
+                            width: 1,
+                            into: $0,
+                            file: "f",
+                            tensor: "w"
+                        )
+                    }
                 }
             }
             Issue.record("\(kind) was accepted")
@@ -158,43 +191,10 @@ import Testing
             width: width,
             structure: structure
         )
-        let packed = try dense.withUnsafeBytes { raw in
-            switch structure {
-            case .unstructured: SparseBitmask.pack(dense: raw, rows: rows, cols: cols, width: width)
-            case .twoFour: try Sparse24Bitmask.pack(dense: raw, rows: rows, cols: cols, width: width, tensor: "w")
-            }
-        }
+        let packed = try Self.pack(dense, structure, rows: rows, cols: cols, width: width)
         func unpack(into buffer: inout [UInt8], bitmask: [UInt8]) throws {
-            try buffer.withUnsafeMutableBytes { out in
-                try packed.compressed.withUnsafeBytes { c in
-                    try bitmask.withUnsafeBytes { b in
-                        switch structure {
-                        case .unstructured:
-                            try SparseBitmask.unpack(
-                                compressed: c,
-                                bitmask: b,
-                                rowOffsets: packed.rowOffsets,
-                                rows: rows,
-                                cols: cols,
-                                width: width,
-                                into: out,
-                                file: "t",
-                                tensor: "w"
-                            )
-                        case .twoFour:
-                            try Sparse24Bitmask.unpack(
-                                compressed: c,
-                                bitmask: b,
-                                rows: rows,
-                                cols: cols,
-                                width: width,
-                                into: out,
-                                file: "t",
-                                tensor: "w"
-                            )
-                        }
-                    }
-                }
+            try buffer.withUnsafeMutableBytes {
+                try Self.unpack(packed, structure, bitmask: bitmask, rows: rows, cols: cols, width: width, into: $0)
             }
         }
         var reused = [UInt8](repeating: 0xA5, count: dense.count)
