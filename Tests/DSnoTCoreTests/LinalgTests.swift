@@ -47,6 +47,17 @@ import Testing
         #expect(gram == gram.transposed())
     }
 
+    /// The tiled mirror equals the definition on widths around the 64-wide tiles.
+    @Test(arguments: [0, 1, 2, 63, 64, 65, 130])
+    func mirrorCopiesTheUpperTriangleDown(_ n: Int) {
+        let upper = (0..<(n * n)).map { Float($0 % n >= $0 / n ? $0 : -1) }  // lower triangle: -1
+        var c = upper
+        c.withUnsafeMutableBufferPointer { Linalg.mirrorUpperTriangle($0, n: n) }
+        for i in 0..<n {
+            for j in 0..<n { #expect(c[i * n + j] == upper[min(i, j) * n + max(i, j)]) }
+        }
+    }
+
     @Test func splitMixIsTheDocumentedSequence() {
         // First outputs of SplitMix64 seeded with 0 (the published reference values).
         var rng = SplitMix64(seed: 0)
