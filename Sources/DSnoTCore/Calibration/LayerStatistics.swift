@@ -295,27 +295,27 @@ public struct LayerStatistics: Sendable {
     /// for stored statistics.
     public mutating func finishHessian() {
         guard !hessianIsFinal, var h = hessianSum else { return }
-        hessianSum = nil  // `h` is then the storage's only reference: scaled in place, not copied
-        let scale = sequenceCount == 0 ? 1 : Float(2.0 / Double(sequenceCount))
-        h.withUnsafeMutableBufferPointer { full in
-            for i in full.indices { full[i] *= scale }
-            Linalg.mirrorUpperTriangle(full, n: inputFeatures)
-        }
+        hessianSum = nil  // `h` is then the storage's only reference: finished in place, not copied
+        finish(&h)
         hessianSum = h
         hessianIsFinal = true
     }
 
     /// SparseGPT's `H = (2/N) Σ x xᵀ`, `(in, in)`, or `nil` when not accumulated.
     public var hessian: Matrix? {
-        guard let h = hessianSum else { return nil }
-        if hessianIsFinal {
-            return Matrix(rows: inputFeatures, columns: inputFeatures, storage: h)
-        }
-        // The running sum holds the upper triangle only (syrk).
+        guard var h = hessianSum else { return nil }
+        if !hessianIsFinal { finish(&h) }  // on a copy: the running sum stays as it is
+        return Matrix(rows: inputFeatures, columns: inputFeatures, storage: h)
+    }
+
+    /// The running sum, which holds the upper triangle only (syrk), made the Hessian: scaled by 2/N,
+    /// lower triangle mirrored.
+    private func finish(_ h: inout [Float]) {
         let scale = sequenceCount == 0 ? 1 : Float(2.0 / Double(sequenceCount))
-        var full = h.map { $0 * scale }
-        full.withUnsafeMutableBufferPointer { Linalg.mirrorUpperTriangle($0, n: inputFeatures) }
-        return Matrix(rows: inputFeatures, columns: inputFeatures, storage: full)
+        h.withUnsafeMutableBufferPointer { full in
+            for i in full.indices { full[i] *= scale }
+            Linalg.mirrorUpperTriangle(full, n: inputFeatures)
+        }
     }
 
     private func perSequence(_ v: [Double]) -> [Float] {
