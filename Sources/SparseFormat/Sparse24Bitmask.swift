@@ -126,7 +126,15 @@ public enum Sparse24Bitmask {
         let rowBytes = SparseBitmask.bitmaskRowBytes(cols: cols)
         if bitmask.count == rows * rowBytes {
             for row in 0..<rows {
-                for group in stride(from: 0, to: cols, by: 4) {
+                // 64 columns (16 groups) at a time while every nibble holds two bits; the first word
+                // that does not is checked group by group below, which names the group.
+                var checked = 0
+                while checked + 64 <= cols {
+                    let word = bitmask.loadUnaligned(fromByteOffset: row * rowBytes + checked / 8, as: UInt64.self)
+                    guard Self.nibbleCounts(UInt64(littleEndian: word)) == 0x2222_2222_2222_2222 else { break }
+                    checked += 64
+                }
+                for group in stride(from: checked, to: cols, by: 4) {
                     let nibble = (bitmask[row * rowBytes + group >> 3] >> UInt8(group & 7)) & 0xF
                     guard nibble.nonzeroBitCount == 2 else {
                         throw SparseFormatError.invalidSparseTensor(
@@ -150,5 +158,12 @@ public enum Sparse24Bitmask {
             file: file,
             tensor: tensor
         )
+    }
+
+    /// The number of set bits in each 4-bit nibble of `word`, one count per nibble.
+    @inline(__always)
+    static func nibbleCounts(_ word: UInt64) -> UInt64 {
+        let pairs = word &- ((word >> 1) & 0x5555_5555_5555_5555)
+        return (pairs & 0x3333_3333_3333_3333) &+ ((pairs >> 2) & 0x3333_3333_3333_3333)
     }
 }

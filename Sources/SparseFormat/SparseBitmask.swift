@@ -216,27 +216,77 @@ public enum SparseBitmask {
         }
         guard rows * cols > 0, let base = dense.baseAddress else { return }
         starts.withUnsafeBufferPointer { starts in
-            // Rows split over the workers, each writing only its own rows: the row zeroed while it is
-            // in cache, then its set bits visited (padding bits were rejected by countBits, so col < cols).
-            Parallel.forEachChunk(0..<rows, units: rows * cols) { chunk in
-                for row in chunk {
-                    (base + row * cols * width).initializeMemory(as: UInt8.self, repeating: 0, count: cols * width)
-                    var next = starts[row]
-                    for k in 0..<rowBytes {
-                        var byte = bitmask[row * rowBytes + k]
-                        while byte != 0 {
-                            let col = 8 * k + byte.trailingZeroBitCount
-                            ElementBytes.copy(
-                                from: compressed,
-                                index: next,
-                                to: dense,
-                                index: row * cols + col,
-                                width: width
-                            )
-                            next += 1
-                            byte &= byte &- 1
-                        }
+            rowCounts.withUnsafeBufferPointer { counts in
+                let expansion = RowExpansion(
+                    mask: bitmask.baseAddress!,
+                    rowBytes: rowBytes,
+                    values: compressed.baseAddress,
+                    starts: starts,
+                    counts: counts,
+                    cols: cols,
+                    dense: base
+                )
+                // Rows split over the workers, each writing only its own rows (padding bits were
+                // rejected by countBits, so every set bit is a column < cols).
+                Parallel.forEachChunk(0..<rows, units: rows * cols) { chunk in
+                    switch width {
+                    case 2: expansion.expand(chunk, as: UInt16.self)
+                    case 4: expansion.expand(chunk, as: UInt32.self)
+                    case 8: expansion.expand(chunk, as: UInt64.self)
+                    default: expansion.expand(chunk, as: UInt8.self)
                     }
+                }
+            }
+        }
+    }
+
+    /// The rows of one validated tensor being expanded: bitmask rows, stored values with each row's
+    /// first index and count, and the dense rows they become.
+    struct RowExpansion {
+        let mask: UnsafeRawPointer
+        let rowBytes: Int
+        /// The stored values (`nil` when there are none).
+        let values: UnsafeRawPointer?
+        let starts: UnsafeBufferPointer<Int>
+        let counts: UnsafeBufferPointer<Int>
+        let cols: Int
+        let dense: UnsafeMutableRawPointer
+
+        /// Writes rows `chunk` as elements of type `T`, the inverse of `maskRow`: element 8k+j of a
+        /// row is its next stored value when bit j of byte k is set, else zero. Without branches on
+        /// the bits: every element is written, its value read at the row's running index (clamped to
+        /// the row's last stored value) and masked to zero when its bit is clear, the index advanced
+        /// by the bit. Visiting only the set bits instead costs a mispredicted branch per mask byte:
+        /// at 50 % it took twice as long.
+        @inline(__always)
+        func expand<T: FixedWidthInteger>(_ chunk: Range<Int>, as _: T.Type) {
+            let width = MemoryLayout<T>.size
+            for row in chunk {
+                let target = dense + row * cols * width
+                guard counts[row] > 0, let values else {
+                    target.initializeMemory(as: UInt8.self, repeating: 0, count: cols * width)
+                    continue
+                }
+                let mask = mask + row * rowBytes
+                let last = starts[row] + counts[row] - 1
+                var next = starts[row]
+                @inline(__always) func element(_ col: Int, bit: UInt8) {
+                    let value = values.loadUnaligned(fromByteOffset: min(next, last) &* width, as: T.self)
+                    target.storeBytes(
+                        of: value & (0 &- T(truncatingIfNeeded: bit)),
+                        toByteOffset: col &* width,
+                        as: T.self
+                    )
+                    next &+= Int(truncatingIfNeeded: bit)
+                }
+                let whole = cols / 8
+                for k in 0..<whole {
+                    let byte = mask.load(fromByteOffset: k, as: UInt8.self)
+                    for j in 0..<8 { element(8 &* k &+ j, bit: (byte >> UInt8(j)) & 1) }
+                }
+                if whole * 8 < cols {
+                    let byte = mask.load(fromByteOffset: whole, as: UInt8.self)
+                    for j in 0..<(cols - whole * 8) { element(8 &* whole &+ j, bit: (byte >> UInt8(j)) & 1) }
                 }
             }
         }
@@ -255,8 +305,17 @@ public enum SparseBitmask {
         let tailMask: UInt8 = tailBits == 0 ? 0 : ~((UInt8(1) << UInt8(tailBits)) - 1)
         var counts = [Int](repeating: 0, count: rows)
         for row in 0..<rows {
+            // Eight mask bytes at a time, then the rest.
             var count = 0
-            for k in 0..<rowBytes { count += bitmask[row * rowBytes + k].nonzeroBitCount }
+            var k = 0
+            while k + 8 <= rowBytes {
+                count += bitmask.loadUnaligned(fromByteOffset: row * rowBytes + k, as: UInt64.self).nonzeroBitCount
+                k += 8
+            }
+            while k < rowBytes {
+                count += bitmask[row * rowBytes + k].nonzeroBitCount
+                k += 1
+            }
             if tailBits != 0 && bitmask[row * rowBytes + rowBytes - 1] & tailMask != 0 {
                 throw SparseFormatError.invalidSparseTensor(
                     file: file,

@@ -99,6 +99,37 @@ import Testing
         #expect(restored == dense)
     }
 
+    /// The unpacker visits every element without branching on the bits: rows with no value, every
+    /// value, only the last column, any column count around a byte, every element width.
+    @Test(arguments: [1, 2, 4, 8], [1, 7, 8, 9, 17, 64])
+    func unpackRestoresEveryWidthAndRowPattern(width: Int, cols: Int) throws {
+        var factory = TensorFactory(seed: UInt64(width * 100 + cols))
+        let rows = 5
+        var dense = [UInt8](repeating: 0, count: rows * cols * width)
+        for row in 0..<rows {
+            for col in 0..<cols {
+                let kept =
+                    switch row {
+                    case 0: false  // empty row
+                    case 1: true  // full row
+                    case 2: col == cols - 1  // only the last column
+                    default: factory.next() % 3 != 0
+                    }
+                guard kept else { continue }
+                for byte in 0..<width {
+                    // Never all zero bytes: a kept value is stored.
+                    dense[(row * cols + col) * width + byte] =
+                        byte == 0 ? UInt8(1 + factory.next() % 255) : UInt8(truncatingIfNeeded: factory.next())
+                }
+            }
+        }
+        let packed = dense.withUnsafeBytes { SparseBitmask.pack(dense: $0, rows: rows, cols: cols, width: width) }
+        let restored = try Self.unpacked(count: dense.count) {
+            try Self.unpack(packed, .unstructured, rows: rows, cols: cols, width: width, into: $0)
+        }
+        #expect(restored == dense)
+    }
+
     /// An unpruned weight that is exactly -0.0 is stored (its bits are not all zero), so its sign
     /// survives; +0.0 is not stored and comes back as +0.0.
     @Test func negativeZeroIsStoredAndPositiveZeroIsNot() throws {
@@ -175,6 +206,31 @@ import Testing
             }
         } catch {
             Issue.record("\(kind): unexpected \(error)")
+        }
+    }
+
+    /// A 2:4 group without exactly two bits is named, wherever it lies: in the 64-column words the
+    /// check takes at once, or in the columns after the last whole word.
+    @Test(arguments: [0, 60, 100, 132])
+    func twoFourUnpackNamesTheGroupWithoutTwoValues(column: Int) throws {
+        var factory = TensorFactory(seed: 7)
+        let (rows, cols, width) = (2, 136, 2)
+        let dense = factory.prune(
+            factory.dense(count: rows * cols, dtype: .bf16),
+            rows: rows,
+            cols: cols,
+            width: width,
+            structure: .twoFour
+        )
+        var packed = try Self.pack(dense, .twoFour, rows: rows, cols: cols, width: width)
+        let rowBytes = SparseBitmask.bitmaskRowBytes(cols: cols)
+        packed.bitmask[rowBytes + column / 8] |= 0xF << UInt8(column % 8)  // row 1: all four kept
+        #expect {
+            try Self.unpacked(count: dense.count) {
+                try Self.unpack(packed, .twoFour, rows: rows, cols: cols, width: width, into: $0)
+            }
+        } throws: { error in
+            "\(error)".contains("row 1, columns \(column)..<\(column + 4) select 4 values")
         }
     }
 
