@@ -73,7 +73,7 @@ public enum SparseUnpacker {
                 }
                 summary.tensorCount += file.header.tensors.count
             case .dense:
-                let layout = try densify(frame: source + "/" + name, to: staging + "/" + base, scratch: staging)
+                let (layout, _) = try densify(frame: source + "/" + name, to: staging + "/" + base, scratch: staging)
                 for entry in layout.entries { weightMap[entry.name] = base }
                 totalData += UInt64(layout.dataSize)
                 summary.tensorCount += layout.entries.count
@@ -147,53 +147,136 @@ public enum SparseUnpacker {
     /// larger ones (and byte-plane frames) go through a scratch file in the staging directory.
     public static let inMemoryShardLimit = 256 << 20
 
-    /// Writes the dense form of the shard frame `frame` to the new file `destination`: the frame is
-    /// decoded once, into memory when its content is at most `inMemoryShardLimit` bytes (a plain
-    /// frame), else into a scratch file in `scratch` that is mapped and removed afterwards.
-    /// - Returns: the dense file's layout.
-    /// - Throws: `SparseFormatError` about the frame or the file's structure, or I/O.
+    /// Writes the dense form of the shard frame `frame` to the new file `destination`.
+    ///
+    /// A plain frame whose content is at most `inMemoryShardLimit` bytes is decoded into memory by a
+    /// `BackgroundFrameDecoder` while this thread expands and writes the groups already decoded
+    /// (`densifyStreaming`); when a group's dimensions were not the ones taken for the dense
+    /// header, the file is written again from the decoded shard. Larger frames (and byte-plane
+    /// frames) are decoded into a scratch file in `scratch` first, which is mapped and removed
+    /// afterwards.
+    /// - Returns: the dense file's layout, and whether it was written while the frame was decoded.
+    /// - Throws: `SparseFormatError` about the frame or the file's structure, or I/O. A frame that
+    ///   fails its own checks (checksums, size) is reported as such, whatever its content looked like.
     @discardableResult
-    static func densify(frame: String, to destination: String, scratch: String) throws -> SafeTensorsLayout {
+    static func densify(frame: String, to destination: String, scratch: String) throws -> (
+        layout: SafeTensorsLayout, streamed: Bool
+    ) {
         let reader = try LZ4FrameReader(path: frame)
         guard !frame.hasSuffix(BytePlanes.frameSuffix), reader.contentSize <= UInt64(inMemoryShardLimit) else {
             let sparsePath = scratch + "/.sparse-" + (destination as NSString).lastPathComponent
             try decompressShard(at: frame, to: sparsePath)
             defer { try? FileIO.removeTree(sparsePath) }
-            return try densify(sparseFile: sparsePath, to: destination)
+            return (try densify(sparseFile: sparsePath, to: destination), false)
         }
-        let size = Int(reader.contentSize)
-        let content = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 1), alignment: 64)
-        defer { content.deallocate() }
-        var filled = 0
-        while filled < size {
-            let got = try reader.read(into: UnsafeMutableRawBufferPointer(rebasing: content[filled..<size]))
-            guard got > 0 else {
-                throw SparseFormatError.truncatedFrame(file: frame, decompressedBytes: UInt64(filled))
+        let decoder = BackgroundFrameDecoder(reader: reader)
+        let bytes = decoder.content
+        do {
+            let streamed = try densifyStreaming(decoder, path: frame, to: destination)
+            try decoder.finish()
+            if let streamed { return (streamed, true) }
+            if FileIO.exists(destination) { try FileIO.removeTree(destination) }
+            let header = try header(of: bytes, path: frame)
+            let layout = try densify(header: header, path: frame, to: destination) { info in
+                UnsafeRawBufferPointer(
+                    rebasing: bytes[(header.dataStart + info.dataOffsets.lowerBound)...].prefix(info.byteCount)
+                )
             }
-            filled += got
+            return (layout, false)
+        } catch {
+            try decoder.finish()
+            throw error
         }
-        // The end of the frame: content checksum, size, trailing bytes.
-        var end: UInt8 = 0
-        guard try withUnsafeMutableBytes(of: &end, { try reader.read(into: $0) }) == 0 else {
-            throw SparseFormatError.contentSizeMismatch(
-                file: frame,
-                declared: reader.contentSize,
-                actual: reader.bytesOut
-            )
-        }
-        let bytes = UnsafeRawBufferPointer(rebasing: content[0..<size])
-        let header = try FileIO.safeTensors {
-            let length = try Header.headerLength(prefix: bytes, fileSize: size, file: frame)
+    }
+
+    /// The safetensors header at the start of `bytes` (a whole decoded shard).
+    private static func header(of bytes: UnsafeRawBufferPointer, path: String) throws -> Header {
+        try FileIO.safeTensors {
+            let length = try Header.headerLength(prefix: bytes, fileSize: bytes.count, file: path)
             return try Header.parse(
                 json: UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + length)]),
-                dataSize: size - 8 - length,
-                file: frame
+                dataSize: bytes.count - 8 - length,
+                file: path
             )
         }
-        return try densify(header: header, path: frame, to: destination) { info in
-            UnsafeRawBufferPointer(
-                rebasing: bytes[(header.dataStart + info.dataOffsets.lowerBound)...].prefix(info.byteCount)
+    }
+
+    /// Writes the dense form of a shard to the new file `destination` while `decoder` decodes it.
+    ///
+    /// The dense header needs every group's dimensions before the first tensor is written, but each
+    /// group's `.shape` lies in the data among its other members. The dimensions are therefore taken
+    /// from the members' shapes in the header (rows from `.bitmask`; columns from a 2:4
+    /// `.compressed`, or 8 per `.bitmask` byte), and each `.shape`, once decoded, is checked against
+    /// them before its group is expanded.
+    /// - Returns: the dense layout; `nil` when a `.shape` differed from the dimensions taken (a
+    ///   column count that is not a multiple of 8) or the header did not allow taking them: the
+    ///   caller removes `destination` and writes it again from the whole decoded shard.
+    /// - Throws: as `densify(header:path:to:bytes:)`, or the decoder's error.
+    private static func densifyStreaming(
+        _ decoder: BackgroundFrameDecoder,
+        path: String,
+        to destination: String
+    ) throws -> SafeTensorsLayout? {
+        let bytes = decoder.content
+        try decoder.waitFor(min(8, bytes.count))
+        let length = try FileIO.safeTensors {
+            try Header.headerLength(prefix: bytes, fileSize: bytes.count, file: path)
+        }
+        try decoder.waitFor(8 + length)
+        let header = try header(of: bytes, path: path)
+        var byName: [String: TensorInfo] = [:]
+        for info in header.tensors { byName[info.name] = info }
+        var taken: [String: [UInt8]] = [:]
+        guard
+            let groups = try? SparseTensorGroups(
+                tensors: header.tensors,
+                path: path,
+                shapeBytes: { shape in
+                    let dims = takenDimensions(ofShape: shape.name, byName: byName)
+                    taken[shape.name] = dims
+                    return dims
+                }
             )
+        else { return nil }
+        do {
+            return try densify(header: header, groups: groups, path: path, to: destination) { info in
+                UnsafeRawBufferPointer(
+                    rebasing: bytes[(header.dataStart + info.dataOffsets.lowerBound)...].prefix(info.byteCount)
+                )
+            } ready: { item in
+                switch item {
+                case .plain(let info):
+                    try decoder.waitFor(header.dataStart + info.dataOffsets.upperBound)
+                case .sparse(let group):
+                    let members =
+                        [group.shape, group.compressed, group.bitmask] + (group.rowOffsets.map { [$0] } ?? [])
+                    try decoder.waitFor(header.dataStart + members.map(\.dataOffsets.upperBound).max()!)
+                    let stored = bytes[(header.dataStart + group.shape.dataOffsets.lowerBound)...].prefix(16)
+                    guard stored.elementsEqual(taken[group.shape.name] ?? []) else { throw ShapeNotAsTaken() }
+                }
+            }
+        } catch is ShapeNotAsTaken {
+            return nil
+        }
+    }
+
+    /// A group's `.shape` differed from the dimensions `densifyStreaming` took from its other members.
+    private struct ShapeNotAsTaken: Error {}
+
+    /// The 16 bytes of `[rows, cols]` (I64, little-endian) that the members of the group of the
+    /// `.shape` tensor `name` suggest, or no bytes when they do not.
+    private static func takenDimensions(ofShape name: String, byName: [String: TensorInfo]) -> [UInt8] {
+        let module = String(name.dropLast(".shape".count))
+        guard let bitmask = byName[module + ".bitmask"], bitmask.shape.count == 2,
+            let compressed = byName[module + ".compressed"]
+        else { return [] }
+        let rows = bitmask.shape[0]
+        let cols =
+            byName[module + ".row_offsets"] == nil && compressed.shape.count == 2
+            ? compressed.shape[1].multipliedReportingOverflow(by: 2).partialValue
+            : bitmask.shape[1].multipliedReportingOverflow(by: 8).partialValue
+        return [Int64(rows), Int64(cols)].flatMap { value in
+            withUnsafeBytes(of: value.littleEndian) { Array($0) }
         }
     }
 
@@ -214,6 +297,20 @@ public enum SparseUnpacker {
         bytes: (TensorInfo) -> UnsafeRawBufferPointer
     ) throws -> SafeTensorsLayout {
         let groups = try SparseTensorGroups(tensors: header.tensors, path: path) { Array(bytes($0)) }
+        return try densify(header: header, groups: groups, path: path, to: destination, bytes: bytes) { _ in }
+    }
+
+    /// Writes the dense form of `groups`, the items of a sparse safetensors file with `header`,
+    /// calling `ready(item)` before an item's `bytes` are used (a streaming caller waits there until
+    /// they are decoded, and may throw to abandon the file).
+    private static func densify(
+        header: Header,
+        groups: SparseTensorGroups,
+        path: String,
+        to destination: String,
+        bytes: (TensorInfo) -> UnsafeRawBufferPointer,
+        ready: (SparseTensorGroups.Item) throws -> Void
+    ) throws -> SafeTensorsLayout {
         let entries = groups.items.map { item -> SafeTensorsLayout.Entry in
             switch item {
             case .plain(let info):
@@ -244,11 +341,13 @@ public enum SparseUnpacker {
             case .plain(let info):
                 if let dense = pending { try sink.write(UnsafeRawBufferPointer(dense)) }
                 pending = nil
+                try ready(item)
                 try sink.write(bytes(info))
             case .sparse(let group):
                 let target = UnsafeMutableRawBufferPointer(rebasing: buffers[slot][0..<group.denseBytes])
                 slot = 1 - slot
                 guard let previous = pending else {
+                    try ready(item)
                     try SparseTensorGroups.expand(group, path: path, into: target, bytes: bytes)
                     pending = target
                     continue
@@ -258,6 +357,7 @@ public enum SparseUnpacker {
                 Parallel.forEachItem(0..<2) { part in
                     if part == 0 {
                         expanded = Result {
+                            try ready(item)
                             try SparseTensorGroups.expand(group, path: path, into: target, bytes: bytes)
                         }
                     } else {

@@ -104,6 +104,28 @@ import Testing
         #expect(try FileIO.listDirectory(dir.path).filter { $0.hasPrefix(AtomicPublisher.stagingPrefix) }.isEmpty)
     }
 
+    /// A frame that fails its checksum is reported as such, even when the content it carries would
+    /// fail first as a safetensors file (`unpack --dense` reads the header while the frame decodes).
+    @Test func aFrameChecksumFailureWinsOverTheContentsOwnError() throws {
+        let dir = try TemporaryDirectory("sparseformat-test")
+        defer { dir.remove() }
+        let fixture = try CheckpointFixture(dtype: .bf16, structure: .unstructured, in: dir)
+        try Self.corrupt(fixture.output, .notSafeTensors)
+        let framePath = fixture.output + "/" + Self.shard + ".lz4"
+        var frame = try Tool.read(framePath)
+        frame[frame.count - 2] ^= 0x10
+        try FileIO.removeTree(framePath)
+        try Tool.write(framePath, frame)
+        let destination = dir.file("unpacked")
+        #expect {
+            try SparseUnpacker.unpack(outputDirectory: fixture.output, destination: destination, mode: .dense)
+        } throws: { error in
+            guard case SparseFormatError.frameChecksumMismatch = error else { return false }
+            return true
+        }
+        #expect(!FileIO.exists(destination))
+    }
+
     @Test(arguments: Corruption.allCases)
     func inspectRejects(_ kind: Corruption) throws {
         let dir = try TemporaryDirectory("sparseformat-test")

@@ -208,6 +208,34 @@ import Testing
             #expect(Self.matches(error, kind), "\(kind): got \(error)")
             #expect(!error.description.isEmpty)
         }
+        // A frame whose header reads fails the same way when decoded in the background: `waitFor`
+        // returns or throws (never waits for bytes that will not come), `finish` throws.
+        guard let reader = try? LZ4FrameReader(path: path) else { return }
+        let decoder = BackgroundFrameDecoder(reader: reader)
+        _ = try? decoder.waitFor(decoder.content.count)
+        do {
+            try decoder.finish()
+            Issue.record("corrupt frame (\(kind)) was accepted by the background decoder")
+        } catch let error as SparseFormatError {
+            #expect(Self.matches(error, kind), "\(kind), background: got \(error)")
+        }
+    }
+
+    /// The background decoder restores a frame of several blocks (the last partial) and what it has
+    /// published stays valid while it goes on.
+    @Test func backgroundDecoderRestoresAFrameAsItGoes() throws {
+        let dir = try TemporaryDirectory("sparseformat-test")
+        defer { dir.remove() }
+        let data = Self.sample()
+        try Self.writeFrame(data, to: dir.file("frame.lz4"))
+        let decoder = BackgroundFrameDecoder(reader: try LZ4FrameReader(path: dir.file("frame.lz4")))
+        #expect(decoder.content.count == data.count)
+        for count in [1, 4 << 20, (4 << 20) + 1, data.count] {
+            try decoder.waitFor(count)
+            #expect(Array(decoder.content[0..<count]) == Array(data[0..<count]))
+        }
+        try decoder.finish()
+        #expect(Array(decoder.content) == data)
     }
 
     static func matches(_ error: SparseFormatError, _ kind: CorruptFrame) -> Bool {
