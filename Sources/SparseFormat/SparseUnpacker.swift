@@ -143,125 +143,113 @@ public enum SparseUnpacker {
         try sink.close()
     }
 
-    /// Shard frames whose content is at most this size are decoded into memory for `unpack --dense`;
-    /// larger ones (and byte-plane frames) go through a scratch file in the staging directory.
-    public static let inMemoryShardLimit = 256 << 20
+    /// The largest window `unpack --dense` decodes a shard frame into: a shard with a group larger
+    /// than this (or a byte-plane shard) is decoded into a scratch file in the staging directory first.
+    public static let streamingWindowLimit = 256 << 20
+
+    /// The smallest such window: room for the decoder to run ahead of the groups being expanded.
+    static let minimumWindow = 16 << 20
+
+    /// The most of a plain tensor written at a time while its frame decodes.
+    static let plainPiece = 4 << 20
 
     /// Writes the dense form of the shard frame `frame` to the new file `destination`.
     ///
-    /// A plain frame whose content is at most `inMemoryShardLimit` bytes is decoded into memory by a
-    /// `BackgroundFrameDecoder` while this thread expands and writes the groups already decoded
-    /// (`densifyStreaming`); when a group's dimensions were not the ones taken for the dense
-    /// header, the file is written again from the decoded shard. Larger frames (and byte-plane
-    /// frames) are decoded into a scratch file in `scratch` first, which is mapped and removed
-    /// afterwards.
+    /// A plain frame is decoded by a `BackgroundFrameDecoder` into a window of the size of its
+    /// largest group (at least `minimumWindow`) while this thread expands and writes the groups
+    /// already decoded (`densifyStreaming`). A byte-plane frame, a group larger than
+    /// `streamingWindowLimit`, or a group whose dimensions are not the ones taken for the dense
+    /// header, go through a scratch file in `scratch` instead: the frame decoded to it, then mapped
+    /// and removed afterwards.
     /// - Returns: the dense file's layout, and whether it was written while the frame was decoded.
     /// - Throws: `SparseFormatError` about the frame or the file's structure, or I/O. A frame that
     ///   fails its own checks (checksums, size) is reported as such, whatever its content looked like.
+    /// - Parameter minimumWindow: `SparseUnpacker.minimumWindow`; tests pass less to exercise the window.
     @discardableResult
-    static func densify(frame: String, to destination: String, scratch: String) throws -> (
-        layout: SafeTensorsLayout, streamed: Bool
-    ) {
-        let reader = try LZ4FrameReader(path: frame)
-        guard !frame.hasSuffix(BytePlanes.frameSuffix), reader.contentSize <= UInt64(inMemoryShardLimit) else {
-            let sparsePath = scratch + "/.sparse-" + (destination as NSString).lastPathComponent
-            try decompressShard(at: frame, to: sparsePath)
-            defer { try? FileIO.removeTree(sparsePath) }
-            return (try densify(sparseFile: sparsePath, to: destination), false)
+    static func densify(
+        frame: String,
+        to destination: String,
+        scratch: String,
+        minimumWindow: Int = SparseUnpacker.minimumWindow
+    ) throws -> (layout: SafeTensorsLayout, streamed: Bool) {
+        if !frame.hasSuffix(BytePlanes.frameSuffix),
+            let layout = try densifyStreaming(frame: frame, to: destination, minimumWindow: minimumWindow)
+        {
+            return (layout, true)
         }
-        let decoder = BackgroundFrameDecoder(reader: reader)
-        let bytes = decoder.content
-        do {
-            let streamed = try densifyStreaming(decoder, path: frame, to: destination)
-            try decoder.finish()
-            if let streamed { return (streamed, true) }
-            if FileIO.exists(destination) { try FileIO.removeTree(destination) }
-            let header = try header(of: bytes, path: frame)
-            let layout = try densify(header: header, path: frame, to: destination) { info in
-                UnsafeRawBufferPointer(
-                    rebasing: bytes[(header.dataStart + info.dataOffsets.lowerBound)...].prefix(info.byteCount)
-                )
-            }
-            return (layout, false)
-        } catch {
-            try decoder.finish()
-            throw error
-        }
+        if FileIO.exists(destination) { try FileIO.removeTree(destination) }
+        let sparsePath = scratch + "/.sparse-" + (destination as NSString).lastPathComponent
+        try decompressShard(at: frame, to: sparsePath)
+        defer { try? FileIO.removeTree(sparsePath) }
+        return (try densify(sparseFile: sparsePath, to: destination), false)
     }
 
-    /// The safetensors header at the start of `bytes` (a whole decoded shard).
-    private static func header(of bytes: UnsafeRawBufferPointer, path: String) throws -> Header {
-        try FileIO.safeTensors {
-            let length = try Header.headerLength(prefix: bytes, fileSize: bytes.count, file: path)
-            return try Header.parse(
-                json: UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + length)]),
-                dataSize: bytes.count - 8 - length,
-                file: path
-            )
-        }
-    }
-
-    /// Writes the dense form of a shard to the new file `destination` while `decoder` decodes it.
+    /// Writes the dense form of a plain shard frame to the new file `destination` while it decodes.
     ///
     /// The dense header needs every group's dimensions before the first tensor is written, but each
     /// group's `.shape` lies in the data among its other members. The dimensions are therefore taken
     /// from the members' shapes in the header (rows from `.bitmask`; columns from a 2:4
     /// `.compressed`, or 8 per `.bitmask` byte), and each `.shape`, once decoded, is checked against
     /// them before its group is expanded.
-    /// - Returns: the dense layout; `nil` when a `.shape` differed from the dimensions taken (a
-    ///   column count that is not a multiple of 8) or the header did not allow taking them: the
-    ///   caller removes `destination` and writes it again from the whole decoded shard.
-    /// - Throws: as `densify(header:path:to:bytes:)`, or the decoder's error.
-    private static func densifyStreaming(
-        _ decoder: BackgroundFrameDecoder,
-        path: String,
-        to destination: String
-    ) throws -> SafeTensorsLayout? {
-        let bytes = decoder.content
-        try decoder.waitFor(min(8, bytes.count))
-        let length = try FileIO.safeTensors {
-            try Header.headerLength(prefix: bytes, fileSize: bytes.count, file: path)
-        }
-        try decoder.waitFor(8 + length)
-        let header = try header(of: bytes, path: path)
-        var byName: [String: TensorInfo] = [:]
-        for info in header.tensors { byName[info.name] = info }
-        var taken: [String: [UInt8]] = [:]
-        guard
-            let groups = try? SparseTensorGroups(
-                tensors: header.tensors,
-                path: path,
-                shapeBytes: { shape in
-                    let dims = takenDimensions(ofShape: shape.name, byName: byName)
-                    taken[shape.name] = dims
-                    return dims
-                }
-            )
-        else { return nil }
+    /// - Returns: the dense layout; `nil` when the header does not allow taking the dimensions, a
+    ///   group spans more than `streamingWindowLimit`, or a `.shape` differed from the dimensions
+    ///   taken (a column count that is not a multiple of 8): the caller writes `destination` again
+    ///   from a scratch file.
+    /// - Throws: `SparseFormatError` about the frame or the file's structure, or I/O.
+    private static func densifyStreaming(frame: String, to destination: String, minimumWindow: Int) throws
+        -> SafeTensorsLayout?
+    {
+        let reader = try LZ4FrameReader(path: frame)
+        guard let size = Int(exactly: reader.contentSize) else { return nil }
+        var decoder: BackgroundFrameDecoder?
         do {
-            return try densify(header: header, groups: groups, path: path, to: destination) { info in
-                UnsafeRawBufferPointer(
-                    rebasing: bytes[(header.dataStart + info.dataOffsets.lowerBound)...].prefix(info.byteCount)
-                )
-            } ready: { item in
-                switch item {
-                case .plain(let info):
-                    try decoder.waitFor(header.dataStart + info.dataOffsets.upperBound)
-                case .sparse(let group):
-                    let members =
-                        [group.shape, group.compressed, group.bitmask] + (group.rowOffsets.map { [$0] } ?? [])
-                    try decoder.waitFor(header.dataStart + members.map(\.dataOffsets.upperBound).max()!)
-                    let stored = bytes[(header.dataStart + group.shape.dataOffsets.lowerBound)...].prefix(16)
-                    guard stored.elementsEqual(taken[group.shape.name] ?? []) else { throw ShapeNotAsTaken() }
-                }
+            let prefix = try reader.readExactly(min(8, size))
+            let length = try FileIO.safeTensors {
+                try prefix.withUnsafeBytes { try Header.headerLength(prefix: $0, fileSize: size, file: frame) }
             }
-        } catch is ShapeNotAsTaken {
+            let json = try reader.readExactly(length)
+            let header = try FileIO.safeTensors {
+                try json.withUnsafeBytes { try Header.parse(json: $0, dataSize: size - 8 - length, file: frame) }
+            }
+            var byName: [String: TensorInfo] = [:]
+            for info in header.tensors { byName[info.name] = info }
+            var taken: [String: [UInt8]] = [:]
+            guard
+                let groups = try? SparseTensorGroups(
+                    tensors: header.tensors,
+                    path: frame,
+                    shapeBytes: { shape in
+                        let dims = takenDimensions(ofShape: shape.name, byName: byName)
+                        taken[shape.name] = dims
+                        return dims
+                    }
+                )
+            else { return nil }
+            var largest = 0
+            for case .sparse(let group) in groups.items {
+                largest = max(largest, StreamingShardSource.span(of: group).count)
+            }
+            guard largest <= streamingWindowLimit else { return nil }
+            let started = BackgroundFrameDecoder(
+                reader: reader,
+                size: size,
+                from: header.dataStart,
+                window: max(minimumWindow, largest)
+            )
+            decoder = started
+            let source = StreamingShardSource(decoder: started, dataStart: header.dataStart, taken: taken)
+            let layout = try densify(header: header, groups: groups, path: frame, to: destination, source: source)
+            try started.finish()
+            return layout
+        } catch is StreamingShardSource.ShapeNotAsTaken {
+            try decoder?.finish()
             return nil
+        } catch {
+            // A frame that fails its own checks is reported as such, whatever its content looked like.
+            if let decoder { try decoder.finish() } else { try reader.skipToEnd() }
+            throw error
         }
     }
-
-    /// A group's `.shape` differed from the dimensions `densifyStreaming` took from its other members.
-    private struct ShapeNotAsTaken: Error {}
 
     /// The 16 bytes of `[rows, cols]` (I64, little-endian) that the members of the group of the
     /// `.shape` tensor `name` suggest, or no bytes when they do not.
@@ -286,30 +274,24 @@ public enum SparseUnpacker {
     @discardableResult
     public static func densify(sparseFile: String, to destination: String) throws -> SafeTensorsLayout {
         let file = try FileIO.safeTensors { try SafeTensorsFile(path: sparseFile) }
-        return try densify(header: file.header, path: file.path, to: destination) { file.rawBytes(of: $0) }
+        let groups = try SparseTensorGroups(file: file)
+        return try densify(
+            header: file.header,
+            groups: groups,
+            path: file.path,
+            to: destination,
+            source: MappedShardSource(file: file)
+        )
     }
 
-    /// Writes the dense form of a sparse safetensors file given by its header and its tensors' bytes.
-    private static func densify(
-        header: Header,
-        path: String,
-        to destination: String,
-        bytes: (TensorInfo) -> UnsafeRawBufferPointer
-    ) throws -> SafeTensorsLayout {
-        let groups = try SparseTensorGroups(tensors: header.tensors, path: path) { Array(bytes($0)) }
-        return try densify(header: header, groups: groups, path: path, to: destination, bytes: bytes) { _ in }
-    }
-
-    /// Writes the dense form of `groups`, the items of a sparse safetensors file with `header`,
-    /// calling `ready(item)` before an item's `bytes` are used (a streaming caller waits there until
-    /// they are decoded, and may throw to abandon the file).
+    /// Writes the dense form of `groups`, the items of a sparse safetensors file with `header`, their
+    /// bytes read from `source`.
     private static func densify(
         header: Header,
         groups: SparseTensorGroups,
         path: String,
         to destination: String,
-        bytes: (TensorInfo) -> UnsafeRawBufferPointer,
-        ready: (SparseTensorGroups.Item) throws -> Void
+        source: some ShardSource
     ) throws -> SafeTensorsLayout {
         let entries = groups.items.map { item -> SafeTensorsLayout.Entry in
             switch item {
@@ -341,14 +323,13 @@ public enum SparseUnpacker {
             case .plain(let info):
                 if let dense = pending { try sink.write(UnsafeRawBufferPointer(dense)) }
                 pending = nil
-                try ready(item)
-                try sink.write(bytes(info))
+                try source.write(info, to: sink)
             case .sparse(let group):
                 let target = UnsafeMutableRawBufferPointer(rebasing: buffers[slot][0..<group.denseBytes])
                 slot = 1 - slot
                 guard let previous = pending else {
-                    try ready(item)
-                    try SparseTensorGroups.expand(group, path: path, into: target, bytes: bytes)
+                    try source.acquire(group)
+                    try SparseTensorGroups.expand(group, path: path, into: target, bytes: source.bytes(of:))
                     pending = target
                     continue
                 }
@@ -357,8 +338,8 @@ public enum SparseUnpacker {
                 Parallel.forEachItem(0..<2) { part in
                     if part == 0 {
                         expanded = Result {
-                            try ready(item)
-                            try SparseTensorGroups.expand(group, path: path, into: target, bytes: bytes)
+                            try source.acquire(group)
+                            try SparseTensorGroups.expand(group, path: path, into: target, bytes: source.bytes(of:))
                         }
                     } else {
                         written = Result { try sink.write(UnsafeRawBufferPointer(previous)) }

@@ -208,11 +208,12 @@ import Testing
             #expect(Self.matches(error, kind), "\(kind): got \(error)")
             #expect(!error.description.isEmpty)
         }
-        // A frame whose header reads fails the same way when decoded in the background: `waitFor`
-        // returns or throws (never waits for bytes that will not come), `finish` throws.
-        guard let reader = try? LZ4FrameReader(path: path) else { return }
-        let decoder = BackgroundFrameDecoder(reader: reader)
-        _ = try? decoder.waitFor(decoder.content.count)
+        // A frame whose header reads fails the same way when decoded in the background into a window
+        // smaller than it: asking for its last byte returns or throws (never waits for bytes that
+        // will not come), `finish` throws.
+        guard let reader = try? LZ4FrameReader(path: path), let size = Int(exactly: reader.contentSize) else { return }
+        let decoder = BackgroundFrameDecoder(reader: reader, size: size, from: 0, window: 1 << 20)
+        _ = try? decoder.bytes(max(0, size - 1)..<size)
         do {
             try decoder.finish()
             Issue.record("corrupt frame (\(kind)) was accepted by the background decoder")
@@ -221,21 +222,51 @@ import Testing
         }
     }
 
-    /// The background decoder restores a frame of several blocks (the last partial) and what it has
-    /// published stays valid while it goes on.
-    @Test func backgroundDecoderRestoresAFrameAsItGoes() throws {
+    /// The background decoder restores a frame of several blocks (the last partial) through a window
+    /// of 1 MiB: ranges asked in order, overlapping, each as the frame has it while the decoder moves
+    /// bytes to the window's front.
+    @Test func backgroundDecoderServesRangesInOrderThroughASmallWindow() throws {
         let dir = try TemporaryDirectory("sparseformat-test")
         defer { dir.remove() }
         let data = Self.sample()
         try Self.writeFrame(data, to: dir.file("frame.lz4"))
-        let decoder = BackgroundFrameDecoder(reader: try LZ4FrameReader(path: dir.file("frame.lz4")))
-        #expect(decoder.content.count == data.count)
-        for count in [1, 4 << 20, (4 << 20) + 1, data.count] {
-            try decoder.waitFor(count)
-            #expect(Array(decoder.content[0..<count]) == Array(data[0..<count]))
+        let window = 1 << 20
+        let decoder = BackgroundFrameDecoder(
+            reader: try LZ4FrameReader(path: dir.file("frame.lz4")),
+            size: data.count,
+            from: 0,
+            window: window
+        )
+        var ranges = [0..<10, 5..<(window + 5)]
+        for start in stride(from: window, to: data.count - window, by: 700_001) {
+            ranges.append(start..<(start + window - start % 3))
+        }
+        ranges.append((data.count - window)..<data.count)
+        for range in ranges {
+            let bytes = try decoder.bytes(range)
+            #expect(Array(bytes) == Array(data[range]), "\(range)")
         }
         try decoder.finish()
-        #expect(Array(decoder.content) == data)
+    }
+
+    /// A range before one asked earlier (given up) or longer than the window is refused, and the
+    /// decoder still validates the frame to its end.
+    @Test func backgroundDecoderRefusesRangesItCannotServe() throws {
+        let dir = try TemporaryDirectory("sparseformat-test")
+        defer { dir.remove() }
+        let data = Array(Self.sample().prefix(3 << 20))
+        try Self.writeFrame(data, to: dir.file("frame.lz4"))
+        let decoder = BackgroundFrameDecoder(
+            reader: try LZ4FrameReader(path: dir.file("frame.lz4")),
+            size: data.count,
+            from: 0,
+            window: 1 << 20
+        )
+        #expect(Array(try decoder.bytes(100..<200)) == Array(data[100..<200]))
+        #expect(throws: SparseFormatError.self) { try decoder.bytes(50..<60) }
+        #expect(throws: SparseFormatError.self) { try decoder.bytes(200..<(201 + (1 << 20))) }
+        #expect(throws: SparseFormatError.self) { try decoder.bytes(200..<(data.count + 1)) }
+        try decoder.finish()
     }
 
     static func matches(_ error: SparseFormatError, _ kind: CorruptFrame) -> Bool {

@@ -36,8 +36,10 @@ import Testing
 
     /// `unpack --dense` writes a shard while it is decoded when every group's columns follow from
     /// its other members (2:4; unstructured with a multiple of 8 columns), and writes it again from
-    /// the decoded shard otherwise (shard 1 holds an unstructured `[8, 12]` down_proj). Both give
-    /// the bytes of the path that decodes the whole shard to a file first.
+    /// a scratch file otherwise (shard 1 holds an unstructured `[8, 12]` down_proj). Both give the
+    /// bytes of the path that decodes the whole shard to a file first, with the default window and
+    /// with the smallest one (the largest group's span: the decoder moves bytes to the window's
+    /// front, plain tensors larger than the window are written in pieces).
     @Test(arguments: dtypes, SparsityStructure.allCases)
     func denseShardIsStreamedWhenItsShapesFollowAndRewrittenOtherwise(
         dtype: DType,
@@ -48,21 +50,27 @@ import Testing
         let fixture = try CheckpointFixture(dtype: dtype, structure: structure, in: dir)
         for (index, shard) in CheckpointFixture.shardNames.enumerated() {
             let frame = fixture.output + "/" + shard + ".lz4"
-            let (layout, streamed) = try SparseUnpacker.densify(
-                frame: frame,
-                to: dir.file("streamed-\(index)"),
-                scratch: dir.path
-            )
-            #expect(streamed == (structure == .twoFour || index == 1), "\(shard) \(structure)")
             try SparseUnpacker.decompressShard(at: frame, to: dir.file("sparse-\(index)"))
             let reference = try SparseUnpacker.densify(
                 sparseFile: dir.file("sparse-\(index)"),
                 to: dir.file("whole-\(index)")
             )
-            #expect(layout == reference)
-            #expect(try Tool.read(dir.file("streamed-\(index)")) == Tool.read(dir.file("whole-\(index)")))
-            let file = try SafeTensorsFile(path: dir.file("streamed-\(index)"))
-            for info in file.header.tensors { #expect(Array(file.rawBytes(of: info)) == fixture.expected[info.name]) }
+            for window in [SparseUnpacker.minimumWindow, 1] {
+                let path = dir.file("streamed-\(index)-\(window)")
+                let (layout, streamed) = try SparseUnpacker.densify(
+                    frame: frame,
+                    to: path,
+                    scratch: dir.path,
+                    minimumWindow: window
+                )
+                #expect(streamed == (structure == .twoFour || index == 1), "\(shard) \(structure)")
+                #expect(layout == reference)
+                #expect(try Tool.read(path) == Tool.read(dir.file("whole-\(index)")))
+                let file = try SafeTensorsFile(path: path)
+                for info in file.header.tensors {
+                    #expect(Array(file.rawBytes(of: info)) == fixture.expected[info.name])
+                }
+            }
         }
     }
 
