@@ -12,7 +12,9 @@ extension DsnotCtl {
             discussion: """
                 Without --dense, DEST holds the sparse-bitmask safetensors files (what `lz4 -d` gives). \
                 With --dense, DEST is a plain checkpoint with zeros in place and no sparsity metadata, \
-                which transformers and vLLM load. DEST must not exist; it is published atomically.
+                which transformers and vLLM load. Each shard is written while its frame decodes, in \
+                memory of the order of its largest tensor rather than of the shard. DEST must not \
+                exist; it is published atomically.
                 """
         )
 
