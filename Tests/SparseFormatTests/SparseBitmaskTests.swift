@@ -83,13 +83,7 @@ import Testing
     func packThenUnpackIsBitExact(dtype: DType, structure: SparsityStructure) throws {
         var factory = TensorFactory(seed: 42)
         let (rows, cols) = (13, 36)
-        let dense = factory.prune(
-            factory.dense(count: rows * cols, dtype: dtype),
-            rows: rows,
-            cols: cols,
-            width: dtype.byteWidth,
-            structure: structure
-        )
+        let dense = factory.pruned(rows: rows, cols: cols, dtype: dtype, structure: structure)
         let width = dtype.byteWidth
         let packed = try Self.pack(dense, structure, rows: rows, cols: cols, width: width)
         if structure == .twoFour { #expect(packed.storedCount == rows * cols / 2) }
@@ -215,13 +209,7 @@ import Testing
     func twoFourUnpackNamesTheGroupWithoutTwoValues(column: Int) throws {
         var factory = TensorFactory(seed: 7)
         let (rows, cols, width) = (2, 136, 2)
-        let dense = factory.prune(
-            factory.dense(count: rows * cols, dtype: .bf16),
-            rows: rows,
-            cols: cols,
-            width: width,
-            structure: .twoFour
-        )
+        let dense = factory.pruned(rows: rows, cols: cols, dtype: .bf16, structure: .twoFour)
         var packed = try Self.pack(dense, .twoFour, rows: rows, cols: cols, width: width)
         let rowBytes = SparseBitmask.bitmaskRowBytes(cols: cols)
         packed.bitmask[rowBytes + column / 8] |= 0xF << UInt8(column % 8)  // row 1: all four kept
@@ -240,13 +228,7 @@ import Testing
     func unpackIntoReusedBufferOverwritesEveryByte(structure: SparsityStructure) throws {
         var factory = TensorFactory(seed: 7)
         let (rows, cols, width) = (9, 40, 2)
-        let dense = factory.prune(
-            factory.dense(count: rows * cols, dtype: .bf16),
-            rows: rows,
-            cols: cols,
-            width: width,
-            structure: structure
-        )
+        let dense = factory.pruned(rows: rows, cols: cols, dtype: .bf16, structure: structure)
         let packed = try Self.pack(dense, structure, rows: rows, cols: cols, width: width)
         func unpack(into buffer: inout [UInt8], bitmask: [UInt8]) throws {
             try buffer.withUnsafeMutableBytes {

@@ -69,4 +69,15 @@ struct TensorFactory {
         }
         return out
     }
+
+    /// A fresh rows × cols tensor of `dtype`, pruned by `structure` (`dense`, then `prune`).
+    mutating func pruned(rows: Int, cols: Int, dtype: DType, structure: SparsityStructure) -> [UInt8] {
+        prune(
+            dense(count: rows * cols, dtype: dtype),
+            rows: rows,
+            cols: cols,
+            width: dtype.byteWidth,
+            structure: structure
+        )
+    }
 }
