@@ -2,7 +2,7 @@
 // RecipeDocument: a recipe as keys and values (from TOML, `--set` or flags), layered, decoded once into
 // PruneJobOptions with unknown keys rejected and every error naming its key, what was expected and what was got.
 
-public import DSnoTCore
+import DSnoTCore
 import Foundation
 
 /// A value in a recipe document: what TOML, JSON and command-line values have in common.

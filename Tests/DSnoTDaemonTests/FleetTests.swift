@@ -19,7 +19,7 @@ import Testing
         let fixture = try JobStoreBackend.postgresql.fixture(in: directory)
         let setup = try fixture.open()
         let ids = (0..<20).map { "j-\($0)" }
-        for id in ids { try setup.insert(JobRecord.fixture(id, key: "k-\(id)"), recipe: .defaults) }
+        for id in ids { _ = try setup.insert(JobRecord.fixture(id, key: "k-\(id)"), recipe: .defaults) }
         let (first, second) = (try fixture.open(), try fixture.open())
         @Sendable func claimAll(_ store: any JobStore, node: String, order: [String]) throws -> [String] {
             try order.compactMap { id in
@@ -51,7 +51,7 @@ import Testing
         let fixture = try JobStoreBackend.postgresql.fixture(in: directory)
         let setup = try fixture.open()
         let ids = (0..<200).map { String(format: "j-%03d", $0) }
-        for id in ids { try setup.insert(JobRecord.fixture(id, key: "k-\(id)"), recipe: .defaults) }
+        for id in ids { _ = try setup.insert(JobRecord.fixture(id, key: "k-\(id)"), recipe: .defaults) }
         let (first, second) = (try fixture.open(), try fixture.open())
         @Sendable func timedClaims(_ store: any JobStore, node: String, order: [String]) throws -> [Double] {
             try order.map { id in
@@ -366,7 +366,7 @@ import Testing
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let fixture = try JobStoreBackend.postgresql.fixture(in: directory)
-        try fixture.open().insert(JobRecord.fixture("j-1", key: "k"), recipe: .defaults)
+        _ = try fixture.open().insert(JobRecord.fixture("j-1", key: "k"), recipe: .defaults)
         let reopened = try fixture.open()
         #expect(try reopened.job(id: "j-1")?.key == "k")
         let cluster = try PostgreSQLCluster.shared.get()

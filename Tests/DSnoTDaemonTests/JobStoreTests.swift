@@ -50,8 +50,8 @@ import Testing
         options.recipe.calibration.path = "/c/calib.txt"
         options.recipe.calibration.seed = UInt64.max
         let store = try fixture.open()
-        try store.insert(JobRecord.fixture("j-1", key: "k1"), recipe: options)
-        try store.insert(JobRecord.fixture("j-2", key: "k2"), recipe: options)
+        _ = try store.insert(JobRecord.fixture("j-1", key: "k1"), recipe: options)
+        _ = try store.insert(JobRecord.fixture("j-2", key: "k2"), recipe: options)
         // The stored text is the canonical JSON: a row whose recipe is anything else no longer matches.
         try fixture.raw(
             "UPDATE \(backend.jobTable) SET key = 'canonical' WHERE id = 'j-1' AND recipe = '\(options.canonicalJSON)'"

@@ -341,7 +341,7 @@ public final class PostgreSQLJobStore: JobStore {
     }
 
     public func heartbeat(node: String, startedAt: Date) throws {
-        try query("heartbeat") { connection in
+        _ = try query("heartbeat") { connection in
             try run(
                 connection,
                 """
