@@ -15,7 +15,13 @@ import SparseFormat
 ///
 /// Every timed step starts with no dirty page cache (a `sync` before it, untimed): otherwise a step
 /// that fsyncs pays for the writeback of the unsynced files the steps before it left (on this ext4
-/// volume an unpack right after `lz4 -d` of the same size took 1.03 s instead of 0.50 s).
+/// volume an unpack right after `lz4 -d` of the same size took 1.03 s instead of 0.50 s). Each step
+/// also writes its output while the previous repetition's output of the same step has just been
+/// removed: `lz4 -f` and `zstd -f` truncate their previous output when they start, and ours are
+/// removed right before the pack and the unpack. On a VM whose balloon reports free pages to the
+/// host, memory freed longer ago may have gone back to the host and costs kernel time to touch again
+/// (docs/results.md: 0.07–0.50 s of system time for the same unpack when ours ran after the writer
+/// and lz4 right after our output was freed).
 ///
 /// Ratios: our output size over the dense bf16 size, over lz4's and over zstd's; pack throughput
 /// relative to `lz4 -1` (= lz4 time / our time, aim ≥ 1) and unpack relative to `lz4 -d` (aim ≥ 1).
@@ -64,10 +70,14 @@ enum SparseFormatBenchmark {
             var ours = (pack: Double.infinity, unpack: Double.infinity, bytes: UInt64(0))
             var lz4 = (pack: Double.infinity, unpack: Double.infinity, unpackSynced: Double.infinity, bytes: 0)
             var zstd = (pack: Double.infinity, bytes: 0)
+            // The previous repetition's sparse output and dense unpack, each removed right before the
+            // step that writes the next one (see `run`'s doc).
+            var previous: (out: String, dense: String)?
             for rep in 0..<repetitions {
                 let out = scratch + "/out\(rep)"
                 try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: false)
                 let plan = OutputPlan(shards: [.init(fileName: "model.safetensors", tensors: original.tensorNames)])
+                if let previous { try FileManager.default.removeItem(atPath: previous.out) }
                 try settle()
                 var start = BenchmarkSupport.now()
                 let writer = try SparseCheckpointWriter(directory: out, plan: plan, structure: item.structure)
@@ -87,6 +97,7 @@ enum SparseFormatBenchmark {
                 ours.pack = min(ours.pack, BenchmarkSupport.now() - start)
                 ours.bytes = manifest.compression.lz4Bytes
 
+                if let previous { try FileManager.default.removeItem(atPath: previous.dense) }
                 try settle()
                 start = BenchmarkSupport.now()
                 _ = try SparseUnpacker.unpack(outputDirectory: out, destination: out + "-dense", mode: .dense)
@@ -99,8 +110,7 @@ enum SparseFormatBenchmark {
                         dataStart: dataStart
                     )
                 }
-                try FileManager.default.removeItem(atPath: out)
-                try FileManager.default.removeItem(atPath: out + "-dense")
+                previous = (out, out + "-dense")
 
                 let lz4Path = scratch + "/dense.lz4"
                 try settle()
@@ -118,6 +128,10 @@ enum SparseFormatBenchmark {
                 let zpacked = try ChildProcess.run(["zstd", "-3", "-T1", "-q", "-f", densePath, "-o", zstdPath])
                 zstd.pack = min(zstd.pack, zpacked.wallSeconds)
                 zstd.bytes = try fileSize(zstdPath)
+            }
+            if let previous {
+                try FileManager.default.removeItem(atPath: previous.out)
+                try FileManager.default.removeItem(atPath: previous.dense)
             }
             let dense = Double(fileBytes.count)
             let size = Double(ours.bytes)
