@@ -96,14 +96,7 @@ final class BackgroundFrameDecoder: @unchecked Sendable {
                 }
             }
             // The end of the frame: content checksum, size, trailing bytes.
-            var end: UInt8 = 0
-            guard try withUnsafeMutableBytes(of: &end, { try reader.read(into: $0) }) == 0 else {
-                throw SparseFormatError.contentSizeMismatch(
-                    file: reader.path,
-                    declared: reader.contentSize,
-                    actual: reader.bytesOut
-                )
-            }
+            try SkipBuffer().finish(reader)
         }
         condition.lock()
         outcome = result

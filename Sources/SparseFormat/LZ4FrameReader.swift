@@ -110,14 +110,6 @@ public final class LZ4FrameReader {
         }
     }
 
-    /// Decodes and drops the rest of the frame, validating it as `read` does.
-    /// - Throws: any `SparseFormatError` about the frame.
-    public func skipToEnd() throws {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-        defer { buffer.deallocate() }
-        while try read(into: buffer) > 0 {}
-    }
-
     /// Reads exactly `count` decompressed bytes (for headers).
     /// - Throws: `SparseFormatError.truncatedFrame` when the frame ends first.
     public func readExactly(_ count: Int) throws -> [UInt8] {

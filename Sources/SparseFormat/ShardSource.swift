@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // ShardSource: where `unpack --dense` reads a sparse shard's tensors from, a mapped file or a decoding frame.
 
-public import SafeTensors
+import SafeTensors
 
 /// Where `SparseUnpacker` reads the tensors of a sparse safetensors shard while it writes the dense
 /// one: a mapped file (`MappedShardSource`), or an LZ4 frame as it decodes (`StreamingShardSource`).

@@ -72,7 +72,7 @@ extension SparseOutputReader {
         }
         // Group members need not stay resident: they are decoded with their group.
         for case .sparse(let group) in groups.items {
-            for member in [group.shape, group.compressed, group.bitmask, group.rowOffsets].compactMap({ $0 }) {
+            for member in group.members {
                 if let bytes = captured.removeValue(forKey: member.name), member.name != group.shape.name {
                     budget += bytes.count
                 }
@@ -89,8 +89,7 @@ extension SparseOutputReader {
             let buffer = try readMembers([info], of: entry)
             return buffer.bytes
         case .sparse(let group):
-            let members = [group.shape, group.compressed, group.bitmask, group.rowOffsets].compactMap { $0 }
-            let buffer = try readMembers(members, of: entry)
+            let buffer = try readMembers(group.members, of: entry)
             return try buffer.bytes.withUnsafeBytes { raw in
                 try SparseTensorGroups.denseBytes(of: group, path: shard.path) { info in
                     UnsafeRawBufferPointer(rebasing: raw[buffer.ranges[info.name] ?? 0..<0])

@@ -17,6 +17,8 @@ public struct SparseTensorGroups {
         public var bitmask: TensorInfo
         public var rowOffsets: TensorInfo?
         public var shape: TensorInfo
+        /// Its member tensors: `.shape`, `.compressed`, `.bitmask` and `.row_offsets` when present.
+        public var members: [TensorInfo] { [shape, compressed, bitmask] + (rowOffsets.map { [$0] } ?? []) }
         /// Name of the dense tensor.
         public var denseName: String { module + ".weight" }
         /// Element type of the dense tensor.
@@ -24,9 +26,7 @@ public struct SparseTensorGroups {
         /// Byte size of the dense tensor.
         public var denseBytes: Int { rows * cols * dtype.byteWidth }
         /// Bytes stored for it in the sparse file (all member tensors).
-        public var storedBytes: Int {
-            compressed.byteCount + bitmask.byteCount + shape.byteCount + (rowOffsets?.byteCount ?? 0)
-        }
+        public var storedBytes: Int { members.reduce(0) { $0 + $1.byteCount } }
         /// Fraction of the dense tensor not stored.
         public var sparsity: Double {
             rows * cols == 0 ? 0 : 1 - Double(compressed.elementCount) / Double(rows * cols)

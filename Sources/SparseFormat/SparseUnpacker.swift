@@ -246,7 +246,7 @@ public enum SparseUnpacker {
             return nil
         } catch {
             // A frame that fails its own checks is reported as such, whatever its content looked like.
-            if let decoder { try decoder.finish() } else { try reader.skipToEnd() }
+            if let decoder { try decoder.finish() } else { try SkipBuffer().finish(reader) }
             throw error
         }
     }

@@ -32,7 +32,7 @@ final class StreamingShardSource: ShardSource {
 
     /// The data-section byte range from the group's first member to the end of its last.
     static func span(of group: SparseTensorGroups.Group) -> Range<Int> {
-        let members = [group.shape, group.compressed, group.bitmask] + (group.rowOffsets.map { [$0] } ?? [])
+        let members = group.members
         return members.map(\.dataOffsets.lowerBound).min()!..<members.map(\.dataOffsets.upperBound).max()!
     }
 
