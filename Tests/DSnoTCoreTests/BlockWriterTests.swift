@@ -87,9 +87,13 @@ extension Duration {
         #expect(checked == model.blockCount - 1)
         #expect(Set(sink.written) == Set(checkpoint.tensorNames))
         // 14 writes of 30 ms: the writer's time is in the report, and the pipeline waited for some of it.
+        // Bounds that hold however the threads are scheduled: the last block is submitted right before
+        // the final drain, so its 7 writes are waited for in full; the wait is not compared with the
+        // writer's own time, as it also counts the writer thread's start and wake-up latency.
         #expect(report.timings.writing >= 14 * 0.03)
         let waited = try #require(report.timings.writingWait)
-        #expect(waited > 0 && waited <= report.timings.writing)
+        let lastBlock = Self.layerNames(model, block: model.blockCount - 1).count
+        #expect(waited >= Double(lastBlock) * 0.03 && waited <= report.timings.total)
     }
 
     @Test func nothingIsWrittenAfterACancelledRunReturns() throws {

@@ -110,7 +110,10 @@ import Testing
                 #expect(check.publishedLoss == published)
                 #expect(report.totals == base.totals && report.totals.dsnotSwaps == 0)
                 #expect(report.layers.map(\.sparsity) == base.layers.map(\.sparsity))
-                #expect((check.secondsDiscardedRun ?? 0) > 0 && report.timings.total > base.timings.total / 2)
+                // The job's time counts the discarded refined run and the published base run (compared
+                // with each other, not with the separate base run above, whose time depends on the load).
+                let discarded = try #require(check.secondsDiscardedRun)
+                #expect(discarded > 0 && report.timings.total > discarded)
             } else {
                 var withoutCheck = dsnot
                 withoutCheck.lossCheck = false
