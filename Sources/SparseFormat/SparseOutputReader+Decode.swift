@@ -21,16 +21,10 @@ extension SparseOutputReader {
         guard let size = Int(exactly: frame.contentSize) else {
             throw SparseFormatError.invalidOutput(path: path, reason: "content size \(frame.contentSize) does not fit")
         }
-        let prefix = try frame.readExactly(min(8, size))
-        let length = try FileIO.safeTensors {
-            try prefix.withUnsafeBytes { try Header.headerLength(prefix: $0, fileSize: size, file: path) }
-        }
-        let json = try frame.readExactly(length)
         // Bounds against the content size come after the frame's end is validated: a frame that lies
         // about its size is reported as such, not as a safetensors layout error.
-        let header = try FileIO.safeTensors {
-            try json.withUnsafeBytes { try Header.parse(json: $0, dataSize: nil, file: path) }
-        }
+        let opening = try frame.readSafeTensorsHeader(contentSize: size, path: path, checkingBounds: false)
+        let header = opening.header
         let bytePlanes = path.hasSuffix(BytePlanes.frameSuffix)
         let marked = header.metadata[BytePlanes.metadataKey] == "2"
         guard bytePlanes == marked else {
@@ -61,9 +55,7 @@ extension SparseOutputReader {
         }
         // Read to the end: liblz4 checks the content checksum, the reader the size and trailing bytes.
         try skip.finish(frame)
-        _ = try FileIO.safeTensors {
-            try json.withUnsafeBytes { try Header.parse(json: $0, dataSize: size - 8 - length, file: path) }
-        }
+        try opening.checkBounds(contentSize: size, path: path)
         let groups = try SparseTensorGroups(tensors: header.tensors, path: path) { info in
             guard let bytes = captured[info.name] else {
                 throw SparseFormatError.invalidSparseTensor(file: path, tensor: info.name, reason: "not 16 bytes")

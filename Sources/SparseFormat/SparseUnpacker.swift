@@ -203,14 +203,7 @@ public enum SparseUnpacker {
         guard let size = Int(exactly: reader.contentSize) else { return nil }
         var decoder: BackgroundFrameDecoder?
         do {
-            let prefix = try reader.readExactly(min(8, size))
-            let length = try FileIO.safeTensors {
-                try prefix.withUnsafeBytes { try Header.headerLength(prefix: $0, fileSize: size, file: frame) }
-            }
-            let json = try reader.readExactly(length)
-            let header = try FileIO.safeTensors {
-                try json.withUnsafeBytes { try Header.parse(json: $0, dataSize: size - 8 - length, file: frame) }
-            }
+            let header = try reader.readSafeTensorsHeader(contentSize: size, path: frame, checkingBounds: true).header
             var byName: [String: TensorInfo] = [:]
             for info in header.tensors { byName[info.name] = info }
             var taken: [String: [UInt8]] = [:]
